@@ -1,0 +1,73 @@
+"""What the runner needs from the outside world at the end of a pipeline.
+
+The engine writes outcomes through these two protocols and knows nothing of files:
+``_io`` implements them (JSON lines, CSV, Parquet, SQLite sinks; the SQLite journal).
+All their methods are called on one writer thread, never on the event loop, in this order::
+
+    sink.open(position)              once, first; position is None, or the journal's durable
+                                     position on resume: cut the output back to it
+    ledger.admit(keys)               on the source thread, for each batch of input keys
+    sink.write(results)              batches of results, in delivery order
+    sink.write_failures(failures)    batches of Failure records (only if the sink wants them)
+    position = sink.flush()          every N items or T seconds: make all written data durable
+    ledger.record(outcomes, position)  then, in one transaction: these keys are finished and
+                                     the sink is durable up to ``position``
+    sink.close(); ledger.close()     once, at the end (also after errors and Ctrl-C)
+
+Because ``record`` always follows the ``flush`` that made those keys' results durable, a
+crash at any moment leaves the journal pointing at a sink prefix that holds every recorded
+key's results; on resume the sink is truncated back to that position and unrecorded keys
+run again, so every item ends in the output exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .outcomes import Failure
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOutcome:
+    """How one input key finished: all its results written, or failed."""
+
+    key: Hashable
+    status: Literal["done", "failed", "filtered"]
+    kind: str | None = None
+    attempts: int = 1
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where results go. Called on the writer thread only."""
+
+    def open(self, position: Any = None) -> None:
+        """Open for writing; given a position from ``flush()``, first cut the output back to it."""
+        ...
+
+    def write(self, results: Sequence[Any]) -> None: ...
+
+    def write_failures(self, failures: Sequence[Failure]) -> None: ...
+
+    def flush(self) -> Any:
+        """Make everything written so far durable and return that position (JSON-able)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Ledger(Protocol):
+    """The engine's view of a resume journal."""
+
+    def admit(self, keys: Sequence[Hashable]) -> Sequence[bool]:
+        """For each key: True to process it; False when already done or a duplicate."""
+        ...
+
+    def record(self, outcomes: Sequence[KeyOutcome], position: Any) -> None:
+        """Commit finished keys and the sink's durable position in one transaction."""
+        ...
+
+    def close(self) -> None: ...

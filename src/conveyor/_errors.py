@@ -1,0 +1,140 @@
+"""The one error tree of conveyor, grouped by what the caller can do about it.
+
+::
+
+    ConveyorError
+    ├── UsageError (ValueError)             a wrong call or argument: fix the code or the flag
+    │   ├── NotPicklableError               a function sent to processes cannot be pickled
+    │   └── JobMismatchError                a journal belongs to another job: restart or resume
+    ├── JournalError                        the journal file is corrupt or not ours
+    ├── SinkError (OSError)                 the output cannot be written (disk full, no access)
+    ├── ItemError                           one item failed; ``kind`` is the stable failure kind
+    │   ├── ItemTimeout (TimeoutError)      our own deadline fired            kind "timeout"
+    │   ├── WorkerCrashed                   a worker process died             kind "worker-crashed"
+    │   └── FetchError                      an HTTP fetch failed              kind per subclass
+    │       ├── BadURL                      not http(s), no host, unparsable  "bad-url"
+    │       ├── DNSError                    the name did not resolve          "dns"
+    │       ├── ConnectError                no connection                     "connect"
+    │       ├── TLSError                    TLS handshake or certificate      "tls"
+    │       ├── FetchTimeout (TimeoutError) connect, read or total deadline   "timeout"
+    │       ├── ConnectionReset             the peer closed mid-response      "reset"
+    │       ├── TooLarge                    body over max_bytes               "too-large"
+    │       ├── TooManyRedirects            redirect chain too long           "too-many-redirects"
+    │       └── Blocked                     a safety rule refused the request "blocked"
+
+With ``on_error="raise"`` the first failing item's own exception is re-raised, with the
+failure (stage, kind, attempts) added to its ``__notes__``.
+
+``RunInterrupted`` is a ``KeyboardInterrupt`` (not a ConveyorError) so that code which
+handles Ctrl-C keeps working; it carries the partial ``RunResult``.
+
+``Failure.kind`` values are stable lowercase strings stored in journals and reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ConveyorError(Exception):
+    """Base class of every error conveyor raises on purpose."""
+
+
+class UsageError(ConveyorError, ValueError):
+    """A wrong call or argument. The message says what to do instead."""
+
+
+class NotPicklableError(UsageError):
+    """A function or argument for ``on="processes"`` cannot be sent to a worker process."""
+
+
+class JobMismatchError(UsageError):
+    """An existing journal records a different job (other input or settings)."""
+
+
+class JournalError(ConveyorError):
+    """The journal file is corrupt, or is not a conveyor journal."""
+
+
+class SinkError(ConveyorError, OSError):
+    """The output cannot be written; data already flushed is kept."""
+
+
+class ItemError(ConveyorError):
+    """One item failed. ``kind`` is the stable failure kind recorded for it."""
+
+    kind: ClassVar[str] = "error"
+
+
+class ItemTimeout(ItemError, TimeoutError):
+    """The stage's own per-item deadline fired."""
+
+    kind: ClassVar[str] = "timeout"
+
+
+class WorkerCrashed(ItemError):
+    """The worker process running this item died (os._exit, a signal, a segfault)."""
+
+    kind: ClassVar[str] = "worker-crashed"
+
+
+class FetchError(ItemError):
+    """An HTTP fetch failed. Subclasses name the kind."""
+
+    kind: ClassVar[str] = "fetch"
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class BadURL(FetchError):
+    kind: ClassVar[str] = "bad-url"
+
+
+class DNSError(FetchError):
+    kind: ClassVar[str] = "dns"
+
+
+class ConnectError(FetchError):
+    kind: ClassVar[str] = "connect"
+
+
+class TLSError(FetchError):
+    kind: ClassVar[str] = "tls"
+
+
+class FetchTimeout(FetchError, TimeoutError):
+    kind: ClassVar[str] = "timeout"
+
+
+class ConnectionReset(FetchError):
+    kind: ClassVar[str] = "reset"
+
+
+class TooLarge(FetchError):
+    kind: ClassVar[str] = "too-large"
+
+
+class TooManyRedirects(FetchError):
+    kind: ClassVar[str] = "too-many-redirects"
+
+
+class Blocked(FetchError):
+    kind: ClassVar[str] = "blocked"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by Ctrl-C (SIGINT); ``result`` holds what was done."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("run interrupted")
+        self.result = result
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The stable failure kind for an exception raised while processing an item."""
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind
+    return "error"
