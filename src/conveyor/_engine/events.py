@@ -1,0 +1,97 @@
+"""Events the runner emits, and the bus that hands them to observers.
+
+The engine never prints. Progress bars, statistics and reports subscribe here. An observer
+that raises is detached and logged once, so a broken progress bar cannot break a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .outcomes import Failure
+    from .stats import RunResult, RunStatistics
+
+logger = logging.getLogger("conveyor")
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    stages: tuple[str, ...]
+    total: int | None  # input items, when the source can count them cheaply
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStarted:
+    stage: str
+    key: Hashable
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFinished:
+    stage: str
+    key: Hashable
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRetrying:
+    stage: str
+    key: Hashable
+    attempt: int
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailed:
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Sent a few times a second: a snapshot of every stage (queue depths, in flight)."""
+
+    statistics: RunStatistics
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    result: RunResult
+
+
+Event = RunStarted | ItemStarted | ItemFinished | ItemRetrying | ItemFailed | Tick | RunFinished
+
+
+@runtime_checkable
+class Observer(Protocol):
+    def on_event(self, event: Event) -> None: ...
+
+
+ObserverLike = Observer | Callable[[Event], Any]
+
+
+class EventBus:
+    """Delivers events to observers on the event loop's thread; cheap when nobody listens."""
+
+    def __init__(self, observers: tuple[ObserverLike, ...] = ()) -> None:
+        self._handlers: list[Callable[[Event], Any]] = [
+            o.on_event if isinstance(o, Observer) else o for o in observers
+        ]
+
+    @property
+    def active(self) -> bool:
+        """False when nobody listens, so callers can skip building per-item events."""
+        return bool(self._handlers)
+
+    def emit(self, event: Event) -> None:
+        for handler in tuple(self._handlers):
+            try:
+                handler(event)
+            except Exception:
+                self._handlers.remove(handler)
+                logger.exception("conveyor observer %r raised; it is detached", handler)

@@ -1,0 +1,127 @@
+"""Where a stage's function runs: on the loop, inline, on threads or on processes.
+
+Each placement offers ``call(value)`` which runs the function once and raises
+``ItemTimeout`` only when the stage's own deadline fired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .._errors import ItemTimeout
+from .processes import ProcessPool
+from .stage import StageSpec
+from .threads import shutdown_executor
+
+
+class Placement:
+    place = "inline"
+
+    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
+        self.fn = fn
+        self.timeout = spec.timeout
+        self.abandoned = 0  # threads still running an item that already timed out
+
+    async def start(self) -> None:
+        return None
+
+    async def serve(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def call(self, value: Any) -> Any:
+        return self.fn(value)
+
+    def _expired(self) -> ItemTimeout:
+        return ItemTimeout(f"took longer than {self.timeout} s")
+
+
+class LoopPlacement(Placement):
+    place = "loop"
+
+    async def call(self, value: Any) -> Any:
+        if self.timeout is None:
+            return await self.fn(value)
+        try:
+            async with asyncio.timeout(self.timeout) as scope:
+                return await self.fn(value)
+        except TimeoutError:
+            if scope.expired():  # our deadline, not a TimeoutError raised by the function
+                raise self._expired() from None
+            raise
+
+
+class ThreadPlacement(Placement):
+    place = "threads"
+
+    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
+        super().__init__(fn, spec)
+        self._pool = ThreadPoolExecutor(spec.workers, thread_name_prefix=f"conveyor-{spec.name}")
+
+    async def call(self, value: Any) -> Any:
+        job = self._pool.submit(self.fn, value)
+        waiter = asyncio.wrap_future(job)
+        if self.timeout is None:
+            return await waiter
+        try:
+            async with asyncio.timeout(self.timeout) as scope:
+                return await waiter
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            if not job.cancel():
+                # A thread cannot be stopped: count it until it finishes on its own.
+                self.abandoned += 1
+                loop = asyncio.get_running_loop()
+                job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._finished))
+            raise self._expired() from None
+
+    def _finished(self) -> None:
+        self.abandoned -= 1
+
+    async def shutdown(self) -> None:
+        await shutdown_executor(self._pool, cancel_futures=True)
+
+
+class ProcessPlacement(Placement):
+    place = "processes"
+
+    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
+        super().__init__(fn, spec)
+        assert spec.fn_bytes is not None
+        self.pool = ProcessPool(
+            spec.fn_bytes, workers=spec.workers, timeout=spec.timeout, name=spec.name
+        )
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def serve(self) -> None:
+        await self.pool.serve()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    async def shutdown(self) -> None:
+        await self.pool.shutdown()
+
+    async def call(self, value: Any) -> Any:
+        return await self.pool.call(value)
+
+
+def placement_for(spec: StageSpec, fn: Callable[[Any], Any]) -> Placement:
+    if spec.place == "loop":
+        return LoopPlacement(fn, spec)
+    if spec.place == "threads":
+        return ThreadPlacement(fn, spec)
+    if spec.place == "processes":
+        return ProcessPlacement(fn, spec)
+    return Placement(fn, spec)

@@ -1,0 +1,423 @@
+"""The runner: drives source → stages → output on one event loop.
+
+Data flow (numbers match ``docs/architecture.md``):
+
+1. the source task reads the input in batches (``source.py``), asks the journal which keys
+   still need doing (``Writer.admit``), numbers each admitted item (its *root*) and puts it
+   into the first stage's bounded inbox — so the input is read only as fast as the
+   pipeline drains it;
+2. each stage (``stages.py``) runs its workers over its inbox and hands every envelope to the
+   next stage's inbox, or to the output queue when it is the last, or as a failure;
+3. the output task (``_collect``) counts outcomes, releases results per root through the
+   ``RootTracker`` (in input order when ``ordered``), and passes them to the consumer or to
+   the ``Writer``, which writes, flushes and commits the journal on its own thread.
+
+All tasks live in one ``asyncio.TaskGroup``. A stop (first Ctrl-C) ends only the source;
+what is in flight drains. An abort (second Ctrl-C, or the grace period running out) cancels
+the group. Either way the writer's final flush and commit run after the group has exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from .._errors import UsageError
+from .envelope import END, Envelope
+from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
+from .outcomes import Failure
+from .ports import Ledger, Sink
+from .source import count_hint, read_batches
+from .stage import StageSpec
+from .stages import StageRunner, StageSink
+from .stats import RunResult, RunStatistics
+from .threads import shutdown_executor
+from .tracker import NOTHING, RootTracker
+from .writer import Writer
+
+OnError = Literal["record", "raise"]
+_QUEUE_SIZE = 64
+_TICK_SECONDS = 0.25
+_FAILURES_KEPT = 10_000
+
+_RESULT, _FAILURE, _FILTERED, _CONSUMED, _TICK = range(5)
+
+
+class Runner:
+    """One run of a pipeline. Create, ``await run()``, read the ``RunResult``.
+
+    Args:
+        source: any iterable or async iterable, read lazily.
+        stages: the stage specs, in order.
+        key: a function giving each input item's key; by default its input position.
+        ordered: deliver results in input order (bounded by ``window`` roots in flight).
+        on_error: ``"record"`` failures and go on, or ``"raise"`` the first one.
+        sink: where results go (written on a background thread), or None.
+        consumer: an ``asyncio.Queue`` to receive results instead (for iteration).
+        yield_failures: also put ``Failure`` objects into the consumer queue.
+        open_ledger: opens the journal that decides which keys to run and records finished
+            ones (called on the writer thread).
+        observers: event subscribers.
+        grace: seconds in-flight items may take to finish after ``stop()``.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        stages: Sequence[StageSpec],
+        *,
+        key: Callable[[Any], Hashable] | None = None,
+        ordered: bool = False,
+        on_error: OnError = "record",
+        sink: Sink | None = None,
+        consumer: asyncio.Queue[Any] | None = None,
+        yield_failures: bool = False,
+        open_ledger: Callable[[], Ledger] | None = None,
+        observers: Sequence[ObserverLike] = (),
+        grace: float = 10.0,
+        window: int | None = None,
+        commit_every: int = 1000,
+        commit_interval: float = 1.0,
+        queue_size: int = _QUEUE_SIZE,
+    ) -> None:
+        if on_error not in ("record", "raise"):
+            raise UsageError(f"on_error={on_error!r}: choose 'record' or 'raise'")
+        self._source = source
+        self._specs = tuple(stages)
+        self._key = key
+        self._ordered = ordered
+        self._on_error = on_error
+        self._consumer = consumer
+        self._yield_failures = yield_failures
+        self._ledger = open_ledger
+        self._sink = sink
+        self._bus = EventBus(tuple(observers))
+        self._grace = grace
+        concurrency = sum(spec.concurrency for spec in self._specs)
+        biggest_batch = max((spec.batch_size for spec in self._specs), default=0)
+        # The reorder window must hold a full batch, or a batch stage would wait forever.
+        self._window = max(window or max(1024, 4 * concurrency), 2 * biggest_batch + 1)
+        self._commit_every = commit_every
+        self._commit_interval = commit_interval
+        self._queue_size = queue_size
+        self._tracker = RootTracker(ordered=ordered, hold=open_ledger is not None)
+        self._stages: list[StageRunner] = []
+        self._outbox: asyncio.Queue[Any] | None = None
+        self._window_open: asyncio.Event | None = None
+        self._stop_scope: asyncio.Timeout | None = None
+        self._abort_scope: asyncio.Timeout | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+        self._aborted = False
+        self._finished = False
+        self._started = 0.0
+        self._total: int | None = None
+        self._admitted = 0
+        self._skipped = 0
+        self._results = 0
+        self._failed = 0
+        self._filtered = 0
+        self._failures: list[Failure] = []
+        self._by_kind: Counter[str] = Counter()
+
+    @property
+    def consumer(self) -> asyncio.Queue[Any] | None:
+        return self._consumer
+
+    # -- control, callable from any thread via ``threadsafe`` ---------------------------
+
+    def stop(self) -> None:
+        """Stop reading input; let in-flight items finish within the grace period."""
+        if self._loop is None or self._stopped or self._finished:
+            return
+        self._stopped = True
+        if self._stop_scope is not None:
+            self._stop_scope.reschedule(self._loop.time())
+        self._loop.call_later(self._grace, self.abort)
+
+    def abort(self) -> None:
+        """Cancel everything in flight now; what finished is still written and committed."""
+        if self._loop is None or self._aborted or self._finished:
+            return
+        self._aborted = True
+        self._stopped = True
+        if self._stop_scope is not None:
+            self._stop_scope.reschedule(self._loop.time())
+        if self._abort_scope is not None:
+            self._abort_scope.reschedule(self._loop.time())
+
+    def threadsafe(self, action: Callable[[], None]) -> None:
+        """Call ``stop`` or ``abort`` from another thread; a no-op once the run is over."""
+        loop = self._loop
+        if loop is not None and not self._finished:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(action)
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        self._loop = asyncio.get_running_loop()
+        self._started = time.perf_counter()
+        self._stages = [
+            StageRunner(spec, i, self._queue_size, self._bus) for i, spec in enumerate(self._specs)
+        ]
+        self._outbox = asyncio.Queue(self._queue_size * 4)
+        self._window_open = asyncio.Event()
+        io = ThreadPoolExecutor(2, thread_name_prefix="conveyor-io")
+        writer_thread = ThreadPoolExecutor(1, thread_name_prefix="conveyor-writer")
+        writer = Writer(
+            self._sink,
+            self._ledger,
+            writer_thread,
+            failures_to_sink=True,
+            commit_every=self._commit_every,
+            commit_interval=self._commit_interval,
+        )
+        error: BaseException | None = None
+        try:
+            try:
+                self._total = await asyncio.get_running_loop().run_in_executor(
+                    io, count_hint, self._source
+                )
+                if self._bus.active:
+                    self._bus.emit(RunStarted(tuple(s.name for s in self._specs), self._total))
+                await writer.open()
+                async with asyncio.timeout(None) as self._abort_scope:
+                    if self._aborted:
+                        self._abort_scope.reschedule(self._loop.time())
+                    try:
+                        await self._run_tasks(writer, io)
+                    finally:
+                        self._abort_scope = None
+            except TimeoutError:
+                if not self._aborted:
+                    raise
+            except BaseExceptionGroup as group:
+                raise _first_error(group) from None
+            finally:
+                # Whatever happened, commit what finished: an interrupted run resumes from it.
+                try:
+                    await writer.finish()
+                except BaseException as exc:
+                    error = exc
+        finally:
+            self._finished = True
+            await shutdown_executor(io, cancel_futures=True)
+            await shutdown_executor(writer_thread)
+        if error is not None:
+            raise error
+        result = self._result()
+        if self._bus.active:
+            self._bus.emit(RunFinished(result))
+        return result
+
+    async def _run_tasks(self, writer: Writer, io: ThreadPoolExecutor) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._pump(writer, io))
+            for stage in self._stages:
+                group.create_task(self._run_stage(stage, io))
+            ticker = group.create_task(self._tick())
+            await self._collect(writer)
+            ticker.cancel()
+
+    async def _pump(self, writer: Writer, io: ThreadPoolExecutor) -> None:
+        """Step 1: read, admit and number input items; then send END down the pipeline."""
+        first = self._stages[0].inbox if self._stages else self._outbox
+        assert first is not None
+        assert self._window_open is not None
+        put = first.put if self._stages else self._put_result
+        position = 0
+        try:
+            async with asyncio.timeout(None) as self._stop_scope:
+                if self._stopped:
+                    self._stop_scope.reschedule(asyncio.get_running_loop().time())
+                async with contextlib.aclosing(read_batches(self._source, io)) as batches:
+                    async for batch in batches:
+                        await self._feed(batch, position, writer, put)
+                        position += len(batch)
+        except TimeoutError:
+            if not self._stopped:
+                raise
+        finally:
+            self._stop_scope = None  # a finished scope cannot be rescheduled
+        await (first.put(END) if self._stages else self._outbox_put(END))
+
+    async def _feed(
+        self, batch: list[Any], position: int, writer: Writer, put: Callable[[Envelope], Any]
+    ) -> None:
+        assert self._window_open is not None
+        key = self._key
+        keys = [key(v) for v in batch] if key else list(range(position, position + len(batch)))
+        admitted = await writer.admit(keys) if self._ledger is not None else None
+        for i, value in enumerate(batch):
+            if admitted is not None and not admitted[i]:
+                self._skipped += 1
+                continue
+            root = self._admitted
+            if self._ordered:
+                while root - self._tracker.next_root >= self._window:
+                    self._window_open.clear()
+                    await self._window_open.wait()
+            self._tracker.admit(root, keys[i])
+            self._admitted += 1
+            await put(Envelope(root, keys[i], value))
+
+    async def _run_stage(self, stage: StageRunner, io: ThreadPoolExecutor) -> None:
+        """Step 2: run one stage until its inbox ends, then end the next inbox."""
+        last = stage.index == len(self._stages) - 1
+        nxt = None if last else self._stages[stage.index + 1].inbox
+        emit = self._put_result if nxt is None else nxt.put
+        await stage.run(StageSink(emit, self._put_failure, self._put_drop, self._spawn), io)
+        await (nxt.put(END) if nxt is not None else self._outbox_put(END))
+
+    # -- what stages call ---------------------------------------------------------------
+
+    async def _outbox_put(self, message: Any) -> None:
+        assert self._outbox is not None
+        await self._outbox.put(message)
+
+    async def _put_result(self, envelope: Envelope) -> None:
+        assert self._outbox is not None
+        await self._outbox.put((_RESULT, envelope, None))
+
+    async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
+        assert self._outbox is not None
+        await self._outbox.put((_FAILURE, envelope, (failure, exc)))
+
+    async def _put_drop(self, envelope: Envelope, filtered: bool) -> None:
+        assert self._outbox is not None
+        await self._outbox.put((_FILTERED if filtered else _CONSUMED, envelope, None))
+
+    def _spawn(self, root: int) -> None:
+        self._tracker.spawn(root)
+
+    # -- step 3: the output -------------------------------------------------------------
+
+    async def _collect(self, writer: Writer) -> None:
+        assert self._outbox is not None
+        assert self._window_open is not None
+        outbox = self._outbox
+        tracker = self._tracker
+        consumer = self._consumer
+        raising = self._on_error == "raise"
+        while True:
+            message = await outbox.get()
+            if message is END:
+                break
+            tag, envelope, payload = message
+            if tag == _TICK:
+                if writer.due():
+                    await writer.commit()
+                continue
+            failed = None
+            attempts = 1
+            output: Any = NOTHING
+            if tag == _RESULT:
+                self._results += 1
+                output = (False, envelope.value)
+            elif tag == _FAILURE:
+                failure, exc = payload
+                self._record_failure(failure)
+                if raising:
+                    exc.add_note(
+                        f"conveyor: item {failure.key!r} failed in stage {failure.stage!r} "
+                        f"({failure.kind}, {failure.attempts} attempts)"
+                    )
+                    raise exc
+                failed, attempts = failure.kind, failure.attempts
+                output = (True, failure)
+            elif tag == _FILTERED:
+                self._filtered += 1
+            released, outcomes = tracker.end(
+                envelope.roots(),
+                envelope.pos,
+                output,
+                failed=failed,
+                attempts=attempts,
+                result=tag == _RESULT,
+            )
+            if self._ordered:
+                self._window_open.set()
+            for is_failure, value in released:
+                if consumer is not None:
+                    if not is_failure or self._yield_failures:
+                        await consumer.put(value)
+                elif is_failure:
+                    writer.add_failure(value)
+                else:
+                    writer.add_result(value)
+            if outcomes:
+                writer.add_outcomes(outcomes)
+            if writer.active and writer.due():
+                await writer.commit()
+
+    def _record_failure(self, failure: Failure) -> None:
+        self._failed += 1
+        self._by_kind[failure.kind] += 1
+        if len(self._failures) < _FAILURES_KEPT:
+            self._failures.append(failure)
+
+    async def _tick(self) -> None:
+        """A few times a second: a statistics event, and a nudge for time-based commits."""
+        assert self._outbox is not None
+        while True:
+            await asyncio.sleep(_TICK_SECONDS)
+            if self._bus.active:
+                self._bus.emit(Tick(self.statistics()))
+            if self._ledger is not None or self._sink is not None:
+                try:
+                    self._outbox.put_nowait((_TICK, None, None))
+                except asyncio.QueueFull:
+                    pass  # the output is busy, so count-based commits are happening anyway
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def statistics(self) -> RunStatistics:
+        return RunStatistics(
+            elapsed=time.perf_counter() - self._started,
+            total=self._total,
+            admitted=self._admitted,
+            skipped=self._skipped,
+            results=self._results,
+            failed=self._failed,
+            filtered=self._filtered,
+            stages=tuple(s.counters.snapshot(s.inbox.qsize()) for s in self._stages),
+        )
+
+    def _result(self) -> RunResult:
+        return RunResult(
+            items=self._admitted,
+            results=self._results,
+            failed=self._failed,
+            filtered=self._filtered,
+            skipped=self._skipped,
+            failures=tuple(self._failures),
+            failures_by_kind=dict(self._by_kind),
+            stages=tuple(s.counters.snapshot(s.inbox.qsize()) for s in self._stages),
+            wall_seconds=time.perf_counter() - self._started,
+            interrupted=self._stopped,
+            failures_dropped=self._failed - len(self._failures),
+        )
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception to show for a failed task group: the first real one, unwrapped."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return leaves[0] if leaves else group

@@ -1,0 +1,156 @@
+"""What a stage is: a function, where it runs, how many at once, and its limits.
+
+Everything is checked when the pipeline is built, so a wrong argument fails at the line
+that wrote it, not minutes into a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._errors import UsageError
+from .limits import parse_limit_per, parse_rate
+from .processes import pickled_function
+from .retry import Retry
+
+Place = Literal["loop", "threads", "processes", "inline"]
+Kind = Literal["map", "filter", "flat_map", "batch"]
+_PLACES = ("auto", "loop", "threads", "processes", "inline")
+
+# A factory for a stage whose function needs a per-run resource (an HTTP session): the
+# runner enters it when the run starts and exits it when the run ends.
+StageFactory = Callable[[], AbstractAsyncContextManager[Callable[[Any], Any]]]
+
+
+def is_async_callable(fn: Any) -> bool:
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound __call__
+    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    kind: Kind
+    name: str
+    fn: Callable[[Any], Any] | None
+    place: Place
+    workers: int
+    concurrency: int
+    rate: float | None = None
+    retry: Retry = field(default_factory=Retry)
+    timeout: float | None = None
+    limit_per: tuple[Callable[[Any], Hashable], int] | None = None
+    batch_size: int = 0
+    batch_timeout: float | None = None
+    factory: StageFactory | None = None
+    fn_bytes: bytes | None = None  # the pickled function, for processes
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name}={value!r} must be a whole number of at least 1")
+    return value
+
+
+def _timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise UsageError(f"timeout={value!r} must be a number of seconds greater than zero")
+    return float(value)
+
+
+def _place_for(fn: Callable[..., Any], on: str, name: str, *, sync_default: Place) -> Place:
+    if on not in _PLACES:
+        raise UsageError(f"on={on!r}: choose one of {', '.join(repr(p) for p in _PLACES)}")
+    is_async = is_async_callable(fn)
+    if on == "auto":
+        return "loop" if is_async else sync_default
+    if on == "loop" and not is_async:
+        raise UsageError(
+            f"stage {name!r}: on='loop' needs an `async def` function; "
+            "run a blocking function with on='threads' (or on='processes' for CPU work)"
+        )
+    if on in ("threads", "processes", "inline") and is_async:
+        raise UsageError(
+            f"stage {name!r}: {getattr(fn, '__qualname__', fn)} is `async def`; "
+            f"it runs on the event loop: use on='loop' or on='auto', not on={on!r}"
+        )
+    return on  # type: ignore[return-value]
+
+
+def make_stage(
+    kind: Kind,
+    fn: Callable[[Any], Any],
+    *,
+    on: str = "auto",
+    workers: int | None = None,
+    concurrency: int | None = None,
+    rate: float | str | None = None,
+    retries: int | Retry | None = 0,
+    timeout: float | None = None,
+    limit_per: tuple[Callable[[Any], Hashable], int] | None = None,
+    name: str | None = None,
+    sync_default: Place = "threads",
+    factory: StageFactory | None = None,
+) -> StageSpec:
+    """Check every argument of ``map``/``filter``/``flat_map`` and build the stage."""
+    if not callable(fn):
+        raise UsageError(f"{kind}() needs a function, got {fn!r}")
+    stage_name = name or getattr(fn, "__name__", None) or kind
+    place = _place_for(fn, on, stage_name, sync_default=sync_default)
+    cpus = os.cpu_count() or 1
+    if workers is not None:
+        _positive_int(workers, "workers")
+    if concurrency is not None:
+        _positive_int(concurrency, "concurrency")
+    fn_bytes = None
+    if place == "loop":
+        if workers is not None and concurrency is None:
+            concurrency = workers
+        slots = concurrency or 100
+        n_workers = slots
+    elif place == "threads":
+        n_workers = workers or min(32, cpus + 4)
+        slots = concurrency or n_workers
+    elif place == "processes":
+        fn_bytes = pickled_function(fn, stage_name)
+        n_workers = workers or cpus
+        # Enough items in flight to fill a chunk for every worker.
+        slots = concurrency or n_workers * 64
+    else:  # inline: cheap predicates run right on the loop
+        n_workers = 1
+        slots = concurrency or 1
+    return StageSpec(
+        kind=kind,
+        name=stage_name,
+        fn=fn,
+        place=place,
+        workers=n_workers,
+        concurrency=slots,
+        rate=parse_rate(rate),
+        retry=Retry.coerce(retries),
+        timeout=_timeout(timeout),
+        limit_per=parse_limit_per(limit_per),
+        factory=factory,
+        fn_bytes=fn_bytes,
+    )
+
+
+def make_batch(size: int, timeout: float | None, name: str | None) -> StageSpec:
+    return StageSpec(
+        kind="batch",
+        name=name or "batch",
+        fn=None,
+        place="inline",
+        workers=1,
+        concurrency=1,
+        batch_size=_positive_int(size, "batch size"),
+        batch_timeout=_timeout(timeout),
+    )

@@ -1,0 +1,252 @@
+"""Running one stage: worker tasks that take envelopes, call the function, pass results on.
+
+The retry loop, limits, timeouts and counters live here once for every placement; the
+placement only knows how to call the function once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .envelope import END, Envelope
+from .events import EventBus, ItemFailed, ItemFinished, ItemRetrying, ItemStarted
+from .limits import KeyedLimiter, TokenBucket
+from .outcomes import Failure
+from .placement import Placement, placement_for
+from .stage import StageSpec
+from .stats import StageCounters
+from .threads import take
+
+Emit = Callable[[Envelope], Awaitable[None]]
+_PULL_BATCH = 256
+
+
+class StageSink:
+    """Where a stage sends envelopes: the next stage, or the end of the pipeline."""
+
+    def __init__(
+        self,
+        emit: Emit,
+        fail: Callable[[Envelope, Failure, BaseException], Awaitable[None]],
+        drop: Callable[[Envelope, bool], Awaitable[None]],
+        spawn: Callable[[int], None],
+    ) -> None:
+        self.emit = emit
+        self.fail = fail
+        self.drop = drop  # (envelope, counted_as_filtered)
+        self.spawn = spawn
+
+
+class StageRunner:
+    def __init__(self, spec: StageSpec, index: int, queue_size: int, bus: EventBus) -> None:
+        self.spec = spec
+        self.index = index
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue(queue_size)
+        self.counters = StageCounters(spec.name, spec.place, spec.workers)
+        self._bus = bus
+        self._bucket = TokenBucket(spec.rate) if spec.rate else None
+        self._keyed = KeyedLimiter(spec.limit_per[1]) if spec.limit_per else None
+        self._key_fn = spec.limit_per[0] if spec.limit_per else None
+        self.placement: Placement | None = None
+        self._io: ThreadPoolExecutor | None = None
+
+    async def run(self, out: StageSink, io: ThreadPoolExecutor) -> None:
+        """Process the inbox until END, then return (the caller passes END on)."""
+        self._io = io
+        if self.spec.kind == "batch":
+            await self._run_batches(out)
+            return
+        assert self.spec.fn is not None
+        if self.spec.factory is not None:
+            async with self.spec.factory() as bound:
+                await self._run_workers(bound, out)
+        else:
+            await self._run_workers(self.spec.fn, out)
+
+    async def _run_workers(self, fn: Callable[[Any], Any], out: StageSink) -> None:
+        placement = placement_for(self.spec, fn)
+        self.placement = placement
+        await placement.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(placement.serve())
+                async with asyncio.TaskGroup() as workers:
+                    for _ in range(self.spec.concurrency):
+                        workers.create_task(self._worker(out))
+                placement.close()
+        finally:
+            placement.close()
+            await placement.shutdown()
+            self.counters.timeouts_abandoned = placement.abandoned
+
+    async def _worker(self, out: StageSink) -> None:
+        inbox = self.inbox
+        kind = self.spec.kind
+        while True:
+            envelope = await inbox.get()
+            if envelope is END:
+                inbox.put_nowait(END)  # let the sibling workers see it too
+                return
+            if kind == "flat_map":
+                await self._flat_map(envelope, out)
+                continue
+            ok, value = await self._attempt(envelope, out)
+            if not ok:
+                continue
+            if kind == "map":
+                envelope.value = value
+                await out.emit(envelope)
+            elif value:  # filter
+                await out.emit(envelope)
+            else:
+                self.counters.filtered += 1
+                await out.drop(envelope, True)
+
+    async def _attempt(self, envelope: Envelope, out: StageSink) -> tuple[bool, Any]:
+        """Call the function with retries; on final failure report it and return (False, _)."""
+        spec = self.spec
+        counters = self.counters
+        placement = self.placement
+        assert placement is not None
+        bus = self._bus
+        attempt = 0
+        while True:
+            attempt += 1
+            if bus.active:
+                bus.emit(ItemStarted(spec.name, envelope.key, attempt))
+            key: Hashable = None
+            try:
+                if self._bucket is not None:
+                    await self._bucket.wait()
+                if self._keyed is not None:
+                    assert self._key_fn is not None
+                    key = self._key_fn(envelope.value)
+                    await self._keyed.acquire(key)
+            except Exception as exc:  # a key function that raised
+                return await self._failed(envelope, exc, attempt, out)
+            counters.started += 1
+            counters.in_flight += 1
+            began = time.perf_counter()
+            try:
+                value = await placement.call(envelope.value)
+            except Exception as exc:
+                if not spec.retry.should_retry(exc, attempt):
+                    return await self._failed(envelope, exc, attempt, out)
+                delay = spec.retry.next_delay(
+                    attempt, retry_after=getattr(exc, "retry_after", None)
+                )
+                counters.retried += 1
+                if bus.active:
+                    bus.emit(ItemRetrying(spec.name, envelope.key, attempt, delay, str(exc)))
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                seconds = time.perf_counter() - began
+                counters.busy += seconds
+                counters.in_flight -= 1
+                if self._keyed is not None and key is not None:
+                    self._keyed.release(key)
+            counters.succeeded += 1
+            counters.latency.add(seconds)
+            if bus.active:
+                bus.emit(ItemFinished(spec.name, envelope.key, seconds))
+            return True, value
+
+    async def _failed(
+        self, envelope: Envelope, exc: Exception, attempt: int, out: StageSink
+    ) -> tuple[bool, Any]:
+        self.counters.failed += 1
+        failure = Failure.from_exception(
+            exc, key=envelope.key, stage=self.spec.name, attempts=attempt, item=envelope.value
+        )
+        if self._bus.active:
+            self._bus.emit(ItemFailed(failure))
+        await out.fail(envelope, failure, exc)
+        return False, None
+
+    async def _flat_map(self, parent: Envelope, out: StageSink) -> None:
+        fn = self.spec.fn
+        assert fn is not None
+        ok, produced = await self._attempt(parent, out)
+        if not ok:
+            return
+        children = 0
+        try:
+            async for child in self._iterate(fn, produced):
+                out.spawn(parent.root)
+                await out.emit(Envelope(parent.root, parent.key, child, (*parent.pos, children)))
+                children += 1
+        except Exception as exc:
+            self.counters.succeeded -= 1
+            await self._failed(parent, exc, 1, out)
+            return
+        await out.drop(parent, False)  # the parent itself ends here; its children go on
+
+    async def _iterate(self, fn: Callable[..., Any], produced: Any) -> AsyncIterator[Any]:
+        if inspect.isawaitable(produced):
+            produced = await produced
+        if hasattr(produced, "__aiter__"):
+            async for child in produced:
+                yield child
+            return
+        iterator: Iterator[Any] = iter(produced)
+        if self.spec.place != "threads":
+            for child in iterator:
+                yield child
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await loop.run_in_executor(self._io, take, iterator, _PULL_BATCH, 0.02)
+            if not batch:
+                return
+            for child in batch:
+                yield child
+
+    async def _run_batches(self, out: StageSink) -> None:
+        size = self.spec.batch_size
+        wait = self.spec.batch_timeout
+        inbox = self.inbox
+        buffer: list[Envelope] = []
+        deadline = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if buffer and wait is not None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        envelope = await inbox.get()
+                except TimeoutError:
+                    await self._emit_batch(buffer, out)
+                    buffer = []
+                    continue
+            else:
+                envelope = await inbox.get()
+            if envelope is END:
+                if buffer:
+                    await self._emit_batch(buffer, out)
+                return
+            if not buffer:
+                deadline = loop.time() + (wait or 0.0)
+            buffer.append(envelope)
+            if len(buffer) >= size:
+                await self._emit_batch(buffer, out)
+                buffer = []
+
+    async def _emit_batch(self, buffer: list[Envelope], out: StageSink) -> None:
+        buffer.sort(key=lambda e: (e.root, e.pos))
+        first = buffer[0]
+        members = tuple(root for e in buffer for root in e.roots())
+        self.counters.started += len(buffer)
+        self.counters.succeeded += 1
+        batch = Envelope(
+            first.root,
+            tuple(e.key for e in buffer),
+            [e.value for e in buffer],
+            first.pos,
+            members,
+        )
+        await out.emit(batch)

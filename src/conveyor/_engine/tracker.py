@@ -1,0 +1,117 @@
+"""Per-input bookkeeping: when is an input item finished, and in what order to release it.
+
+Pure and synchronous; the runner calls it from the event loop's thread only.
+
+Each admitted input (a *root*) has a count of live envelopes derived from it: 1 when it
+enters, +1 for each ``flat_map`` child, and -1 for each envelope that reaches an end
+(result, failure, filtered, or consumed by a ``flat_map``/``batch``). At zero the root is
+finished: its outputs are released and its outcome is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ports import KeyOutcome
+
+
+@dataclass(slots=True)
+class _Root:
+    key: Hashable
+    live: int = 1
+    failed_kind: str | None = None
+    attempts: int = 1
+    results: int = 0
+    outputs: list[tuple[tuple[int, ...], Any]] = field(default_factory=list)
+
+
+class RootTracker:
+    """Counts live envelopes per root and releases outputs when roots finish.
+
+    Args:
+        ordered: release finished roots strictly in input order (a reorder buffer).
+        hold: keep a root's outputs until the root finishes, even when unordered, so a
+            journal never records a root whose outputs were only partly written.
+    """
+
+    def __init__(self, *, ordered: bool, hold: bool) -> None:
+        self._ordered = ordered
+        self._hold = hold or ordered
+        self._roots: dict[int, _Root] = {}
+        self._finished: set[int] = set()
+        self.next_root = 0  # ordered: the lowest root not yet released
+
+    def __len__(self) -> int:
+        return len(self._roots)
+
+    def admit(self, root: int, key: Hashable) -> None:
+        self._roots[root] = _Root(key)
+
+    def spawn(self, root: int) -> None:
+        self._roots[root].live += 1
+
+    def end(
+        self,
+        roots: tuple[int, ...],
+        pos: tuple[int, ...],
+        output: Any,
+        *,
+        failed: str | None = None,
+        attempts: int = 1,
+        result: bool = False,
+    ) -> tuple[list[Any], list[KeyOutcome]]:
+        """One envelope ended; return outputs now releasable and outcomes of finished roots."""
+        released: list[Any] = []
+        outcomes: list[KeyOutcome] = []
+        first = roots[0]
+        for root in roots:
+            state = self._roots[root]
+            if failed is not None and state.failed_kind is None:
+                state.failed_kind = failed
+                state.attempts = attempts
+            if result and root == first:
+                state.results += 1
+            state.live -= 1
+        if output is not _NOTHING:
+            if self._hold:
+                self._roots[first].outputs.append((pos, output))
+            else:
+                released.append(output)
+        for root in roots:
+            if self._roots[root].live == 0:
+                self._finish(root, released, outcomes)
+        return released, outcomes
+
+    def _finish(self, root: int, released: list[Any], outcomes: list[KeyOutcome]) -> None:
+        if not self._ordered:
+            state = self._roots.pop(root)
+            self._release(state, released, outcomes)
+            return
+        self._finished.add(root)
+        while self.next_root in self._finished:
+            self._finished.discard(self.next_root)
+            self._release(self._roots.pop(self.next_root), released, outcomes)
+            self.next_root += 1
+
+    @staticmethod
+    def _release(state: _Root, released: list[Any], outcomes: list[KeyOutcome]) -> None:
+        if state.outputs:
+            if len(state.outputs) > 1:
+                state.outputs.sort(key=lambda pair: pair[0])
+            released.extend(output for _, output in state.outputs)
+        if state.failed_kind is not None:
+            outcomes.append(KeyOutcome(state.key, "failed", state.failed_kind, state.attempts))
+        elif state.results:
+            outcomes.append(KeyOutcome(state.key, "done", None, state.attempts))
+        else:
+            outcomes.append(KeyOutcome(state.key, "filtered", None, state.attempts))
+
+
+class _Nothing:
+    pass
+
+
+_NOTHING: Any = _Nothing()
+NOTHING: Any = _NOTHING

@@ -1,0 +1,1 @@
+"""The public builder and its run and iteration faces (the composition root)."""

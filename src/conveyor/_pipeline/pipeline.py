@@ -1,0 +1,383 @@
+"""The public builder: ``Pipeline(source).map(...).filter(...).run()``.
+
+A pipeline is immutable: each method returns a new one, and building does no work. This
+module is the composition root: it is where the engine meets the HTTP layer and the
+output layer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from typing import Any
+
+from .._engine.events import ObserverLike
+from .._engine.retry import Retry
+from .._engine.runner import OnError, Runner
+from .._engine.stage import StageSpec, make_batch, make_stage
+from .._engine.stats import RunResult
+from .._errors import RunInterrupted, UsageError
+from .iteration import iterate_async, iterate_sync
+from .output import Output, prepare_output
+from .portal import Interrupts, run_blocking
+
+
+class Pipeline:
+    """A chain of stages over a lazily read source.
+
+    Args:
+        source: any iterable, async iterable or generator (read lazily, never listed);
+            conveyor sources (``read_lines`` …) also give a count for progress.
+        key: a function giving each item's stable key (e.g. the URL); by default an
+            item's key is its position in the input. Keys drive resume and de-duplication.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        key: Callable[[Any], Hashable] | None = None,
+        _stages: tuple[StageSpec, ...] = (),
+    ) -> None:
+        if not (hasattr(source, "__iter__") or hasattr(source, "__aiter__")):
+            raise UsageError(
+                f"Pipeline(source): {type(source).__name__} is not iterable; give a list, "
+                "a generator, an async iterable or a source such as conveyor.read_lines(path)"
+            )
+        if key is not None and not callable(key):
+            raise UsageError(f"key={key!r} must be a function of the item, e.g. key=lambda u: u")
+        self._source = source
+        self._key = key
+        self._stages = _stages
+
+    def __repr__(self) -> str:
+        stages = " → ".join(f"{s.kind}({s.name}, on={s.place})" for s in self._stages)
+        return f"<Pipeline {type(self._source).__name__}{' → ' + stages if stages else ''}>"
+
+    @property
+    def stages(self) -> tuple[StageSpec, ...]:
+        return self._stages
+
+    @property
+    def source(self) -> Any:
+        return self._source
+
+    @property
+    def key(self) -> Callable[[Any], Hashable] | None:
+        return self._key
+
+    def _then(self, spec: StageSpec) -> Pipeline:
+        if any(s.name == spec.name for s in self._stages):
+            spec = _renamed(spec, f"{spec.name}#{len(self._stages) + 1}")
+        return Pipeline(self._source, key=self._key, _stages=(*self._stages, spec))
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        on: str = "auto",
+        workers: int | None = None,
+        concurrency: int | None = None,
+        rate: float | str | None = None,
+        retries: int | Retry = 0,
+        timeout: float | None = None,
+        limit_per: tuple[Callable[[Any], Hashable], int] | None = None,
+        name: str | None = None,
+    ) -> Pipeline:
+        """Apply ``fn`` to every item.
+
+        Args:
+            fn: ``async def`` (runs on the event loop) or a plain function.
+            on: ``"auto"`` (async → loop, plain → threads), ``"loop"``, ``"threads"`` or
+                ``"processes"`` (pure-Python CPU work; ``fn`` must be a module-level def).
+            workers: threads or processes in the pool (default: CPUs + 4 up to 32 threads,
+                one process per CPU).
+            concurrency: items in flight at once (default 100 on the loop, ``workers`` on
+                threads, enough to fill chunks on processes).
+            rate: at most this many calls per second: ``"20/s"``, ``"600/min"`` or a number.
+            retries: retries after the first attempt, or a ``Retry`` policy.
+            timeout: seconds per attempt; a late item fails with kind ``"timeout"``.
+            limit_per: ``(key_fn, n)``: at most ``n`` items in flight per ``key_fn(item)``.
+            name: the stage's name in statistics and failures (default: the function's).
+        """
+        return self._then(
+            make_stage(
+                "map",
+                fn,
+                on=on,
+                workers=workers,
+                concurrency=concurrency,
+                rate=rate,
+                retries=retries,
+                timeout=timeout,
+                limit_per=limit_per,
+                name=name,
+            )
+        )
+
+    def filter(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        on: str = "auto",
+        workers: int | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+    ) -> Pipeline:
+        """Keep the items for which ``fn`` is true; dropped items are counted as filtered.
+
+        A plain predicate runs right on the event loop (keep it cheap, or pass
+        ``on="threads"``); an ``async def`` predicate runs on the loop concurrently.
+        """
+        return self._then(
+            make_stage(
+                "filter",
+                fn,
+                on=on,
+                workers=workers,
+                concurrency=concurrency,
+                name=name,
+                sync_default="inline",
+            )
+        )
+
+    def flat_map(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        on: str = "auto",
+        workers: int | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+    ) -> Pipeline:
+        """Replace each item by the items of the iterable or async iterable ``fn`` returns.
+
+        A generator function (or one returning a list) runs inline by default; pass
+        ``on="threads"`` when producing the items blocks. Async generators run on the loop.
+        """
+        if on == "processes":
+            raise UsageError(
+                "flat_map cannot run on processes (generators cannot cross processes); "
+                "use .map(fn, on='processes') returning a list, then .flat_map(lambda xs: xs)"
+            )
+        target = fn
+        if inspect.isasyncgenfunction(fn):
+            # The stage awaits its function; an async generator function is called, not awaited.
+            async def start(value: Any) -> Any:
+                return fn(value)
+
+            target = start
+            name = name or getattr(fn, "__name__", None)
+        return self._then(
+            make_stage(
+                "flat_map",
+                target,
+                on=on,
+                workers=workers,
+                concurrency=concurrency,
+                name=name,
+                sync_default="inline",
+            )
+        )
+
+    def batch(
+        self, size: int, *, timeout: float | None = None, name: str | None = None
+    ) -> Pipeline:
+        """Group items into lists of up to ``size`` (for bulk writes).
+
+        Args:
+            size: the most items in one list.
+            timeout: emit a partial list once its first item has waited this many seconds.
+        """
+        return self._then(make_batch(size, timeout, name))
+
+    def fetch(self, **options: Any) -> Pipeline:
+        """Fetch each URL or ``Request`` over HTTP; see ``conveyor.http.FetchConfig``."""
+        from .fetch import fetch_stage
+
+        return self._then(fetch_stage(options))
+
+    # -- running --------------------------------------------------------------------------
+
+    def _runner(
+        self,
+        output: Output | None,
+        *,
+        ordered: bool,
+        on_error: OnError,
+        observers: tuple[ObserverLike, ...],
+        grace: float,
+        consumer: Any = None,
+        yield_failures: bool = False,
+    ) -> Runner:
+        return Runner(
+            self._source,
+            self._stages,
+            key=self._key,
+            ordered=ordered,
+            on_error=on_error,
+            sink=output.sink if output else None,
+            open_ledger=output.open_ledger if output else None,
+            consumer=consumer,
+            yield_failures=yield_failures,
+            observers=observers,
+            grace=grace,
+        )
+
+    async def run_async(
+        self,
+        sink: Any = None,
+        *,
+        ordered: bool = False,
+        on_error: OnError = "record",
+        journal: str | None = None,
+        restart: bool = False,
+        retry_failed: bool = False,
+        observers: tuple[ObserverLike, ...] = (),
+        grace: float = 10.0,
+    ) -> RunResult:
+        """Run to the end and return the ``RunResult``; see ``run``."""
+        return await self._run(
+            sink,
+            ordered=ordered,
+            on_error=on_error,
+            journal=journal,
+            restart=restart,
+            retry_failed=retry_failed,
+            observers=observers,
+            grace=grace,
+            interrupts=None,
+        )
+
+    async def _run(
+        self,
+        sink: Any,
+        *,
+        ordered: bool,
+        on_error: OnError,
+        journal: str | None,
+        restart: bool,
+        retry_failed: bool,
+        observers: tuple[ObserverLike, ...],
+        grace: float,
+        interrupts: Interrupts | None,
+    ) -> RunResult:
+        output = prepare_output(
+            self, sink, journal=journal, restart=restart, retry_failed=retry_failed
+        )
+        runner = self._runner(
+            output, ordered=ordered, on_error=on_error, observers=observers, grace=grace
+        )
+        if interrupts is not None:
+            interrupts.runner = runner
+            if interrupts.count:
+                runner.stop()
+        return await runner.run()
+
+    def run(
+        self,
+        sink: Any = None,
+        *,
+        ordered: bool = False,
+        on_error: OnError = "record",
+        journal: str | None = None,
+        restart: bool = False,
+        retry_failed: bool = False,
+        observers: tuple[ObserverLike, ...] = (),
+        grace: float = 10.0,
+    ) -> RunResult:
+        """Run the pipeline to the end and return what it did.
+
+        Works from plain code and inside a running event loop (Jupyter), where it drives
+        the run on a background thread. The first Ctrl-C stops reading input and lets
+        in-flight items finish (at most ``grace`` seconds); a second one stops at once.
+        Either way what finished is written and committed, and ``RunInterrupted`` is
+        raised with the partial ``RunResult``.
+
+        Args:
+            sink: where results go: a ``Sink`` (``JsonLines("out.jsonl")`` …), a path whose
+                extension picks the sink, a list to append to, a function called with each
+                result (on the writer thread), or None to only count them.
+            ordered: write results in input order (a bounded reorder buffer).
+            on_error: ``"record"`` failures (in the result and the sink) and go on, or
+                ``"raise"`` the first failure's exception, cancelling the run cleanly.
+            journal: a path for the resume journal; running again resumes.
+            restart: throw away an existing journal (and output) and begin again.
+            retry_failed: on resume, run the keys that failed last time again.
+            observers: subscribers to the run's events (progress bars, reports).
+            grace: seconds in-flight items get to finish after the first Ctrl-C.
+        """
+        result, interrupts = run_blocking(
+            lambda interrupts: self._run(
+                sink,
+                ordered=ordered,
+                on_error=on_error,
+                journal=journal,
+                restart=restart,
+                retry_failed=retry_failed,
+                observers=observers,
+                grace=grace,
+                interrupts=interrupts,
+            )
+        )
+        if interrupts.count:
+            raise RunInterrupted(result)
+        return result
+
+    # -- streaming ------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        ordered: bool = False,
+        on_error: OnError = "record",
+        failures: bool = False,
+        observers: tuple[ObserverLike, ...] = (),
+    ) -> AsyncIterator[Any]:
+        """Results as an async iterator; with ``failures=True`` also the ``Failure`` objects."""
+        return iterate_async(
+            lambda queue: self._runner(
+                None,
+                ordered=ordered,
+                on_error=on_error,
+                observers=observers,
+                grace=10.0,
+                consumer=queue,
+                yield_failures=failures,
+            )
+        )
+
+    def iter(
+        self,
+        *,
+        ordered: bool = False,
+        on_error: OnError = "record",
+        failures: bool = False,
+        observers: tuple[ObserverLike, ...] = (),
+    ) -> Iterator[Any]:
+        """Results as a plain iterator, the pipeline running on a background thread."""
+        return iterate_sync(
+            lambda queue: self._runner(
+                None,
+                ordered=ordered,
+                on_error=on_error,
+                observers=observers,
+                grace=10.0,
+                consumer=queue,
+                yield_failures=failures,
+            )
+        )
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.stream()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter()
+
+
+def _renamed(spec: StageSpec, name: str) -> StageSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, name=name)
