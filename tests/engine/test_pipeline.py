@@ -1,0 +1,302 @@
+"""Pipelines end to end: placement, outcomes, ordering, iteration, errors and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import conveyor as cv
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+async def double(x: int) -> int:
+    await asyncio.sleep(0)
+    return x * 2
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+def test_stages_run_where_they_belong() -> None:
+    seen: dict[str, set[str]] = {"loop": set(), "threads": set()}
+    main = threading.get_ident()
+
+    async def on_loop(x: int) -> int:
+        seen["loop"].add("main" if threading.get_ident() == main else "other")
+        return x
+
+    def on_threads(x: int) -> int:
+        seen["threads"].add(threading.current_thread().name)
+        return x
+
+    out: list[int] = []
+    result = cv.Pipeline(range(200)).map(on_loop).map(on_threads, workers=3).run(sink=out)
+    assert sorted(out) == list(range(200))
+    assert result.items == 200 and result.results == 200 and result.failed == 0
+    assert seen["loop"] == {"main"}  # run() drives the loop on this thread
+    assert seen["threads"] and all(n.startswith("conveyor-on_threads") for n in seen["threads"])
+    assert [s.place for s in result.stages] == ["loop", "threads"]
+
+
+def test_map_filter_flat_map_batch() -> None:
+    def split(x: int) -> list[int]:
+        return [x] * (x % 3)
+
+    out: list[list[int]] = []
+    result = (
+        cv.Pipeline(range(30))
+        .map(double)
+        .filter(lambda x: x % 4 == 0)
+        .flat_map(split)
+        .batch(4)
+        .run(sink=out, ordered=True)
+    )
+    flat = [v for batch in out for v in batch]
+    expected = [v for x in range(30) if (x * 2) % 4 == 0 for v in [x * 2] * ((x * 2) % 3)]
+    assert flat == expected
+    assert all(len(b) <= 4 for b in out)
+    assert result.filtered == 15
+
+
+async def test_async_generators_and_async_sources() -> None:
+    async def source() -> AsyncIterator[int]:
+        for i in range(5):
+            await asyncio.sleep(0)
+            yield i
+
+    async def twice(x: int) -> AsyncIterator[int]:
+        yield x
+        yield x + 100
+
+    got = [x async for x in cv.Pipeline(source()).flat_map(twice).stream(ordered=True)]
+    assert got == [0, 100, 1, 101, 2, 102, 3, 103, 4, 104]
+
+
+def test_ordered_results_follow_input_order_despite_random_delays() -> None:
+    async def jitter(x: int) -> int:
+        await asyncio.sleep((x * 7919 % 13) / 2000)
+        return x
+
+    out: list[int] = []
+    cv.Pipeline(range(300)).map(jitter, concurrency=50).run(sink=out, ordered=True)
+    assert out == list(range(300))
+
+
+def test_failures_are_recorded_with_stage_kind_and_attempts() -> None:
+    calls: dict[int, int] = {}
+
+    def flaky(x: int) -> int:
+        calls[x] = calls.get(x, 0) + 1
+        if x % 5 == 0:
+            raise ValueError(f"bad {x}")
+        return x
+
+    out: list[int] = []
+    result = cv.Pipeline(range(20)).map(flaky, retries=cv.Retry(3, backoff=0)).run(sink=out)
+    assert sorted(out) == [x for x in range(20) if x % 5]
+    assert result.failed == 4 and result.failures_by_kind == {"error": 4}
+    failure = next(f for f in result.failures if f.key == 5)
+    assert (failure.stage, failure.kind, failure.attempts, failure.error_type) == (
+        "flaky",
+        "error",
+        3,
+        "ValueError",
+    )
+    assert "bad 5" in failure.message and failure.item == 5
+    assert calls[5] == 3 and calls[1] == 1
+
+
+def test_retry_then_success() -> None:
+    attempts: dict[int, int] = {}
+
+    async def twice_flaky(x: int) -> int:
+        attempts[x] = attempts.get(x, 0) + 1
+        if attempts[x] < 3:
+            raise ConnectionError("try again")
+        return x
+
+    result = cv.Pipeline(range(10)).map(twice_flaky, retries=cv.Retry(3, backoff=0.001)).run()
+    assert result.results == 10 and result.failed == 0
+    assert result.stages[0].retried == 20
+
+
+def test_on_error_raise_reraises_the_first_failure() -> None:
+    def boom(x: int) -> int:
+        if x == 50:
+            raise KeyError("fifty")
+        return x
+
+    with pytest.raises(KeyError, match="fifty") as caught:
+        cv.Pipeline(range(1000)).map(boom).run(on_error="raise")
+    assert any("stage 'boom'" in note for note in caught.value.__notes__)
+
+
+def test_timeouts_on_the_loop_and_on_threads() -> None:
+    async def slow_async(x: int) -> int:
+        if x == 2:
+            await asyncio.sleep(30)
+        return x
+
+    release = threading.Event()
+
+    def slow_thread(x: int) -> int:
+        if x == 2:
+            release.wait(30)
+        return x
+
+    result = cv.Pipeline(range(5)).map(slow_async, timeout=0.2).run()
+    assert result.failures_by_kind == {"timeout": 1} and result.failures[0].key == 2
+    releaser = threading.Timer(0.5, release.set)
+    releaser.start()
+    result = cv.Pipeline(range(5)).map(slow_thread, timeout=0.2, workers=2).run()
+    releaser.join()
+    assert result.failures_by_kind == {"timeout": 1} and result.failures[0].key == 2
+    assert result.stages[0].abandoned_threads in (0, 1)  # counted until the thread finished
+
+
+def test_a_timeout_error_raised_by_the_function_is_not_our_timeout() -> None:
+    async def own_timeout(x: int) -> int:
+        raise TimeoutError("the callee's own")
+
+    result = cv.Pipeline([1]).map(own_timeout, timeout=10).run()
+    assert result.failures[0].kind == "error"
+
+
+def test_concurrency_and_per_key_limits_are_obeyed() -> None:
+    state = {"now": 0, "max": 0}
+    per_key: dict[int, int] = {}
+    per_key_max: dict[int, int] = {}
+
+    async def tracked(x: int) -> int:
+        state["now"] += 1
+        per_key[x % 3] = per_key.get(x % 3, 0) + 1
+        state["max"] = max(state["max"], state["now"])
+        per_key_max[x % 3] = max(per_key_max.get(x % 3, 0), per_key[x % 3])
+        await asyncio.sleep(0.002)
+        state["now"] -= 1
+        per_key[x % 3] -= 1
+        return x
+
+    cv.Pipeline(range(300)).map(tracked, concurrency=7).run()
+    assert state["max"] == 7
+    state["max"] = 0
+    per_key_max.clear()
+    cv.Pipeline(range(300)).map(tracked, concurrency=50, limit_per=(lambda x: x % 3, 2)).run()
+    assert max(per_key_max.values()) == 2
+    assert state["max"] == 6
+
+
+def test_rate_limit_spaces_starts() -> None:
+    starts: list[float] = []
+
+    async def stamp(x: int) -> int:
+        starts.append(time.monotonic())
+        return x
+
+    cv.Pipeline(range(11)).map(stamp, rate="50/s", concurrency=20).run()
+    assert len(starts) == 11
+    # Ten intervals at 50/s take at least ~0.2 s of clock time (not a speed assertion:
+    # it checks a lower bound that only the limiter can produce).
+    assert starts[-1] - starts[0] >= 0.18
+
+
+def test_infinite_generator_streams_and_stops() -> None:
+    def naturals() -> Iterator[int]:
+        n = 0
+        while True:
+            yield n
+            n += 1
+
+    taken = []
+    for value in cv.Pipeline(naturals()).map(add_one).map(double):
+        taken.append(value)
+        if len(taken) == 1000:
+            break
+    assert len(taken) == 1000 and len(set(taken)) == 1000
+
+
+async def test_async_iteration_can_stop_early() -> None:
+    async def forever() -> AsyncIterator[int]:
+        n = 0
+        while True:
+            yield n
+            n += 1
+
+    got = []
+    async for value in cv.Pipeline(forever()).map(double):
+        got.append(value)
+        if len(got) == 1000:
+            break
+    assert len(got) == 1000
+
+
+async def test_run_inside_a_running_loop_uses_a_background_thread() -> None:
+    out: list[int] = []
+    result = cv.Pipeline(range(100)).map(double).run(sink=out)  # as in Jupyter
+    assert result.results == 100 and sorted(out) == [x * 2 for x in range(100)]
+    assert sorted(cv.Pipeline(range(10)).map(add_one)) == list(range(1, 11))
+
+
+async def test_run_async_and_stream_failures() -> None:
+    result = await cv.Pipeline(range(10)).map(double).run_async()
+    assert result.results == 10
+    got = [x async for x in cv.Pipeline([1, 0, 2]).map(lambda x: 1 // x).stream(failures=True)]
+    assert sorted(v for v in got if not isinstance(v, cv.Failure)) == [0, 1]
+    assert [f.key for f in got if isinstance(f, cv.Failure)] == [1]
+
+
+def test_events_reach_observers_and_a_broken_observer_is_detached(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events: list[Any] = []
+
+    def broken(event: cv.Event) -> None:
+        raise RuntimeError("observer bug")
+
+    result = cv.Pipeline(range(10)).map(add_one).run(observers=(events.append, broken))
+    kinds = {type(e).__name__ for e in events}
+    assert {"RunStarted", "ItemStarted", "ItemFinished", "RunFinished"} <= kinds
+    assert sum(isinstance(e, cv.ItemFinished) for e in events) == 10
+    assert result.results == 10
+    assert sum("observer bug" in r.getMessage() or "detached" in r.getMessage()
+               for r in caplog.records) == 1  # fmt: skip
+
+
+def test_sink_callables_and_summary() -> None:
+    got: list[int] = []
+    result = cv.Pipeline(range(5)).map(add_one).run(sink=got.append)
+    assert sorted(got) == [1, 2, 3, 4, 5]
+    text = result.summary()
+    assert "5 items" in text and "add_one" in text and "p95" in text
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda p: p.map(lambda x: x, on="processes"), "module level"),
+        (lambda p: p.map(add_one, on="loop"), "async def"),
+        (lambda p: p.map(double, on="threads"), "async def"),
+        (lambda p: p.map(add_one, on="gpu"), "choose one of"),
+        (lambda p: p.map(add_one, rate="fast"), "20/s"),
+        (lambda p: p.map(add_one, workers=0), "workers"),
+        (lambda p: p.map(add_one, timeout=-1), "timeout"),
+        (lambda p: p.map(add_one, limit_per=4), "limit_per"),
+        (lambda p: p.batch(0), "batch size"),
+        (lambda p: p.flat_map(add_one, on="processes"), "flat_map"),
+    ],
+)
+def test_misuse_is_refused_when_building(build: Any, message: str) -> None:
+    with pytest.raises(cv.UsageError, match=message):
+        build(cv.Pipeline([1]))
+
+
+def test_not_iterable_source_is_refused() -> None:
+    with pytest.raises(cv.UsageError, match="not iterable"):
+        cv.Pipeline(42)
