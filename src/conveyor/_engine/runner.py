@@ -264,8 +264,12 @@ class Runner:
                     self._window_open.clear()
                     await self._window_open.wait()
             self._tracker.admit(root, keys[i])
+            try:
+                await put(Envelope(root, keys[i], value))
+            except BaseException:
+                self._tracker.forget(root)  # stopped while waiting for room: never entered
+                raise
             self._admitted += 1
-            await put(Envelope(root, keys[i], value))
 
     async def _run_stage(self, stage: StageRunner, io: ThreadPoolExecutor) -> None:
         """Step 2: run one stage until its inbox ends, then end the next inbox."""

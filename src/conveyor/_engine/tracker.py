@@ -49,6 +49,9 @@ class RootTracker:
     def admit(self, root: int, key: Hashable) -> None:
         self._roots[root] = _Root(key)
 
+    def forget(self, root: int) -> None:
+        del self._roots[root]
+
     def spawn(self, root: int) -> None:
         self._roots[root].live += 1
 
@@ -79,7 +82,7 @@ class RootTracker:
                 self._roots[first].outputs.append((pos, output))
             else:
                 released.append(output)
-        for root in roots:
+        for root in dict.fromkeys(roots) if len(roots) > 1 else roots:  # a batch may repeat one
             if self._roots[root].live == 0:
                 self._finish(root, released, outcomes)
         return released, outcomes
