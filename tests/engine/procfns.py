@@ -67,3 +67,7 @@ def raise_unpicklable(n: int) -> int:
 def pid(_: int) -> int:
     time.sleep(0.01)
     return os.getpid()
+
+
+def identity_pair(item: tuple[int, int]) -> tuple[int, int]:
+    return item
