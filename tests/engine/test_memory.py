@@ -28,7 +28,8 @@ def peak_for(n: int) -> int:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert result.items == n and result.results == n // 2
+    assert result.items == n
+    assert result.results == n // 2
     return peak
 
 

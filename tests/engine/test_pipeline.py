@@ -39,9 +39,12 @@ def test_stages_run_where_they_belong() -> None:
     out: list[int] = []
     result = cv.Pipeline(range(200)).map(on_loop).map(on_threads, workers=3).run(sink=out)
     assert sorted(out) == list(range(200))
-    assert result.items == 200 and result.results == 200 and result.failed == 0
+    assert result.items == 200
+    assert result.results == 200
+    assert result.failed == 0
     assert seen["loop"] == {"main"}  # run() drives the loop on this thread
-    assert seen["threads"] and all(n.startswith("conveyor-on_threads") for n in seen["threads"])
+    assert seen["threads"]
+    assert all(n.startswith("conveyor-on_threads") for n in seen["threads"])
     assert [s.place for s in result.stages] == ["loop", "threads"]
 
 
@@ -101,7 +104,8 @@ def test_failures_are_recorded_with_stage_kind_and_attempts() -> None:
     out: list[int] = []
     result = cv.Pipeline(range(20)).map(flaky, retries=cv.Retry(3, backoff=0)).run(sink=out)
     assert sorted(out) == [x for x in range(20) if x % 5]
-    assert result.failed == 4 and result.failures_by_kind == {"error": 4}
+    assert result.failed == 4
+    assert result.failures_by_kind == {"error": 4}
     failure = next(f for f in result.failures if f.key == 5)
     assert (failure.stage, failure.kind, failure.attempts, failure.error_type) == (
         "flaky",
@@ -109,8 +113,10 @@ def test_failures_are_recorded_with_stage_kind_and_attempts() -> None:
         3,
         "ValueError",
     )
-    assert "bad 5" in failure.message and failure.item == 5
-    assert calls[5] == 3 and calls[1] == 1
+    assert "bad 5" in failure.message
+    assert failure.item == 5
+    assert calls[5] == 3
+    assert calls[1] == 1
 
 
 def test_retry_then_success() -> None:
@@ -123,7 +129,8 @@ def test_retry_then_success() -> None:
         return x
 
     result = cv.Pipeline(range(10)).map(twice_flaky, retries=cv.Retry(3, backoff=0.001)).run()
-    assert result.results == 10 and result.failed == 0
+    assert result.results == 10
+    assert result.failed == 0
     assert result.stages[0].retried == 20
 
 
@@ -152,12 +159,14 @@ def test_timeouts_on_the_loop_and_on_threads() -> None:
         return x
 
     result = cv.Pipeline(range(5)).map(slow_async, timeout=0.2).run()
-    assert result.failures_by_kind == {"timeout": 1} and result.failures[0].key == 2
+    assert result.failures_by_kind == {"timeout": 1}
+    assert result.failures[0].key == 2
     releaser = threading.Timer(0.5, release.set)
     releaser.start()
     result = cv.Pipeline(range(5)).map(slow_thread, timeout=0.2, workers=2).run()
     releaser.join()
-    assert result.failures_by_kind == {"timeout": 1} and result.failures[0].key == 2
+    assert result.failures_by_kind == {"timeout": 1}
+    assert result.failures[0].key == 2
     assert result.stages[0].abandoned_threads in (0, 1)  # counted until the thread finished
 
 
@@ -219,7 +228,8 @@ def test_infinite_generator_streams_and_stops() -> None:
         taken.append(value)
         if len(taken) == 1000:
             break
-    assert len(taken) == 1000 and len(set(taken)) == 1000
+    assert len(taken) == 1000
+    assert len(set(taken)) == 1000
 
 
 async def test_async_iteration_can_stop_early() -> None:
@@ -240,7 +250,8 @@ async def test_async_iteration_can_stop_early() -> None:
 async def test_run_inside_a_running_loop_uses_a_background_thread() -> None:
     out: list[int] = []
     result = cv.Pipeline(range(100)).map(double).run(sink=out)  # as in Jupyter
-    assert result.results == 100 and sorted(out) == [x * 2 for x in range(100)]
+    assert result.results == 100
+    assert sorted(out) == [x * 2 for x in range(100)]
     assert sorted(cv.Pipeline(range(10)).map(add_one)) == list(range(1, 11))
 
 
@@ -274,7 +285,9 @@ def test_sink_callables_and_summary() -> None:
     result = cv.Pipeline(range(5)).map(add_one).run(sink=got.append)
     assert sorted(got) == [1, 2, 3, 4, 5]
     text = result.summary()
-    assert "5 items" in text and "add_one" in text and "p95" in text
+    assert "5 items" in text
+    assert "add_one" in text
+    assert "p95" in text
 
 
 @pytest.mark.parametrize(

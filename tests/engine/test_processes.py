@@ -39,7 +39,9 @@ def test_a_worker_that_exits_fails_only_its_item_and_the_run_goes_on() -> None:
 def test_a_segfault_is_a_worker_crash() -> None:
     out: list[int] = []
     result = (
-        cv.Pipeline(range(12)).map(procfns.segfault_on_five, on="processes", workers=2).run(sink=out)
+        cv.Pipeline(range(12))
+        .map(procfns.segfault_on_five, on="processes", workers=2)
+        .run(sink=out)
     )
     assert sorted(out) == [n for n in range(12) if n != 5]
     assert [(f.key, f.kind) for f in result.failures] == [(5, "worker-crashed")]
@@ -55,7 +57,8 @@ def test_a_crashed_item_is_retried_when_retries_allow(tmp_path: os.PathLike[str]
         .run(sink=out)
     )
     assert sorted(out) == list(range(10))
-    assert result.failed == 0 and result.stages[0].retried == 1
+    assert result.failed == 0
+    assert result.stages[0].retried == 1
 
 
 def test_a_timeout_replaces_the_worker() -> None:

@@ -61,6 +61,7 @@ def test_every_input_ends_exactly_once(
     assert len(keys_out) == len(set(keys_out)), "a result came out twice"
     assert not set(keys_out) & set(failed), "an item both succeeded and failed"
     assert len(keys_out) + len(failed) + result.filtered == n
-    assert result.items == n and result.results == len(out)
+    assert result.items == n
+    assert result.results == len(out)
     if ordered:
         assert keys_out == sorted(keys_out)

@@ -86,7 +86,8 @@ def test_tracker_releases_in_input_order_when_ordered() -> None:
     for root in range(3):
         tracker.admit(root, f"k{root}")
     released, outcomes = tracker.end((2,), (), (False, "c"), result=True)
-    assert released == [] and outcomes == []
+    assert released == []
+    assert outcomes == []
     released, outcomes = tracker.end((0,), (), (False, "a"), result=True)
     assert released == [(False, "a")]
     assert [o.key for o in outcomes] == ["k0"]
