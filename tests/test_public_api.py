@@ -59,9 +59,12 @@ def test_imports_point_one_way() -> None:
         layer = parts[0]
         if layer not in ALLOWED:
             continue
-        for used in _imported_layers(path) - {layer, "_errors", "__init__.py"}:
-            if used in ALLOWED and used not in ALLOWED[layer]:
-                problems.append(f"{'/'.join(parts)} imports {used}")
+        used = _imported_layers(path) - {layer, "_errors", "__init__.py"}
+        problems.extend(
+            f"{'/'.join(parts)} imports {u}"
+            for u in used
+            if u in ALLOWED and u not in ALLOWED[layer]
+        )
     assert not problems, problems
 
 
