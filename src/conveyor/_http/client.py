@@ -1,0 +1,347 @@
+"""``HttpClient``: one aiohttp session per run, every limit, retry and safety rule applied.
+
+Per item the data flow is: ``fetch`` checks the URL (no network for a bad one) -> one
+*attempt* follows redirects itself (``allow_redirects=False``) so every hop is checked by
+``safety`` and passes the ``Limits`` gate -> the final hop's body is read by ``body`` under
+``max_bytes`` -> a retryable status or error sleeps (``retry``) and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from .._errors import Blocked, FetchError, TooLarge, TooManyRedirects, UsageError
+from .body import FileSink, MemorySink, decoder_for, read_body
+from .config import FetchConfig
+from .errors import NETWORK_ERRORS, to_fetch_error
+from .limits import Clock, Limits
+from .request import Request
+from .resolver import GuardedResolver
+from .response import Response
+from .retry import error_is_retryable, parse_retry_after, retry_delay, status_is_retryable
+from .safety import (
+    address_refusal,
+    check_url,
+    host_key,
+    ip_literal,
+    parse_networks,
+    should_strip_credentials,
+    strip_credentials,
+    target_path,
+)
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+ACCEPT_ENCODING = "gzip, deflate, br"
+_BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpStats:
+    """A snapshot of one client, for progress bars and reports."""
+
+    in_flight: int
+    waiting: int
+    per_host: dict[str, int] = field(default_factory=dict)
+    fetches: int = 0
+    requests: int = 0
+    retries: int = 0
+    redirects: int = 0
+    responses: int = 0
+    failures: int = 0
+    bytes_read: int = 0
+    slowed_hosts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Hop:
+    """One exchange's outcome: a redirect to follow, or the final response."""
+
+    response: aiohttp.ClientResponse
+    body: bytes = b""
+    path: Path | None = None
+    raw: int = 0
+
+
+class HttpClient:
+    """Fetches URLs with one connection pool; use ``async with HttpClient(...) as client``."""
+
+    def __init__(
+        self, config: FetchConfig | None = None, *, clock: Clock = time.monotonic, **options: Any
+    ) -> None:
+        self.config = FetchConfig.coerce(config, options)
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._limits: Limits | None = None
+        self._allowed = parse_networks(self.config.allow_networks)
+        self._save_dir: Path | None = None
+        self._counts = dict.fromkeys(
+            ("fetches", "requests", "retries", "redirects", "responses", "failures", "bytes"), 0
+        )
+
+    async def __aenter__(self) -> HttpClient:
+        cfg = self.config
+        if cfg.save_to is not None:
+            self._save_dir = await asyncio.to_thread(_prepare_dir, Path(cfg.save_to))
+        resolver: aiohttp.abc.AbstractResolver = DefaultResolver()
+        if cfg.block_private:
+            resolver = GuardedResolver(resolver, self._allowed)
+        connector = aiohttp.TCPConnector(
+            limit=cfg.concurrency,
+            limit_per_host=0,
+            ssl=cfg.verify_tls,
+            resolver=resolver,
+        )
+        jar: aiohttp.abc.AbstractCookieJar = (
+            aiohttp.CookieJar(unsafe=True) if cfg.cookies else aiohttp.DummyCookieJar()
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=jar,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout
+            ),
+            auto_decompress=False,  # body.py decodes, under max_bytes
+            trust_env=cfg.trust_env,
+            skip_auto_headers=("User-Agent",),
+        )
+        self._limits = Limits(
+            concurrency=cfg.concurrency,
+            per_host=cfg.per_host,
+            rate=cfg.rate_per_second,
+            host_rate=cfg.host_rate_per_second,
+            clock=self._clock,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def fetch(self, request: str | Request) -> Response:
+        """Fetch one URL or ``Request``, with the run's limits, retries and safety rules.
+
+        Returns:
+            The ``Response``, also for 4xx and 5xx once the retries that apply are spent.
+
+        Raises:
+            FetchError: a subclass naming the kind; ``attempts`` says how many tries ran.
+        """
+        if self._session is None or self._limits is None:
+            raise UsageError("use the client inside `async with HttpClient(...) as client:`")
+        self._counts["fetches"] += 1
+        started = self._clock()
+        attempt = 0
+        try:
+            req = Request.coerce(request)
+            url = check_url(req.url)
+            if req.params:
+                url = url.extend_query(req.params)
+            while True:
+                attempt += 1
+                try:
+                    hop, chain = await self._attempt(req, url, final=attempt > self.config.retries)
+                except FetchError as exc:
+                    if attempt > self.config.retries or not error_is_retryable(
+                        self.config, req.method, exc
+                    ):
+                        raise
+                    await self._sleep_before_retry(attempt, None)
+                    continue
+                resp = hop.response
+                if hop.path is None and self._retry_this(req, resp.status, attempt):
+                    await self._sleep_before_retry(attempt, self._retry_after(resp))
+                    continue
+                self._counts["responses"] += 1
+                return Response(
+                    url=req.url,
+                    final_url=str(resp.url),
+                    status=resp.status,
+                    reason=resp.reason or "",
+                    headers=resp.headers,
+                    body=hop.body,
+                    elapsed=self._clock() - started,
+                    attempts=attempt,
+                    redirects=chain,
+                    path=hop.path,
+                    request=req,
+                    raw_bytes=hop.raw,
+                )
+        except FetchError as exc:
+            self._counts["failures"] += 1
+            exc.attempts = attempt  # type: ignore[attr-defined]
+            raise
+
+    def _retry_this(self, req: Request, status: int, attempt: int) -> bool:
+        return attempt <= self.config.retries and status_is_retryable(
+            self.config, req.method, status
+        )
+
+    def _retry_after(self, resp: aiohttp.ClientResponse) -> float | None:
+        return parse_retry_after(resp.headers.get("Retry-After"), now=time.time())
+
+    async def _sleep_before_retry(self, attempt: int, retry_after: float | None) -> None:
+        self._counts["retries"] += 1
+        delay = retry_delay(self.config, attempt, retry_after)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, req: Request, url: URL, *, final: bool
+    ) -> tuple[_Hop, tuple[str, ...]]:
+        """One try: follow redirects hop by hop, each checked and gated, then read the body."""
+        method = req.method
+        payload, content_type = req.body()
+        headers = self._headers(req, content_type)
+        chain: list[str] = []
+        current = url
+        while True:
+            self._check_address(current)
+            hop = await self._exchange(method, current, headers, payload, req, final=final)
+            location = hop.response.headers.get("Location")
+            if hop.response.status not in REDIRECTS or location is None:
+                return hop, tuple(chain)
+            chain.append(str(current))
+            self._counts["redirects"] += 1
+            if len(chain) > self.config.max_redirects:
+                raise TooManyRedirects(
+                    f"{req.url} redirected more than max_redirects={self.config.max_redirects}"
+                    " times",
+                    url=req.url,
+                )
+            try:
+                target = current.join(URL(location))
+            except ValueError as exc:
+                raise Blocked(
+                    f"redirect from {current} to bad Location {location!r}: {exc}", url=req.url
+                ) from None
+            target = check_url(target, redirect_from=current)
+            if should_strip_credentials(current, target):
+                headers = strip_credentials(headers)
+            status = hop.response.status
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                method, payload = "GET", None  # what browsers do, and requests and aiohttp
+                headers = tuple((k, v) for k, v in headers if k.lower() not in _BODY_HEADERS)
+            current = target
+
+    def _check_address(self, url: URL) -> None:
+        if not self.config.block_private:
+            return
+        ip = ip_literal(url.raw_host or "")
+        reason = address_refusal(ip, self._allowed) if ip is not None else None
+        if reason is not None:
+            raise Blocked(f"block_private refused {url}: {ip} is {reason}", url=str(url))
+
+    def _headers(self, req: Request, content_type: str | None) -> tuple[tuple[str, str], ...]:
+        merged = {
+            "user-agent": ("User-Agent", self.config.agent),
+            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
+        }
+        if content_type:
+            merged["content-type"] = ("Content-Type", content_type)
+        for key, value in (*self.config.header_pairs, *req.header_pairs):
+            merged[key.lower()] = (key, value)  # the request's own headers win
+        return tuple(merged.values())
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        headers: tuple[tuple[str, str], ...],
+        payload: Any,
+        req: Request,
+        *,
+        final: bool,
+    ) -> _Hop:
+        """One request and, unless it is a redirect or will be retried, its body."""
+        assert self._session is not None
+        assert self._limits is not None
+        host = host_key(url)
+        async with self._limits.slot(host):
+            self._counts["requests"] += 1
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    async with self._session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        data=payload,
+                        allow_redirects=False,
+                    ) as resp:
+                        return await self._read(resp, req, host, final=final)
+            except NETWORK_ERRORS as exc:
+                raise to_fetch_error(exc, str(url)) from exc
+
+    async def _read(
+        self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool
+    ) -> _Hop:
+        assert self._limits is not None
+        cfg = self.config
+        if resp.status == 429:
+            # Slow the host down for every request, not only this one (even without retries).
+            wait = self._retry_after(resp)
+            pause = retry_delay(cfg, 1, wait) if wait is not None else cfg.backoff
+            self._limits.pacer.on_throttled(host, pause)
+        elif resp.status < 400:
+            self._limits.pacer.on_success(host)
+        if resp.status in REDIRECTS and "Location" in resp.headers:
+            return _Hop(resp)
+        if not final and status_is_retryable(cfg, req.method, resp.status):
+            return _Hop(resp)  # the body of an answer we will retry is not wanted
+        length = resp.content_length
+        if length is not None and length > cfg.max_bytes:
+            raise TooLarge(
+                f"{req.url} announces {length} bytes, over max_bytes={cfg.max_bytes}", url=req.url
+            )
+        decoder = decoder_for(resp.headers.get("Content-Encoding"))
+        chunks = resp.content.iter_any()
+        if self._save_dir is not None and resp.status < 400 and req.method != "HEAD":
+            sink = FileSink(target_path(self._save_dir, URL(req.url)))
+            await sink.open()
+            try:
+                raw = await read_body(chunks, decoder, sink, max_bytes=cfg.max_bytes, url=req.url)
+                await sink.commit()
+            except BaseException:
+                await asyncio.shield(sink.discard())
+                raise
+            self._counts["bytes"] += raw
+            return _Hop(resp, path=sink.path, raw=raw)
+        memory = MemorySink()
+        raw = await read_body(chunks, decoder, memory, max_bytes=cfg.max_bytes, url=req.url)
+        self._counts["bytes"] += raw
+        return _Hop(resp, body=memory.value(), raw=raw)
+
+    def statistics(self) -> HttpStats:
+        limits = self._limits
+        return HttpStats(
+            in_flight=limits.in_flight() if limits else 0,
+            waiting=limits.waiting() if limits else 0,
+            per_host=limits.per_host_in_flight() if limits else {},
+            fetches=self._counts["fetches"],
+            requests=self._counts["requests"],
+            retries=self._counts["retries"],
+            redirects=self._counts["redirects"],
+            responses=self._counts["responses"],
+            failures=self._counts["failures"],
+            bytes_read=self._counts["bytes"],
+            slowed_hosts=limits.pacer.slowed_hosts() if limits else {},
+        )
+
+
+def _prepare_dir(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory.resolve()

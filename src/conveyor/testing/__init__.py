@@ -1,0 +1,31 @@
+"""Public testing helpers: a local HTTP site that misbehaves on purpose, with counters.
+
+Used by conveyor's own tests, the ``conveyor demo`` command and the benchmarks, and meant
+for users who want to test their pipelines offline::
+
+    from conveyor.testing import run_site
+
+    async with run_site() as site:
+        url = site.url("/flaky/a?fail=2")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .site import RunningSite as RunningSite
+    from .site import SiteStats as SiteStats
+    from .site import make_app as make_app
+    from .site import run_site as run_site
+
+__all__ = ["RunningSite", "SiteStats", "make_app", "run_site"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that ``python -m conveyor.testing.site`` does not import the module twice.
+    if name in __all__:
+        from . import site
+
+        return getattr(site, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
