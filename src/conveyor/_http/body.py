@@ -35,21 +35,26 @@ class ZlibDecoder:
     def __init__(self, encoding: str) -> None:
         self._wbits = 47  # gzip or zlib header, detected
         self._obj = zlib.decompressobj(self._wbits)
-        self._started = False
+        self._head: bytes | None = b""  # input kept until the header is known to be good
 
     def feed(self, data: bytes, limit: int) -> list[bytes]:
         out: list[bytes] = []
         produced = 0
+        if self._head is not None:
+            self._head += data
         while data:
             try:
                 chunk = self._obj.decompress(data, min(STEP, limit - produced + 1))
             except zlib.error:
-                if self._started or self._wbits != 47:
+                if self._head is None or self._wbits == -15:
                     raise
-                # Some servers send "deflate" without the zlib header (RFC 1951 raw).
+                # Some servers send "deflate" without the zlib header (RFC 1951 raw):
+                # start again from the first byte as raw deflate.
                 self._obj, self._wbits = zlib.decompressobj(-15), -15
+                data, self._head = self._head, None
                 continue
-            self._started = True
+            if self._head is not None and (chunk or len(self._head) > 16):
+                self._head = None  # the header was accepted; no going back now
             out.append(chunk)
             produced += len(chunk)
             if produced > limit:

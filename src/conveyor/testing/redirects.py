@@ -7,7 +7,7 @@ from aiohttp import web
 from .routes import RUSSIAN, _int, routes
 
 
-@routes.get("/redirect")
+@routes.route("*", "/redirect")
 async def redirect(request: web.Request) -> web.Response:
     """Redirect to ``?to=`` (any URL, ``file:///etc/passwd`` included) with ``?status=``."""
     return web.Response(

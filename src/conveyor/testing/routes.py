@@ -74,7 +74,7 @@ async def status(request: web.Request) -> web.Response:
     return web.Response(status=int(request.match_info["code"]), text="status")
 
 
-@routes.get("/flaky/{key}")
+@routes.route("*", "/flaky/{key}")
 async def flaky(request: web.Request) -> web.StreamResponse:
     """Fail ``?fail=N`` times (``?status=503`` or ``?mode=reset``), then answer 200."""
     hits = _bump(request, "flaky/" + request.match_info["key"])
@@ -87,15 +87,25 @@ async def flaky(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/retry-after/{key}")
 async def retry_after(request: web.Request) -> web.Response:
-    """429 with ``Retry-After`` (``?form=seconds|date``) ``?fail=N`` times, then 200."""
-    hits = _bump(request, "retry-after/" + request.match_info["key"])
+    """429 with ``Retry-After`` (``?form=seconds|date``) ``?fail=N`` times, then 200.
+
+    A request arriving before the time the last 429 asked for counts in
+    ``state["retry-after/{key}/early"]``."""
+    key = "retry-after/" + request.match_info["key"]
+    state = request.app[STATS].state
+    hits = _bump(request, key)
+    if time.time() < state.get(key + "/until", 0):
+        state[key + "/early"] = state.get(key + "/early", 0) + 1  # came back too soon
     if hits > _int(request, "fail", 1):
         return web.Response(text="welcome back")
     seconds = _int(request, "after", 1)
     if request.query.get("form") == "date":
         value = email.utils.formatdate(time.time() + seconds, usegmt=True)
+        until = email.utils.parsedate_to_datetime(value).timestamp()
     else:
         value = str(seconds)
+        until = time.time() + seconds
+    state[key + "/until"] = until
     return web.Response(status=429, headers={"Retry-After": value}, text="slow down")
 
 

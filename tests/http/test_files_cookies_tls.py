@@ -1,0 +1,115 @@
+"""Bodies saved to files, cookie jars, TLS verification."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from conveyor._errors import TLSError, TooLarge
+from conveyor.http import HttpClient
+from conveyor.testing import RunningSite, make_app
+
+from .conftest import listing
+
+Client = Callable[..., AbstractAsyncContextManager[HttpClient]]
+
+
+async def test_save_to_streams_into_the_directory(
+    site: RunningSite, client: Client, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    async with client(save_to=out) as c:
+        plain = await c.fetch(site.url("/bytes/300000"))
+        packed = await c.fetch(site.url("/compressed/gzip"))
+    assert plain.body == b""
+    assert plain.path is not None
+    assert plain.path.parent == out.resolve()
+    assert plain.path.read_bytes() == b"z" * 300000
+    assert packed.json()["hello"] == "world"  # decoded before it was written
+    assert plain.__conveyor_record__()["path"] == str(plain.path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/page/..%2F..%2F..%2Fetc%2Fpasswd", "/page/%2e%2e%2f%2e%2e%2fescape", "/page/.bashrc"]
+)
+async def test_save_to_never_writes_outside(
+    site: RunningSite, client: Client, tmp_path: Path, path: str
+) -> None:
+    out = tmp_path / "out"
+    async with client(save_to=out) as c:
+        response = await c.fetch(site.url(path))
+    assert response.path is not None
+    assert response.path.parent == out.resolve()
+    assert listing(tmp_path) == ["out"]
+
+
+async def test_save_to_leaves_nothing_after_a_failure(
+    site: RunningSite, client: Client, tmp_path: Path
+) -> None:
+    async with client(save_to=tmp_path, max_bytes=2_000_000) as c:
+        with pytest.raises(TooLarge):
+            await c.fetch(site.url("/endless"))
+    assert listing(tmp_path) == []
+
+
+async def test_error_pages_stay_in_memory(
+    site: RunningSite, client: Client, tmp_path: Path
+) -> None:
+    async with client(save_to=tmp_path) as c:
+        response = await c.fetch(site.url("/status/404"))
+    assert response.path is None
+    assert response.text == "status"
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("cookies", [False, True])
+async def test_cookies_only_when_asked(site: RunningSite, client: Client, cookies: bool) -> None:
+    async with client(cookies=cookies) as c:
+        await c.fetch(site.url("/cookies/set"))
+        seen = (await c.fetch(site.url("/cookies/get"))).json()
+    assert seen == ({"session": "s3cret"} if cookies else {})
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+async def https_base(certificate: tuple[Path, Path]) -> AsyncIterator[str]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    runner = web.AppRunner(make_app(), shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        yield site.name
+    finally:
+        await runner.cleanup()
+
+
+async def test_self_signed_certificate_is_refused_by_default(
+    https_base: str, client: Client
+) -> None:
+    async with client(retries=0) as c:
+        with pytest.raises(TLSError):
+            await c.fetch(https_base + "/page/1")
+
+
+async def test_verify_tls_off_accepts_it(https_base: str, client: Client) -> None:
+    async with client(verify_tls=False) as c:
+        assert (await c.fetch(https_base + "/page/1")).status == 200
