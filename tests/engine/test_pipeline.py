@@ -313,3 +313,21 @@ def test_misuse_is_refused_when_building(build: Any, message: str) -> None:
 def test_not_iterable_source_is_refused() -> None:
     with pytest.raises(cv.UsageError, match="not iterable"):
         cv.Pipeline(42)
+
+
+def test_ticks_carry_queue_depths_and_in_flight_counts() -> None:
+    ticks: list[cv.Tick] = []
+
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.05)
+        return x
+
+    def on_event(event: cv.Event) -> None:
+        if isinstance(event, cv.Tick):
+            ticks.append(event)
+
+    cv.Pipeline(range(40)).map(slow, concurrency=4).run(observers=(on_event,))
+    assert ticks, "a half-second run sends at least one tick"
+    stage = ticks[0].statistics.stages[0]
+    assert stage.name == "slow" and stage.in_flight == 4
+    assert stage.queue_depth > 0  # the source filled the inbox while the stage was busy
