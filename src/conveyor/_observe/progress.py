@@ -1,0 +1,313 @@
+"""``Progress``: a live terminal display of a run, or plain progress lines when not a TTY.
+
+The engine calls ``on_event`` on its event loop's thread, up to tens of thousands of times a
+second, so ``on_event`` only updates a few fields. Rendering happens elsewhere: on rich's
+``Live`` refresh thread (live mode), or at most once per ``plain_interval`` when a
+``Tick`` arrives (plain mode). The render thread only reads: each ``Tick`` builds one
+immutable ``ProgressView`` and swaps it in with a single assignment, so the renderer never
+sees a half-updated state and no lock is taken on the hot path.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Literal, TextIO
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .._engine.events import Event, ItemRetrying, ItemStarted, RunFinished, RunStarted, Tick
+from .._engine.stats import RunResult, RunStatistics
+
+Mode = Literal["auto", "live", "plain", "quiet"]
+
+# Ticks come about 4 times a second: 21 of them span the last ~5 seconds, long enough to
+# smooth out bursts and short enough to follow a change of pace.
+_RATE_WINDOW = 21
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    """What the display shows, as of the latest tick (or the end of the run).
+
+    Attributes:
+        stats: the latest engine statistics, None before the first tick.
+        rate: input items taken in per second over the last few seconds.
+        eta: seconds left, only when the source's total is known and items are moving.
+        result: the final result once the run has finished.
+    """
+
+    stats: RunStatistics | None = None
+    rate: float | None = None
+    eta: float | None = None
+    result: RunResult | None = None
+
+
+def estimate(window: deque[tuple[float, int]], stats: RunStatistics) -> tuple[float, float | None]:
+    """Rate (items taken in per second) over the window, and the ETA when the total is known.
+
+    ``window`` holds ``(elapsed, admitted)`` pairs, oldest first, the newest being ``stats``.
+    """
+    (t0, n0), (t1, n1) = window[0], window[-1]
+    if t1 - t0 > 0:
+        rate = (n1 - n0) / (t1 - t0)
+    else:  # a single tick so far: the average since the start is all there is
+        rate = stats.admitted / stats.elapsed if stats.elapsed > 0 else 0.0
+    eta = None
+    if stats.total is not None and rate > 0:
+        eta = max(0, stats.total - stats.admitted - stats.skipped) / rate
+    return rate, eta
+
+
+def clock(seconds: float) -> str:
+    """``h:mm:ss``, for elapsed time and ETA."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _rate_text(rate: float | None) -> str:
+    return "-/s" if rate is None else f"{rate:,.1f}/s" if rate < 100 else f"{rate:,.0f}/s"
+
+
+def plain_line(title: str, view: ProgressView, retrying: int) -> str:
+    """One line of plain progress, for logs and pipes (no colour, no cursor movement)."""
+    result = view.result
+    if result is not None:
+        ended = "interrupted" if result.interrupted else "done"
+        return (
+            f"{title}: {ended} in {result.wall_seconds:.1f} s: {result.items:,} items, "
+            f"ok {result.results:,}, failed {result.failed:,}, filtered {result.filtered:,}, "
+            f"skipped {result.skipped:,} ({result.items_per_second:,.1f} items/s)"
+        )
+    s = view.stats
+    if s is None:
+        return f"{title}: starting"
+    taken = s.admitted + s.skipped
+    if s.total:
+        where = f"{taken:,}/{s.total:,} ({taken / s.total:.0%})"
+    else:
+        where = f"{taken:,} items"
+    eta = f" ETA {clock(view.eta)}" if view.eta is not None else ""
+    stages = "; ".join(
+        f"{st.name} {st.in_flight} in flight, {st.queue_depth} queued" for st in s.stages
+    )
+    line = (
+        f"{title}: [{clock(s.elapsed)}] {where} {_rate_text(view.rate)}{eta} | "
+        f"ok {s.results:,} failed {s.failed:,} retrying {retrying:,}"
+    )
+    return f"{line} | {stages}" if stages else line
+
+
+def render(title: str, view: ProgressView, retrying: int, retries: int) -> RenderableType:
+    """The live display: a bar line, a counters line and one row per stage."""
+    s = view.stats
+    result = view.result
+    if s is None and result is None:
+        return Text(f"{title}  starting…", style="dim")
+    if result is not None:
+        total: float | None = (result.items + result.skipped) or 1
+        taken = result.items + result.skipped
+        ok, failed, filtered = result.results, result.failed, result.filtered
+        skipped, elapsed, rate = result.skipped, result.wall_seconds, result.items_per_second
+    else:
+        assert s is not None
+        total, taken = s.total, s.admitted + s.skipped
+        ok, failed, filtered = s.results, s.failed, s.filtered
+        skipped, elapsed, rate = s.skipped, s.elapsed, view.rate or 0.0
+    head = Table.grid(expand=True, padding=(0, 1))
+    head.add_column(no_wrap=True, style="bold")
+    head.add_column(ratio=1)
+    head.add_column(no_wrap=True, justify="right")
+    if total:
+        where = f"{taken:,}/{total:,.0f} {taken / total:>4.0%}"
+    else:
+        where = f"{taken:,} items"
+    if result is not None:
+        tail = f"{where}  {_rate_text(rate)}  {'interrupted' if result.interrupted else 'done'}"
+    else:
+        eta = f"ETA {clock(view.eta)}" if view.eta is not None else "ETA -:--:--"
+        tail = f"{where}  {_rate_text(rate)}  {eta if total else ''}".rstrip()
+    head.add_row(title, ProgressBar(total=total or None, completed=taken), tail)
+    counters = Text.assemble(
+        ("ok ", "dim"),
+        (f"{ok:,}", "green"),
+        ("   failed ", "dim"),
+        (f"{failed:,}", "red" if failed else ""),
+        ("   retrying ", "dim"),
+        (f"{retrying:,}", "yellow" if retrying else ""),
+        ("   retries ", "dim"),
+        f"{retries:,}",
+        ("   filtered ", "dim"),
+        f"{filtered:,}",
+        ("   skipped ", "dim"),
+        f"{skipped:,}",
+        ("   elapsed ", "dim"),
+        clock(elapsed),
+    )
+    stages = result.stages if result is not None else s.stages if s is not None else ()
+    table = Table(box=None, pad_edge=False, header_style="dim", padding=(0, 2, 0, 0))
+    for name in ("stage", "on", "workers", "in flight", "queue", "ok", "failed", "retried"):
+        table.add_column(name, justify="left" if name in ("stage", "on") else "right")
+    table.add_column("p50 ms", justify="right")
+    for st in stages:
+        table.add_row(
+            st.name,
+            st.place,
+            str(st.workers),
+            f"{st.in_flight:,}",
+            f"{st.queue_depth:,}",
+            f"{st.succeeded:,}",
+            f"{st.failed:,}",
+            f"{st.retried:,}",
+            "-" if st.p50 is None else f"{st.p50 * 1000:,.1f}",
+        )
+    return Group(head, counters, table)
+
+
+class Progress:
+    """Shows a run's progress: live on a terminal, plain lines otherwise, or nothing.
+
+    Use it as a context manager around the run, and pass it as an observer::
+
+        with Progress() as progress:
+            result = pipeline.run(observers=(progress,))
+
+    Args:
+        console: the rich console for live mode; default a console on stderr, so results
+            written to stdout are never mixed with the display.
+        mode: ``"live"``, ``"plain"``, ``"quiet"``, or ``"auto"``: live when the console is
+            a terminal, plain lines otherwise.
+        plain_interval: seconds of run time between two plain lines. A last line is always
+            written when the run finishes.
+        title: the label at the start of the display and of each plain line.
+        stream: where plain lines go; default the console's file when a console is given,
+            else ``sys.stderr`` (looked up when writing, so redirections are honoured).
+        refresh_per_second: how often the live display redraws.
+    """
+
+    def __init__(
+        self,
+        *,
+        console: Console | None = None,
+        mode: Mode = "auto",
+        plain_interval: float = 5.0,
+        title: str = "conveyor",
+        stream: TextIO | None = None,
+        refresh_per_second: float = 4.0,
+    ) -> None:
+        if mode not in ("auto", "live", "plain", "quiet"):
+            raise ValueError(f"mode must be 'auto', 'live', 'plain' or 'quiet', not {mode!r}")
+        if plain_interval < 0:
+            raise ValueError(f"plain_interval must be >= 0, not {plain_interval!r}")
+        self._console_given = console
+        self.console = console if console is not None else Console(stderr=True)
+        if mode == "auto":
+            terminal = self.console.is_terminal and not self.console.is_dumb_terminal
+            mode = "live" if terminal else "plain"
+        self.mode: Literal["live", "plain", "quiet"] = mode
+        self.title = title
+        self._plain_interval = plain_interval
+        self._stream = stream
+        self._refresh = refresh_per_second
+        self._live: Live | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._view = ProgressView()
+        self._window: deque[tuple[float, int]] = deque(maxlen=_RATE_WINDOW)
+        self._retrying = 0
+        self._retries = 0
+        self._next_line = self._plain_interval
+
+    # -- the observer -------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Update the state the display reads; O(1), never renders in live mode."""
+        if self.mode == "quiet":
+            return
+        # Exact-type checks, the commonest event first: this runs once per item event.
+        if type(event) is ItemStarted:
+            if event.attempt > 1 and self._retrying > 0:
+                self._retrying -= 1  # the retry's wait is over: it is running again
+        elif type(event) is Tick:
+            stats = event.statistics
+            self._window.append((stats.elapsed, stats.admitted))
+            rate, eta = estimate(self._window, stats)
+            self._view = ProgressView(stats, rate, eta)
+            if self.mode == "plain" and stats.elapsed >= self._next_line:
+                self._next_line = stats.elapsed + self._plain_interval
+                self._write(plain_line(self.title, self._view, self._retrying))
+        elif type(event) is ItemRetrying:
+            self._retrying += 1
+            self._retries += 1
+        elif type(event) is RunStarted:
+            self._reset()
+        elif type(event) is RunFinished:
+            self._retrying = 0
+            self._view = ProgressView(self._view.stats, None, None, event.result)
+            if self.mode == "plain":
+                self._write(plain_line(self.title, self._view, 0))
+
+    def _write(self, line: str) -> None:
+        stream: IO[str]
+        if self._stream is not None:
+            stream = self._stream
+        elif self._console_given is not None:
+            stream = self._console_given.file
+        else:
+            stream = sys.stderr
+        stream.write(line + "\n")
+        stream.flush()
+
+    # -- reading and rendering ----------------------------------------------------------
+
+    @property
+    def view(self) -> ProgressView:
+        """The latest snapshot (what the display shows)."""
+        return self._view
+
+    @property
+    def retrying(self) -> int:
+        """Items waiting to be tried again right now."""
+        return self._retrying
+
+    @property
+    def retries(self) -> int:
+        """Retries so far, all stages together."""
+        return self._retries
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Called on rich's refresh thread: reads one immutable view and two ints.
+        yield render(self.title, self._view, self._retrying, self._retries)
+
+    # -- the live display's lifetime ----------------------------------------------------
+
+    def __enter__(self) -> Progress:
+        if self.mode == "live" and self._live is None:
+            self._live = Live(
+                self,
+                console=self.console,
+                refresh_per_second=self._refresh,
+                transient=False,
+                # stdout may carry results (``-o -``): never route it into the display.
+                redirect_stdout=False,
+                redirect_stderr=self._console_given is None,
+            )
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()  # draws the final state once more and restores the cursor

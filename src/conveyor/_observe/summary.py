@@ -1,0 +1,128 @@
+"""The end-of-run summary as rich tables: a pure function of the result and the report data.
+
+One small table per topic, grouped, rather than one wide table: each stays readable in an
+80-column terminal, and topics with nothing to say (no failures, no HTTP) are left out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from .._engine.stats import RunResult
+from .series import ReportData
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.1f}"
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+
+
+def counts_table(result: RunResult, data: ReportData) -> Table:
+    """Items in and out, the rate, and how the run ended."""
+    table = _table("Run")
+    table.add_column("items", justify="right")
+    table.add_column("results", justify="right", style="green")
+    table.add_column("failed", justify="right", style="red" if result.failed else None)
+    table.add_column("filtered", justify="right")
+    table.add_column("skipped", justify="right")
+    table.add_column("retries", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("items/s", justify="right", style="bold")
+    table.add_column("ended")
+    table.add_row(
+        f"{result.items:,}",
+        f"{result.results:,}",
+        f"{result.failed:,}",
+        f"{result.filtered:,}",
+        f"{result.skipped:,}",
+        f"{data.retries:,}",
+        f"{result.wall_seconds:,.2f}",
+        f"{result.items_per_second:,.1f}",
+        "[yellow]interrupted[/]" if result.interrupted else "finished",
+    )
+    return table
+
+
+def stages_table(result: RunResult) -> Table:
+    """Per stage: where it ran, outcomes and latency percentiles of successful attempts."""
+    table = _table("Stages (latency of successful attempts, ms)")
+    table.add_column("stage")
+    table.add_column("on")
+    table.add_column("workers", justify="right")
+    table.add_column("ok", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("retried", justify="right")
+    table.add_column("p50", justify="right")
+    table.add_column("p95", justify="right")
+    table.add_column("p99", justify="right")
+    table.add_column("busy s", justify="right")
+    for s in result.stages:
+        table.add_row(
+            s.name,
+            s.place,
+            str(s.workers),
+            f"{s.succeeded:,}",
+            f"{s.failed:,}",
+            f"{s.retried:,}",
+            _ms(s.p50),
+            _ms(s.p95),
+            _ms(s.p99),
+            f"{s.busy_seconds:,.2f}",
+        )
+    return table
+
+
+def failures_table(result: RunResult) -> Table:
+    """Failures by kind, most common first, each with its share of all failures."""
+    table = _table("Failures by kind")
+    table.add_column("kind", style="red")
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    total = sum(result.failures_by_kind.values()) or 1
+    for kind, n in Counter(result.failures_by_kind).most_common():
+        table.add_row(kind, f"{n:,}", f"{n / total:.0%}")
+    return table
+
+
+def status_table(data: ReportData) -> Table:
+    """HTTP status codes of the fetch records, in code order."""
+    table = _table("Status codes")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for status, n in data.status_codes.items():
+        style = {"2": "green", "3": "blue", "4": "yellow", "5": "red"}.get(status[:1], "dim")
+        table.add_row(f"[{style}]{status}[/]", f"{n:,}")
+    return table
+
+
+def hosts_table(data: ReportData) -> Table:
+    """The hosts with most errors (an error kind, or status 400 or more)."""
+    table = _table("Hosts with most errors")
+    table.add_column("host")
+    table.add_column("errors", justify="right", style="red")
+    table.add_column("requests", justify="right")
+    table.add_column("error rate", justify="right")
+    for h in data.hosts:
+        table.add_row(h.host, f"{h.errors:,}", f"{h.requests:,}", f"{h.errors / h.requests:.0%}")
+    return table
+
+
+def summary_group(result: RunResult, data: ReportData) -> Group:
+    """Every summary table that has something to say, in reading order."""
+    parts: list[RenderableType] = [counts_table(result, data)]
+    if result.stages:
+        parts.append(stages_table(result))
+    if result.failures_by_kind:
+        parts.append(failures_table(result))
+    if data.status_codes:
+        parts.append(status_table(data))
+    if data.hosts:
+        parts.append(hosts_table(data))
+    return Group(*parts)
