@@ -11,6 +11,7 @@ sees a half-updated state and no lock is taken on the hot path.
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
@@ -160,8 +161,9 @@ def render(title: str, view: ProgressView, retrying: int, retries: int) -> Rende
             st.name,
             st.place,
             str(st.workers),
-            f"{st.in_flight:,}",
-            f"{st.queue_depth:,}",
+            # Once the run is over nothing is in flight; the last queue holds only its end marker.
+            "-" if result is not None else f"{st.in_flight:,}",
+            "-" if result is not None else f"{st.queue_depth:,}",
             f"{st.succeeded:,}",
             f"{st.failed:,}",
             f"{st.retried:,}",
@@ -310,4 +312,9 @@ class Progress:
     ) -> None:
         live, self._live = self._live, None
         if live is not None:
+            # rich signals its refresh thread to stop but does not wait for it; join it so
+            # no thread of ours outlives the ``with`` block (a rule the run itself keeps).
+            refresher = getattr(live, "_refresh_thread", None)
             live.stop()  # draws the final state once more and restores the cursor
+            if isinstance(refresher, threading.Thread):
+                refresher.join(timeout=2.0)
