@@ -83,9 +83,16 @@ class HttpClient:
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
-        self._counts = dict.fromkeys(
-            ("fetches", "requests", "retries", "redirects", "responses", "failures", "bytes"), 0
-        )
+        base = {
+            "user-agent": ("User-Agent", self.config.agent),
+            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
+        }
+        for key, value in self.config.header_pairs:
+            base[key.lower()] = (key, value)
+        self._base_headers = tuple(base.values())
+        # Plain attributes, not a dict: they are bumped on every request.
+        self._fetches = self._requests = self._retries = self._redirects = 0
+        self._responses = self._failures = self._bytes = 0
 
     async def __aenter__(self) -> HttpClient:
         cfg = self.config
@@ -107,7 +114,7 @@ class HttpClient:
             connector=connector,
             cookie_jar=jar,
             timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout
+                total=cfg.timeout, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout
             ),
             auto_decompress=False,  # body.py decodes, under max_bytes
             trust_env=cfg.trust_env,
@@ -143,11 +150,11 @@ class HttpClient:
         """
         if self._session is None or self._limits is None:
             raise UsageError("use the client inside `async with HttpClient(...) as client:`")
-        self._counts["fetches"] += 1
+        self._fetches += 1
         started = self._clock()
         attempt = 0
         try:
-            req = Request.coerce(request)
+            req = request if isinstance(request, Request) else Request.coerce(request)
             url = check_url(req.url)
             if req.params:
                 url = url.extend_query(req.params)
@@ -166,10 +173,11 @@ class HttpClient:
                 if hop.path is None and self._retry_this(req, resp.status, attempt):
                     await self._sleep_before_retry(attempt, self._retry_after(resp))
                     continue
-                self._counts["responses"] += 1
+                self._responses += 1
+                plain = not chain and not req.params  # then final_url is the URL asked
                 return Response(
                     url=req.url,
-                    final_url=str(resp.url),
+                    final_url=req.url if plain else str(resp.url),
                     status=resp.status,
                     reason=resp.reason or "",
                     headers=resp.headers,
@@ -182,7 +190,7 @@ class HttpClient:
                     raw_bytes=hop.raw,
                 )
         except FetchError as exc:
-            self._counts["failures"] += 1
+            self._failures += 1
             exc.attempts = attempt  # type: ignore[attr-defined]
             raise
 
@@ -195,7 +203,7 @@ class HttpClient:
         return parse_retry_after(resp.headers.get("Retry-After"), now=time.time())
 
     async def _sleep_before_retry(self, attempt: int, retry_after: float | None) -> None:
-        self._counts["retries"] += 1
+        self._retries += 1
         delay = retry_delay(self.config, attempt, retry_after)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -216,7 +224,7 @@ class HttpClient:
             if hop.response.status not in REDIRECTS or location is None:
                 return hop, tuple(chain)
             chain.append(str(current))
-            self._counts["redirects"] += 1
+            self._redirects += 1
             if len(chain) > self.config.max_redirects:
                 raise TooManyRedirects(
                     f"{req.url} redirected more than max_redirects={self.config.max_redirects}"
@@ -247,13 +255,12 @@ class HttpClient:
             raise Blocked(f"block_private refused {url}: {ip} is {reason}", url=str(url))
 
     def _headers(self, req: Request, content_type: str | None) -> tuple[tuple[str, str], ...]:
-        merged = {
-            "user-agent": ("User-Agent", self.config.agent),
-            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
-        }
+        if not content_type and not req.header_pairs:
+            return self._base_headers  # the common case, built once per client
+        merged = {k.lower(): (k, v) for k, v in self._base_headers}
         if content_type:
             merged["content-type"] = ("Content-Type", content_type)
-        for key, value in (*self.config.header_pairs, *req.header_pairs):
+        for key, value in req.header_pairs:
             merged[key.lower()] = (key, value)  # the request's own headers win
         return tuple(merged.values())
 
@@ -271,20 +278,19 @@ class HttpClient:
         assert self._session is not None
         assert self._limits is not None
         host = host_key(url)
-        async with self._limits.slot(host):
-            self._counts["requests"] += 1
-            try:
-                async with asyncio.timeout(self.config.timeout):
-                    async with self._session.request(
-                        method,
-                        url,
-                        headers=headers,
-                        data=payload,
-                        allow_redirects=False,
-                    ) as resp:
-                        return await self._read(resp, req, host, final=final)
-            except NETWORK_ERRORS as exc:
-                raise to_fetch_error(exc, str(url)) from exc
+        await self._limits.acquire(host)
+        try:
+            self._requests += 1
+            # The deadline is aiohttp's ClientTimeout(total=timeout): it covers the
+            # connection, the request and reading the body, not our waits for slots.
+            async with self._session.request(
+                method, url, headers=headers, data=payload, allow_redirects=False
+            ) as resp:
+                return await self._read(resp, req, host, final=final)
+        except NETWORK_ERRORS as exc:
+            raise to_fetch_error(exc, str(url)) from exc
+        finally:
+            self._limits.release(host)
 
     async def _read(
         self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool
@@ -307,9 +313,17 @@ class HttpClient:
             raise TooLarge(
                 f"{req.url} announces {length} bytes, over max_bytes={cfg.max_bytes}", url=req.url
             )
-        decoder = decoder_for(resp.headers.get("Content-Encoding"))
+        encoding = resp.headers.get("Content-Encoding")
+        saving = self._save_dir is not None and resp.status < 400 and req.method != "HEAD"
+        if length is not None and not saving and (encoding is None or encoding == "identity"):
+            # Fast path: a plain body of announced length, already checked against
+            # max_bytes; aiohttp reads exactly that many bytes.
+            body = await resp.read()
+            self._bytes += len(body)
+            return _Hop(resp, body=body, raw=len(body))
+        decoder = decoder_for(encoding)
         chunks = resp.content.iter_any()
-        if self._save_dir is not None and resp.status < 400 and req.method != "HEAD":
+        if saving and self._save_dir is not None and resp.status < 400 and req.method != "HEAD":
             sink = FileSink(target_path(self._save_dir, URL(req.url)))
             await sink.open()
             try:
@@ -318,11 +332,11 @@ class HttpClient:
             except BaseException:
                 await asyncio.shield(sink.discard())
                 raise
-            self._counts["bytes"] += raw
+            self._bytes += raw
             return _Hop(resp, path=sink.path, raw=raw)
         memory = MemorySink()
         raw = await read_body(chunks, decoder, memory, max_bytes=cfg.max_bytes, url=req.url)
-        self._counts["bytes"] += raw
+        self._bytes += raw
         return _Hop(resp, body=memory.value(), raw=raw)
 
     def statistics(self) -> HttpStats:
@@ -331,13 +345,13 @@ class HttpClient:
             in_flight=limits.in_flight() if limits else 0,
             waiting=limits.waiting() if limits else 0,
             per_host=limits.per_host_in_flight() if limits else {},
-            fetches=self._counts["fetches"],
-            requests=self._counts["requests"],
-            retries=self._counts["retries"],
-            redirects=self._counts["redirects"],
-            responses=self._counts["responses"],
-            failures=self._counts["failures"],
-            bytes_read=self._counts["bytes"],
+            fetches=self._fetches,
+            requests=self._requests,
+            retries=self._retries,
+            redirects=self._redirects,
+            responses=self._responses,
+            failures=self._failures,
+            bytes_read=self._bytes,
             slowed_hosts=limits.pacer.slowed_hosts() if limits else {},
         )
 

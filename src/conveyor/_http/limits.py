@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._engine.limits import KeyedLimiter, TokenBucket
@@ -27,6 +26,7 @@ Clock = Callable[[], float]
 SLOWDOWN_START = 0.1
 SLOWDOWN_CEILING = 30.0
 SLOWDOWN_RELAX = 0.9
+_ALL = "*"  # the one key of the global limiter
 
 
 @dataclass(slots=True)
@@ -49,11 +49,11 @@ class HostPacer:
 
     def reserve(self, host: str) -> float:
         """Take the host's next send time and return the seconds to wait for it."""
-        now = self._clock()
         state = self._hosts.get(host)
+        if state is None and not self._base:
+            return 0.0  # unlimited and never throttled: keep no state at all
+        now = self._clock()
         if state is None:
-            if not self._base:
-                return 0.0  # unlimited and never throttled: keep no state at all
             state = self._hosts[host] = _Host(tat=now)
         due = max(now, state.tat, state.paused_until)
         state.tat = due + self._interval(state)
@@ -116,39 +116,54 @@ class Limits:
     ) -> None:
         self.pacer = HostPacer(host_rate, clock=clock)
         self._hosts = KeyedLimiter(per_host)
-        self._global = asyncio.Semaphore(concurrency)
+        # A keyed limiter with one key rather than asyncio.Semaphore: it has a synchronous
+        # fast path (try_acquire_nowait), and this runs for every request.
+        self._global = KeyedLimiter(concurrency)
         self._rate = TokenBucket(rate, clock=clock) if rate else None
         self._clock = clock
         self._in_flight = 0
         self._sending: dict[str, int] = {}
         self._since_prune = 0
 
-    @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        """Hold a host slot and a global slot while one request is in flight."""
-        await self._hosts.acquire(host)
+    async def acquire(self, host: str) -> None:
+        """Wait for a host slot, the host's pace, a global slot and the global rate.
+
+        Every ``acquire`` that returns is paired with one ``release``. Each wait undoes
+        what it took if it is cancelled, so a cancelled fetch never leaks a slot.
+        """
+        if not self._hosts.try_acquire_nowait(host):
+            await self._hosts.acquire(host)
         try:
-            await _sleep(self.pacer.reserve(host))
-            async with self._global:
+            delay = self.pacer.reserve(host)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not self._global.try_acquire_nowait(_ALL):
+                await self._global.acquire(_ALL)
+            try:
                 if self._rate is not None:
                     await _sleep(self._rate.reserve())
                 # A 429 may have paused the host while we waited for the rest.
                 await _sleep(self.pacer.pause_remaining(host))
-                self._in_flight += 1
-                self._sending[host] = self._sending.get(host, 0) + 1
-                try:
-                    yield
-                finally:
-                    self._in_flight -= 1
-                    left = self._sending.pop(host) - 1
-                    if left:
-                        self._sending[host] = left
-        finally:
+            except BaseException:
+                self._global.release(_ALL)
+                raise
+        except BaseException:
             self._hosts.release(host)
-            self._since_prune += 1
-            if self._since_prune >= 1024:
-                self._since_prune = 0
-                self.pacer.forget_idle()
+            raise
+        self._in_flight += 1
+        self._sending[host] = self._sending.get(host, 0) + 1
+
+    def release(self, host: str) -> None:
+        self._in_flight -= 1
+        left = self._sending.pop(host) - 1
+        if left:
+            self._sending[host] = left
+        self._global.release(_ALL)
+        self._hosts.release(host)
+        self._since_prune += 1
+        if self._since_prune >= 1024:
+            self._since_prune = 0
+            self.pacer.forget_idle()
 
     def in_flight(self) -> int:
         return self._in_flight

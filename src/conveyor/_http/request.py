@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -57,7 +57,15 @@ class Request:
         """A ``Request`` from one input item; anything else is that item's ``bad-url``."""
         if isinstance(value, Request):
             return value
-        if isinstance(value, str | URL):
+        if isinstance(value, str):
+            # The common case, on every fetch: a plain GET needs none of the checks.
+            request = object.__new__(cls)
+            for name, field_value in zip(
+                _FIELDS, (value, "GET", (), None, None, None, None), strict=True
+            ):
+                object.__setattr__(request, name, field_value)
+            return request
+        if isinstance(value, URL):
             return cls(str(value))
         raise BadURL(f"fetch got {value!r}: give a URL string or a conveyor.http.Request(url, ...)")
 
@@ -72,3 +80,7 @@ class Request:
         if isinstance(self.data, str):
             return self.data.encode(), "text/plain; charset=utf-8"
         return self.data, None
+
+
+_FIELDS = ("url", "method", "headers", "params", "json", "data", "meta")
+assert _FIELDS == tuple(f.name for f in fields(Request))

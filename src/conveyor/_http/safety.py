@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -50,9 +51,17 @@ def check_url(url: str | URL, *, redirect_from: URL | None = None) -> URL:
     host = parsed.raw_host
     if not host:
         raise _refuse(f"{text!r} has no host", text, redirect_from)
-    if ip_literal(host) is None and (_NUMERIC_HOST.match(host) or not _HOSTNAME.match(host)):
+    if not _valid_host(host):
         raise _refuse(f"{text!r} has an invalid host {host!r}", text, redirect_from)
     return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_host(host: str) -> bool:
+    """Cached: a run usually fetches many URLs from few hosts."""
+    if ip_literal(host) is not None:
+        return True
+    return not _NUMERIC_HOST.match(host) and _HOSTNAME.match(host) is not None
 
 
 def _refuse(message: str, url: str, redirect_from: URL | None) -> BadURL | Blocked:
