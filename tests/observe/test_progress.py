@@ -45,6 +45,40 @@ def test_rate_and_eta_come_from_the_recent_window() -> None:
     assert estimate(window, _stats(3.0, 50, total=None))[1] is None  # no total, no ETA
 
 
+def test_eta_counts_items_still_inside_the_pipeline() -> None:
+    stage = cv.StageStatistics(
+        name="fetch",
+        place="loop",
+        workers=8,
+        started=50,
+        succeeded=40,
+        failed=0,
+        filtered=0,
+        retried=0,
+        in_flight=8,
+        queue_depth=32,
+        busy_seconds=1.0,
+        abandoned_threads=0,
+        p50=None,
+        p95=None,
+        p99=None,
+    )
+    stats = cv.RunStatistics(
+        elapsed=3.0,
+        total=100,
+        admitted=80,
+        skipped=0,
+        results=40,
+        failed=0,
+        filtered=0,
+        stages=(stage,),
+    )
+    window: deque[tuple[float, int]] = deque([(1.0, 40), (3.0, 80)])
+    rate, eta = estimate(window, stats, retrying=2)
+    assert rate == pytest.approx(20.0)
+    assert eta == pytest.approx((20 + 8 + 32 + 2) / 20.0)
+
+
 def test_plain_mode_writes_progress_lines_and_a_final_line() -> None:
     stream = io.StringIO()
     progress = Progress(mode="plain", plain_interval=0.0, stream=stream)

@@ -50,10 +50,16 @@ class ProgressView:
     result: RunResult | None = None
 
 
-def estimate(window: deque[tuple[float, int]], stats: RunStatistics) -> tuple[float, float | None]:
+def estimate(
+    window: deque[tuple[float, int]], stats: RunStatistics, retrying: int = 0
+) -> tuple[float, float | None]:
     """Rate (items taken in per second) over the window, and the ETA when the total is known.
 
     ``window`` holds ``(elapsed, admitted)`` pairs, oldest first, the newest being ``stats``.
+    Items already taken in but still queued, in flight or waiting to retry count as work
+    left: with bounded queues that can be hundreds of items, and leaving them out made the
+    ETA run out well before the run did. Once the queues are full, back-pressure keeps the
+    intake rate equal to the pipeline's throughput, so one rate serves both.
     """
     (t0, n0), (t1, n1) = window[0], window[-1]
     if t1 - t0 > 0:
@@ -62,7 +68,9 @@ def estimate(window: deque[tuple[float, int]], stats: RunStatistics) -> tuple[fl
         rate = stats.admitted / stats.elapsed if stats.elapsed > 0 else 0.0
     eta = None
     if stats.total is not None and rate > 0:
-        eta = max(0, stats.total - stats.admitted - stats.skipped) / rate
+        unread = max(0, stats.total - stats.admitted - stats.skipped)
+        inside = sum(st.queue_depth + st.in_flight for st in stats.stages) + retrying
+        eta = (unread + inside) / rate
     return rate, eta
 
 
@@ -240,7 +248,7 @@ class Progress:
         elif type(event) is Tick:
             stats = event.statistics
             self._window.append((stats.elapsed, stats.admitted))
-            rate, eta = estimate(self._window, stats)
+            rate, eta = estimate(self._window, stats, self._retrying)
             self._view = ProgressView(stats, rate, eta)
             if self.mode == "plain" and stats.elapsed >= self._next_line:
                 self._next_line = stats.elapsed + self._plain_interval
