@@ -190,3 +190,33 @@ def test_response_pickles_and_records() -> None:
         "elapsed_ms": 500.0,
         "attempts": 1,
     }
+
+
+def test_response_build_sets_every_field() -> None:
+    from dataclasses import fields
+
+    headers = CIMultiDictProxy(CIMultiDict())
+    values = {f.name: None for f in fields(Response)} | {"headers": headers, "body": b""}
+    built = Response.build(**values)
+    assert set(vars(built)) == {f.name for f in fields(Response)}
+
+
+async def test_limits_hand_slots_over_and_survive_cancellation() -> None:
+    import asyncio
+
+    from conveyor._http.limits import Limits
+
+    limits = Limits(concurrency=1, per_host=5, rate=None, host_rate=None)
+    assert limits.try_acquire_nowait("a:80")
+    assert not limits.try_acquire_nowait("b:80")  # the one global slot is taken
+    waiting = asyncio.ensure_future(limits.acquire("b:80"))
+    cancelled = asyncio.ensure_future(limits.acquire("c:80"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    limits.release("a:80")  # handed to the first waiter, not put back
+    await waiting
+    assert limits.per_host_in_flight() == {"b:80": 1}
+    assert cancelled.cancelled()
+    limits.release("b:80")
+    assert limits.in_flight() == 0
+    assert limits.try_acquire_nowait("c:80")  # the cancelled waiter did not keep a slot

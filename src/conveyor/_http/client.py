@@ -41,6 +41,7 @@ from .safety import (
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
+SMALL_BODY = 64 * 1024
 _BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
 
 
@@ -175,7 +176,7 @@ class HttpClient:
                     continue
                 self._responses += 1
                 plain = not chain and not req.params  # then final_url is the URL asked
-                return Response(
+                return Response.build(
                     url=req.url,
                     final_url=req.url if plain else str(resp.url),
                     status=resp.status,
@@ -213,13 +214,33 @@ class HttpClient:
     ) -> tuple[_Hop, tuple[str, ...]]:
         """One try: follow redirects hop by hop, each checked and gated, then read the body."""
         method = req.method
-        payload, content_type = req.body()
+        payload, content_type = (
+            (None, None) if req.json is None and req.data is None else req.body()
+        )
         headers = self._headers(req, content_type)
         chain: list[str] = []
         current = url
         while True:
             self._check_address(current)
-            hop = await self._exchange(method, current, headers, payload, req, final=final)
+            # The exchange is inline rather than a method: one coroutine frame less on
+            # every resumption of every request.
+            assert self._session is not None
+            assert self._limits is not None
+            host = host_key(current)
+            if not self._limits.try_acquire_nowait(host):
+                await self._limits.acquire(host)
+            try:
+                self._requests += 1
+                # The deadline is aiohttp's ClientTimeout(total=timeout): it covers the
+                # connection, the request and reading the body, not our waits for slots.
+                async with self._session.request(
+                    method, current, headers=headers, data=payload, allow_redirects=False
+                ) as resp:
+                    hop = await self._read(resp, req, host, final=final)
+            except NETWORK_ERRORS as exc:
+                raise to_fetch_error(exc, str(current)) from exc
+            finally:
+                self._limits.release(host)
             location = hop.response.headers.get("Location")
             if hop.response.status not in REDIRECTS or location is None:
                 return hop, tuple(chain)
@@ -264,34 +285,6 @@ class HttpClient:
             merged[key.lower()] = (key, value)  # the request's own headers win
         return tuple(merged.values())
 
-    async def _exchange(
-        self,
-        method: str,
-        url: URL,
-        headers: tuple[tuple[str, str], ...],
-        payload: Any,
-        req: Request,
-        *,
-        final: bool,
-    ) -> _Hop:
-        """One request and, unless it is a redirect or will be retried, its body."""
-        assert self._session is not None
-        assert self._limits is not None
-        host = host_key(url)
-        await self._limits.acquire(host)
-        try:
-            self._requests += 1
-            # The deadline is aiohttp's ClientTimeout(total=timeout): it covers the
-            # connection, the request and reading the body, not our waits for slots.
-            async with self._session.request(
-                method, url, headers=headers, data=payload, allow_redirects=False
-            ) as resp:
-                return await self._read(resp, req, host, final=final)
-        except NETWORK_ERRORS as exc:
-            raise to_fetch_error(exc, str(url)) from exc
-        finally:
-            self._limits.release(host)
-
     async def _read(
         self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool
     ) -> _Hop:
@@ -304,11 +297,15 @@ class HttpClient:
             self._limits.pacer.on_throttled(host, pause)
         elif resp.status < 400:
             self._limits.pacer.on_success(host)
-        if resp.status in REDIRECTS and "Location" in resp.headers:
-            return _Hop(resp)
-        if not final and status_is_retryable(cfg, req.method, resp.status):
-            return _Hop(resp)  # the body of an answer we will retry is not wanted
         length = resp.content_length
+        if (resp.status in REDIRECTS and "Location" in resp.headers) or (
+            not final and status_is_retryable(cfg, req.method, resp.status)
+        ):
+            # Not the body we want; read a small one anyway so the connection can be
+            # reused (an unread body makes aiohttp close it), leave a big one unread.
+            if length is not None and length <= SMALL_BODY:
+                await resp.read()
+            return _Hop(resp)
         if length is not None and length > cfg.max_bytes:
             raise TooLarge(
                 f"{req.url} announces {length} bytes, over max_bytes={cfg.max_bytes}", url=req.url

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +27,6 @@ Clock = Callable[[], float]
 SLOWDOWN_START = 0.1
 SLOWDOWN_CEILING = 30.0
 SLOWDOWN_RELAX = 0.9
-_ALL = "*"  # the one key of the global limiter
 
 
 @dataclass(slots=True)
@@ -58,6 +58,10 @@ class HostPacer:
         due = max(now, state.tat, state.paused_until)
         state.tat = due + self._interval(state)
         return due - now
+
+    def idle(self, host: str) -> bool:
+        """True when a request to ``host`` may leave now without any bookkeeping."""
+        return not self._base and host not in self._hosts
 
     def pause_remaining(self, host: str) -> float:
         """Seconds left of a pause set by ``on_throttled`` (checked just before sending)."""
@@ -116,14 +120,29 @@ class Limits:
     ) -> None:
         self.pacer = HostPacer(host_rate, clock=clock)
         self._hosts = KeyedLimiter(per_host)
-        # A keyed limiter with one key rather than asyncio.Semaphore: it has a synchronous
-        # fast path (try_acquire_nowait), and this runs for every request.
-        self._global = KeyedLimiter(concurrency)
+        # A counter and a FIFO of waiters rather than asyncio.Semaphore, so that the
+        # uncontended case (every request, usually) is a synchronous decrement.
+        self._free_global = concurrency
+        self._global_waiters: deque[asyncio.Future[None]] = deque()
         self._rate = TokenBucket(rate, clock=clock) if rate else None
         self._clock = clock
         self._in_flight = 0
         self._sending: dict[str, int] = {}
         self._since_prune = 0
+
+    def try_acquire_nowait(self, host: str) -> bool:
+        """Take every slot at once if nothing has to wait (the common case); else False."""
+        if (
+            self._free_global > 0
+            and self._rate is None
+            and self.pacer.idle(host)
+            and self._hosts.try_acquire_nowait(host)
+        ):
+            self._free_global -= 1
+            self._in_flight += 1
+            self._sending[host] = self._sending.get(host, 0) + 1
+            return True
+        return False
 
     async def acquire(self, host: str) -> None:
         """Wait for a host slot, the host's pace, a global slot and the global rate.
@@ -137,15 +156,14 @@ class Limits:
             delay = self.pacer.reserve(host)
             if delay > 0:
                 await asyncio.sleep(delay)
-            if not self._global.try_acquire_nowait(_ALL):
-                await self._global.acquire(_ALL)
+            await self._acquire_global()
             try:
                 if self._rate is not None:
                     await _sleep(self._rate.reserve())
                 # A 429 may have paused the host while we waited for the rest.
                 await _sleep(self.pacer.pause_remaining(host))
             except BaseException:
-                self._global.release(_ALL)
+                self._release_global()
                 raise
         except BaseException:
             self._hosts.release(host)
@@ -158,12 +176,35 @@ class Limits:
         left = self._sending.pop(host) - 1
         if left:
             self._sending[host] = left
-        self._global.release(_ALL)
+        self._release_global()
         self._hosts.release(host)
         self._since_prune += 1
         if self._since_prune >= 1024:
             self._since_prune = 0
             self.pacer.forget_idle()
+
+    async def _acquire_global(self) -> None:
+        if self._free_global > 0 and not self._global_waiters:
+            self._free_global -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._global_waiters.append(waiter)
+        try:
+            await waiter  # a release hands its slot over directly: no decrement here
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release_global()  # woken and cancelled at once: pass the slot on
+            else:
+                self._global_waiters.remove(waiter)
+            raise
+
+    def _release_global(self) -> None:
+        while self._global_waiters:
+            waiter = self._global_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free_global += 1
 
     def in_flight(self) -> int:
         return self._in_flight

@@ -60,10 +60,12 @@ class Request:
         if isinstance(value, str):
             # The common case, on every fetch: a plain GET needs none of the checks.
             request = object.__new__(cls)
-            for name, field_value in zip(
-                _FIELDS, (value, "GET", (), None, None, None, None), strict=True
-            ):
-                object.__setattr__(request, name, field_value)
+            setattr_ = object.__setattr__
+            setattr_(request, "url", value)
+            setattr_(request, "method", "GET")
+            setattr_(request, "headers", ())
+            for name in _NONE_FIELDS:
+                setattr_(request, name, None)
             return request
         if isinstance(value, URL):
             return cls(str(value))
@@ -82,5 +84,5 @@ class Request:
         return self.data, None
 
 
-_FIELDS = ("url", "method", "headers", "params", "json", "data", "meta")
-assert _FIELDS == tuple(f.name for f in fields(Request))
+_NONE_FIELDS = ("params", "json", "data", "meta")
+assert ("url", "method", "headers", *_NONE_FIELDS) == tuple(f.name for f in fields(Request))

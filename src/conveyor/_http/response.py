@@ -51,6 +51,17 @@ class Response:
     request: Request | None = field(default=None, repr=False)
     raw_bytes: int = 0
 
+    @classmethod
+    def build(cls, **fields: Any) -> Response:
+        """The client's constructor: every field given, no per-field ``__setattr__``.
+
+        A frozen dataclass's ``__init__`` pays ``object.__setattr__`` once per field; on
+        the hot path of every fetch one ``__dict__.update`` is several times cheaper.
+        """
+        response = object.__new__(cls)
+        response.__dict__.update(fields)
+        return response
+
     @property
     def ok(self) -> bool:
         """True for 1xx, 2xx and 3xx statuses (as requests and aiohttp define it)."""
