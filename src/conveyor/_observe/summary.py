@@ -26,7 +26,8 @@ def _table(title: str) -> Table:
 
 def counts_table(result: RunResult, data: ReportData) -> Table:
     """Items in and out, the rate, and how the run ended."""
-    table = _table("Run")
+    # How the run ended goes in the title: one column fewer keeps the table in 80 columns.
+    table = _table("Run (interrupted)" if result.interrupted else "Run")
     table.add_column("items", justify="right")
     table.add_column("results", justify="right", style="green")
     table.add_column("failed", justify="right", style="red" if result.failed else None)
@@ -35,7 +36,6 @@ def counts_table(result: RunResult, data: ReportData) -> Table:
     table.add_column("retries", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("items/s", justify="right", style="bold")
-    table.add_column("ended")
     table.add_row(
         f"{result.items:,}",
         f"{result.results:,}",
@@ -45,7 +45,6 @@ def counts_table(result: RunResult, data: ReportData) -> Table:
         f"{data.retries:,}",
         f"{result.wall_seconds:,.2f}",
         f"{result.items_per_second:,.1f}",
-        "[yellow]interrupted[/]" if result.interrupted else "finished",
     )
     return table
 
@@ -53,9 +52,10 @@ def counts_table(result: RunResult, data: ReportData) -> Table:
 def stages_table(result: RunResult) -> Table:
     """Per stage: where it ran, outcomes and latency percentiles of successful attempts."""
     table = _table("Stages (latency of successful attempts, ms)")
-    table.add_column("stage")
-    table.add_column("on")
-    table.add_column("workers", justify="right")
+    table.collapse_padding = True  # nine columns: one space between them fits 80 columns
+    table.add_column("stage", no_wrap=True)
+    # Placement and workers share a column ("threads x4") so the table fits 80 columns.
+    table.add_column("on", no_wrap=True)
     table.add_column("ok", justify="right")
     table.add_column("failed", justify="right")
     table.add_column("retried", justify="right")
@@ -66,8 +66,7 @@ def stages_table(result: RunResult) -> Table:
     for s in result.stages:
         table.add_row(
             s.name,
-            s.place,
-            str(s.workers),
+            f"{s.place} x{s.workers}",
             f"{s.succeeded:,}",
             f"{s.failed:,}",
             f"{s.retried:,}",
