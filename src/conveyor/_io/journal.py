@@ -4,7 +4,7 @@ One SQLite file in WAL mode. Tables::
 
     meta(name, value)                 fingerprint, sink position, counters, admit batch
     keys(key, state, seen, kind, attempts)
-                                      key: the item key as canonical JSON bytes
+                                      key: a str or int key as itself, others as JSON
                                       state: 0 admitted, 1 done, 2 failed, 3 filtered
                                       seen: the admit batch that last saw the key
 
@@ -87,14 +87,35 @@ def _canonical(fingerprint: Mapping[str, Any]) -> str:
     return data.decode()
 
 
-def _encode_key(key: Hashable) -> bytes:
+_INT64 = range(-(2**63), 2**63)
+
+
+def _bytes_key(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    raise TypeError
+
+
+def _encode_key(key: Hashable) -> str | int | bytes:
+    """The key as stored: a str or an int as itself (the common, fast case), anything
+    else as canonical JSON in a blob. SQLite never finds text, integer and blob values
+    equal, so ``"1"``, ``1`` and ``(1,)`` stay three keys."""
+    kind = type(key)
+    if kind is str:
+        return key  # type: ignore[return-value]
+    if kind is int and key in _INT64:
+        return key  # type: ignore[return-value]
     try:
-        return orjson.dumps(key)
+        return orjson.dumps(key, default=_bytes_key)
     except TypeError as exc:
         raise UsageError(
             f"key {key!r} ({type(key).__name__}) cannot be stored in the journal; make the "
             "key= function return a str, an int, or a tuple of them"
         ) from exc
+
+
+def _decode_key(stored: str | int | bytes) -> Any:
+    return orjson.loads(stored) if isinstance(stored, bytes) else stored
 
 
 def _read_header(path: Path) -> bytes:
@@ -317,7 +338,7 @@ class Journal:
             raise self._fail(exc) from exc
         return answer
 
-    def _admit_known(self, first: dict[bytes, int], answer: list[bool], batch: int) -> None:
+    def _admit_known(self, first: dict[Any, int], answer: list[bool], batch: int) -> None:
         """Decide for keys that were in the journal before this batch."""
         db, updates = self._db, []
         codes = list(first)
@@ -348,7 +369,7 @@ class Journal:
             stored = None if position is None else orjson.dumps(position).decode()
         except TypeError as exc:
             raise UsageError(f"sink position {position!r} is not JSON: {exc}") from exc
-        groups: dict[int, list[tuple[bytes, int, int, str | None, int]]] = {}
+        groups: dict[int, list[tuple[Any, int, int, str | None, int]]] = {}
         batch = self._batch
         for outcome in outcomes:
             state = _STATES[outcome.status]
@@ -419,7 +440,7 @@ class Journal:
         try:
             rows = self._db.execute(f"SELECT key, kind, attempts FROM keys WHERE state = {FAILED}")
             for code, kind, attempts in rows:
-                yield orjson.loads(code), kind, attempts
+                yield _decode_key(code), kind, attempts
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

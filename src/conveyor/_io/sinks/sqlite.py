@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from ..._errors import SinkError, UsageError
-from .._files import sink_error
 from ..records import dumps
 from ._base import Failures, FileSink, position_field
 
@@ -102,9 +101,13 @@ class Sqlite(FileSink):
             raise
 
     def _error(self, action: str, exc: sqlite3.Error) -> SinkError:
-        if isinstance(exc, sqlite3.OperationalError) and "disk" in str(exc).lower():
-            return sink_error(action, self.path, OSError(28, str(exc)))
-        return SinkError(f"cannot {action} {self.path}: {exc}")
+        text = str(exc)
+        if "disk" in text.lower() or "full" in text.lower():
+            return SinkError(
+                f"cannot {action} {self.path}: {text}; free some space (or lift the file size "
+                "limit) and run again to resume"
+            )
+        return SinkError(f"cannot {action} {self.path}: {text}")
 
     def _add_columns(self, names: Iterable[str]) -> None:
         assert self._db is not None
