@@ -1,0 +1,194 @@
+"""The resume journal: admit, record, resume, mismatches, foreign and damaged files."""
+
+from __future__ import annotations
+
+import sqlite3
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from conveyor import JobMismatchError, JournalError, UsageError
+from conveyor._engine.ports import KeyOutcome, Ledger
+from conveyor._io import Journal, open_journal
+
+PRINT = {"source": {"path": "urls.txt", "size": 10}, "stages": ["fetch"]}
+
+
+def journal(path: Path, **options: bool) -> Journal:
+    return open_journal(path / "run.journal", fingerprint=PRINT, **options)
+
+
+def test_a_fresh_journal_admits_new_keys_and_catches_duplicates(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        assert j.sink_position is None
+        assert j.admit(["a", "b", "a", "c"]) == [True, True, False, True]
+        assert j.admit(["c", "d", "b"]) == [False, True, False]
+        assert j.admit([]) == []
+        assert j.statistics().duplicates == 3
+
+
+def test_it_implements_the_engines_ledger(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        ledger: Ledger = j
+        assert ledger.sink_position is None
+
+
+def test_resume_skips_done_reruns_unfinished_and_counts_again(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.admit(["a", "b", "c", "d", "a"])
+        j.record(
+            [KeyOutcome("a", "done"), KeyOutcome("b", "failed", "timeout", 3),
+             KeyOutcome("c", "filtered")],
+            {"bytes": 10},
+        )  # fmt: skip
+        # "d" was admitted but never finished: a crash would lose it.
+    with journal(tmp_path) as j:
+        assert j.sink_position == {"bytes": 10}
+        assert j.statistics().done == 1
+        assert j.statistics().duplicates == 1  # the last run's, until this one admits
+        assert j.admit(["a", "b", "c", "d", "e", "a"]) == [False, False, False, True, True, False]
+        assert j.statistics().duplicates == 1
+        assert list(j.failed_keys()) == [("b", "timeout", 3)]
+
+
+def test_retry_failed_admits_failed_keys_again(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.admit(["a", "b"])
+        j.record([KeyOutcome("a", "done"), KeyOutcome("b", "failed", "dns", 1)], {"bytes": 1})
+    with journal(tmp_path, retry_failed=True) as j:
+        assert j.admit(["a", "b"]) == [False, True]
+        assert j.statistics().failed == 0
+        j.record([KeyOutcome("b", "done", None, 2)], {"bytes": 2})
+        assert j.statistics() == type(j.statistics())(done=2, failed=0, filtered=0, duplicates=0)
+
+
+def test_keys_of_different_types_stay_apart(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        assert j.admit(["1", 1, (1,), 1.5, True, b"1", None, ("a", 2)]) == [True] * 8
+        assert j.admit([1, "1", (1,), ("a", 2)]) == [False] * 4
+        with pytest.raises(UsageError, match="key="):
+            j.admit([object()])
+
+
+def test_record_is_atomic_with_the_position(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.admit(["a", "b"])
+        j.record([KeyOutcome("a", "done")], {"bytes": 5})
+        j.admit(["c"])  # not recorded: no commit for it
+    db = sqlite3.connect(tmp_path / "run.journal")
+    try:
+        states = dict(db.execute("SELECT key, state FROM keys"))
+    finally:
+        db.close()
+    assert states["a"] == 1
+
+
+def test_another_job_gets_a_mismatch_error_naming_the_ways_out(tmp_path: Path) -> None:
+    journal(tmp_path).close()
+    other = {**PRINT, "source": {"path": "other.txt", "size": 10}}
+    with pytest.raises(JobMismatchError) as caught:
+        open_journal(tmp_path / "run.journal", fingerprint=other)
+    message = str(caught.value)
+    assert "restart=True" in message
+    assert "--restart" in message
+    assert "--retry-failed" in message
+    assert "source" in message
+    assert "\n" not in message
+    # restart=True begins again.
+    with open_journal(tmp_path / "run.journal", fingerprint=other, restart=True) as j:
+        assert j.sink_position is None
+        assert j.statistics().done == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"url\nhttp://example.com\n" * 20, "not an SQLite file"),
+        (b"SQLite format 3\x00" + b"\x00" * 10, "not an SQLite file"),
+        (None, "another program"),
+    ],
+)
+def test_a_foreign_file_is_refused_and_left_untouched(
+    tmp_path: Path, content: bytes | None, why: str
+) -> None:
+    target = tmp_path / "run.journal"
+    if content is None:
+        db = sqlite3.connect(target)
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+        db.close()
+    else:
+        target.write_bytes(content)
+    before = target.read_bytes()
+    with pytest.raises(JournalError, match=why) as caught:
+        open_journal(target, fingerprint=PRINT)
+    assert "--restart" in str(caught.value)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.journal"]
+    with open_journal(target, fingerprint=PRINT, restart=True) as j:  # asked for: replaced
+        assert j.admit(["a"]) == [True]
+
+
+def test_a_damaged_journal_gives_a_clear_error(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.admit([f"key-{i}" for i in range(5000)])
+        j.record([KeyOutcome(f"key-{i}", "done") for i in range(5000)], {"bytes": 1})
+    target = tmp_path / "run.journal"
+    data = bytearray(target.read_bytes())
+    data[4096:] = b"\xff" * (len(data) - 4096)  # every page after the first
+    target.write_bytes(bytes(data))
+
+    def resume() -> None:
+        with open_journal(target, fingerprint=PRINT) as j:
+            j.admit(["key-1"])
+
+    with pytest.raises(JournalError, match=r"damaged|not a conveyor journal"):
+        resume()
+
+
+def test_a_journal_of_another_format_version_is_refused(tmp_path: Path) -> None:
+    journal(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "run.journal")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(JournalError, match="format 99"):
+        journal(tmp_path)
+
+
+def test_an_empty_file_is_a_fresh_journal(tmp_path: Path) -> None:
+    (tmp_path / "run.journal").write_bytes(b"")
+    with journal(tmp_path) as j:
+        assert j.admit(["a"]) == [True]
+
+
+def test_a_folder_is_not_a_journal(tmp_path: Path) -> None:
+    (tmp_path / "run.journal").mkdir()
+    with pytest.raises(JournalError, match="folder"):
+        journal(tmp_path)
+
+
+def test_use_after_close_is_an_error(tmp_path: Path) -> None:
+    j = journal(tmp_path)
+    j.close()
+    j.close()  # twice is fine
+    with pytest.raises(UsageError, match="closed"):
+        j.admit(["a"])
+
+
+def test_memory_stays_flat_with_many_keys(tmp_path: Path) -> None:
+    """Keys live in SQLite, not in a Python set: memory does not grow with the job."""
+    with journal(tmp_path) as j:
+        tracemalloc.start()
+        try:
+            for start in range(0, 200_000, 1000):
+                keys = [f"https://example.com/page/{i}" for i in range(start, start + 1000)]
+                j.admit(keys)
+                j.record([KeyOutcome(k, "done") for k in keys], {"bytes": start})
+                if start == 20_000:
+                    tracemalloc.reset_peak()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert j.statistics().done == 200_000
+    assert peak < 2 * 1024 * 1024  # one batch's worth, not 180,000 keys' worth
