@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
+import random
+import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +72,53 @@ def start_job(
 
 def keys_of(records: Sequence[dict[str, Any]]) -> list[str]:
     return sorted(str(record["key"]) for record in records)
+
+
+def kill_loop(
+    folders: dict[str, Path],
+    mode: str,
+    *,
+    rounds: int,
+    delay: float,
+    wait: tuple[float, float],
+    done: Callable[[Path], int],
+) -> None:
+    """Start one job per sink, SIGKILL each at its own random moment, ``rounds`` times."""
+    rng = random.Random(4)
+    killed = {sink: 0 for sink in folders}
+    progress: dict[str, set[int]] = {sink: set() for sink in folders}
+    for _ in range(rounds):
+        procs = {
+            sink: start_job(mode, sink, folder, delay=delay) for sink, folder in folders.items()
+        }
+        began = time.monotonic()
+        for sink, when in sorted(
+            ((sink, rng.uniform(*wait)) for sink in procs), key=lambda pair: pair[1]
+        ):
+            time.sleep(max(0.0, began + when - time.monotonic()))
+            procs[sink].send_signal(signal.SIGKILL)
+        for sink, proc in procs.items():
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode in (0, -signal.SIGKILL), f"{sink}: {err}"
+            killed[sink] += proc.returncode == -signal.SIGKILL
+            progress[sink].add(done(folders[sink]))
+    for sink in folders:  # the kills landed mid-job, and at different points of it
+        assert killed[sink] >= rounds // 2, (sink, killed)
+        assert len(progress[sink]) >= 3, (sink, progress)
+    for sink, folder in folders.items():
+        proc = start_job(mode, sink, folder, delay=0.0)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, f"{sink}: {err}"
+
+
+def journal_done(folder: Path) -> int:
+    """Keys the job's journal records as done (read with plain SQLite, read-only)."""
+    path = folder / "job.journal"
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT count(*) FROM keys WHERE state = 1").fetchone()
+    finally:
+        db.close()
+    return int(row[0])

@@ -6,47 +6,15 @@ admit/write/flush/record loop, so a kill lands at every stage of a commit.
 
 from __future__ import annotations
 
-import random
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from conveyor._io import open_journal
 
-from .helpers import SUFFIX, keys_of, read_records, start_job, write_input
+from .helpers import SUFFIX, journal_done, keys_of, kill_loop, read_records, start_job, write_input
 
 SINKS = ["jsonl", "csv", "sqlite", "parquet"]
-
-
-def _kill_loop(folders: dict[str, Path], mode: str, rounds: int, delay: float) -> None:
-    """Start one job per sink, SIGKILL each at its own random moment, ``rounds`` times."""
-    rng = random.Random(4)
-    killed = {sink: 0 for sink in folders}
-    progress: dict[str, set[int]] = {sink: set() for sink in folders}
-    for _ in range(rounds):
-        procs = {
-            sink: start_job(mode, sink, folder, delay=delay) for sink, folder in folders.items()
-        }
-        began = time.monotonic()
-        for sink, when in sorted(
-            ((sink, rng.uniform(0.25, 0.8)) for sink in procs), key=lambda pair: pair[1]
-        ):
-            time.sleep(max(0.0, began + when - time.monotonic()))
-            procs[sink].send_signal(signal.SIGKILL)
-        for sink, proc in procs.items():
-            _, err = proc.communicate(timeout=30)
-            assert proc.returncode in (0, -signal.SIGKILL), f"{sink}: {err}"
-            killed[sink] += proc.returncode == -signal.SIGKILL
-            progress[sink].add(_done(folders[sink]))
-    for sink in folders:  # the kills landed mid-job, and at different points of it
-        assert killed[sink] >= rounds // 2, (sink, killed)
-        assert len(progress[sink]) >= 3, (sink, progress)
-    for sink, folder in folders.items():
-        proc = start_job(mode, sink, folder, delay=0.0)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, f"{sink}: {err}"
 
 
 @pytest.mark.slow
@@ -57,7 +25,7 @@ def test_sigkill_at_random_moments_then_resume_gives_every_key_once(tmp_path: Pa
         folder.mkdir()
         keys = write_input(folder / "input.txt", 3000, duplicates=40)
         folders[sink] = folder
-    _kill_loop(folders, "direct", rounds=10, delay=0.001)
+    kill_loop(folders, "direct", rounds=10, delay=0.001, wait=(0.25, 0.8), done=journal_done)
     for sink, folder in folders.items():
         records = read_records(folder / f"out.{SUFFIX[sink]}")
         assert keys_of(records) == sorted(keys), sink
@@ -65,13 +33,6 @@ def test_sigkill_at_random_moments_then_resume_gives_every_key_once(tmp_path: Pa
             stats = journal.statistics()
         assert stats.done == 3000, sink
         assert stats.duplicates == 40, sink
-
-
-def _done(folder: Path) -> int:
-    if not (folder / "job.journal").exists():
-        return 0
-    with open_journal(folder / "job.journal", fingerprint=_fingerprint_of(folder)) as journal:
-        return journal.statistics().done
 
 
 def _fingerprint_of(folder: Path) -> dict[str, object]:

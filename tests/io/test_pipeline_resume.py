@@ -1,0 +1,76 @@
+"""End to end: ``Pipeline.run(sink=..., journal=...)`` killed, interrupted and resumed."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import (
+    SUFFIX,
+    journal_done,
+    keys_of,
+    kill_loop,
+    read_records,
+    start_job,
+    write_input,
+)
+
+SINKS = ["jsonl", "csv", "sqlite", "parquet"]
+
+
+@pytest.mark.slow
+def test_sigkill_ten_times_then_resume_gives_each_of_5000_keys_once(tmp_path: Path) -> None:
+    folders = {}
+    for sink in SINKS:
+        folder = tmp_path / sink
+        folder.mkdir()
+        keys = write_input(folder / "input.txt", 5000, duplicates=25)
+        folders[sink] = folder
+    # ~500 items/s (4 threads sleeping 8 ms each): ten runs cannot finish the job, and the
+    # longer ones commit (every 1,000 items or second) before their kill. The last run,
+    # at full speed, finishes it.
+    kill_loop(folders, "pipeline", rounds=10, delay=0.008, wait=(0.8, 2.0), done=journal_done)
+    for sink, folder in folders.items():
+        records = read_records(folder / f"out.{SUFFIX[sink]}")
+        assert len(records) == 5000, sink
+        assert keys_of(records) == sorted(keys), sink
+
+
+@pytest.mark.parametrize("sink", ["jsonl", "parquet"])
+def test_sigint_stops_cleanly_says_how_to_resume_and_resuming_finishes(
+    sink: str, tmp_path: Path
+) -> None:
+    keys = write_input(tmp_path / "input.txt", 5000, duplicates=10)
+    proc = start_job("pipeline", sink, tmp_path, delay=0.002)
+    deadline = time.monotonic() + 30
+    while journal_done(tmp_path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the first commit
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "run the same command again to resume" in err
+    done_before = journal_done(tmp_path)
+    assert 0 < done_before < 5000
+
+    proc = start_job("pipeline", sink, tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"skipped={done_before + 10}" in out  # done keys and the duplicates
+    assert keys_of(read_records(tmp_path / f"out.{SUFFIX[sink]}")) == sorted(keys)
+
+
+def test_full_disk_in_a_pipeline_is_one_line_and_resumes(tmp_path: Path) -> None:
+    keys = write_input(tmp_path / "input.txt", 3000)
+    proc = start_job("pipeline", "jsonl", tmp_path, fsize=256 * 1024, payload=400)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "run again to resume" in err
+    proc = start_job("pipeline", "jsonl", tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert keys_of(read_records(tmp_path / "out.jsonl")) == sorted(keys)
