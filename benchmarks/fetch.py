@@ -335,28 +335,29 @@ def main() -> None:
     print(report[0], flush=True)
 
     if "latency" in only:
-        n, c, delay = (2_000 if quick else 10_000), 500, 0.1
+        n, c, delay = (1_000 if quick else 10_000), 500, 0.1
         with delay_server(delay) as base:
             runs = interleaved(names, f"{base}|{n}", c, False, repeats)
-        report += table(
+        section = table(
             f"latency: {n:,} URLs, {delay * 1000:.0f} ms server delay, concurrency {c}",
             runs, n, ideal=n * delay / c,
         )  # fmt: skip
-        print("\n".join(report[-12:]), flush=True)
+        report += section
+        print("\n".join(section), flush=True)
 
     if "throughput" in only or "memory" in only:
         with nginx() as base:
             if "throughput" in only:
-                n, c = (3_000 if quick else 20_000), 100
+                n, c = (2_000 if quick else 20_000), 100
                 runs = interleaved(names, f"{base}|{n}", c, True, repeats)
-                report += table(
+                section = table(
                     f"throughput: {n:,} URLs, nginx, concurrency {c}, fetch + title + JSON lines",
                     runs, n,
                 )  # fmt: skip
-                print("\n".join(report[-14:]), flush=True)
+                report += section
+                print("\n".join(section), flush=True)
             if "memory" in only:
                 report += memory_case(base, quick)
-                print("\n".join(report[-8:]), flush=True)
 
     results = HERE / "results"
     results.mkdir(exist_ok=True)
@@ -364,7 +365,7 @@ def main() -> None:
 
 
 def memory_case(base: str, quick: bool) -> list[str]:
-    sizes = (10_000, 30_000) if quick else (10_000, 1_000_000)
+    sizes = (5_000, 20_000) if quick else (10_000, 1_000_000)
     lines = [
         "### memory: the throughput job, URLs streamed from a file, concurrency 100",
         "",

@@ -195,7 +195,7 @@ def test_response_pickles_and_records() -> None:
 def test_response_build_sets_every_field() -> None:
     from dataclasses import fields
 
-    headers = CIMultiDictProxy(CIMultiDict())
+    headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
     values = {f.name: None for f in fields(Response)} | {"headers": headers, "body": b""}
     built = Response.build(**values)
     assert set(vars(built)) == {f.name for f in fields(Response)}
@@ -220,3 +220,33 @@ async def test_limits_hand_slots_over_and_survive_cancellation() -> None:
     limits.release("b:80")
     assert limits.in_flight() == 0
     assert limits.try_acquire_nowait("c:80")  # the cancelled waiter did not keep a slot
+
+
+async def test_deadlines_time_out_only_what_is_theirs() -> None:
+    import asyncio
+
+    from conveyor._http.deadlines import Deadlines
+
+    deadlines = Deadlines(0.05)
+
+    async def exchange(seconds: float) -> str:
+        token = deadlines.enter()
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            if deadlines.timed_out(token):
+                return "timeout"
+            raise
+        finally:
+            deadlines.exit(token)
+        return "done"
+
+    assert await exchange(0) == "done"
+    assert await exchange(5) == "timeout"
+    # An outer cancellation is not a timeout, even when the deadline is also past.
+    outer = asyncio.ensure_future(exchange(5))
+    await asyncio.sleep(0.01)
+    outer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    deadlines.close()

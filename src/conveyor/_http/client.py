@@ -19,9 +19,17 @@ import aiohttp
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .._errors import Blocked, FetchError, TooLarge, TooManyRedirects, UsageError
+from .._errors import (
+    Blocked,
+    FetchError,
+    FetchTimeout,
+    TooLarge,
+    TooManyRedirects,
+    UsageError,
+)
 from .body import FileSink, MemorySink, decoder_for, read_body
 from .config import FetchConfig
+from .deadlines import Deadlines
 from .errors import NETWORK_ERRORS, to_fetch_error
 from .limits import Clock, Limits
 from .request import Request
@@ -84,6 +92,7 @@ class HttpClient:
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
+        self._deadlines = Deadlines(self.config.timeout)
         base = {
             "user-agent": ("User-Agent", self.config.agent),
             "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
@@ -115,7 +124,7 @@ class HttpClient:
             connector=connector,
             cookie_jar=jar,
             timeout=aiohttp.ClientTimeout(
-                total=cfg.timeout, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout
+                total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout
             ),
             auto_decompress=False,  # body.py decodes, under max_bytes
             trust_env=cfg.trust_env,
@@ -136,6 +145,7 @@ class HttpClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._deadlines.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -229,17 +239,26 @@ class HttpClient:
             host = host_key(current)
             if not self._limits.try_acquire_nowait(host):
                 await self._limits.acquire(host)
+            # The total deadline covers the connection, the request and reading the body,
+            # not our waits for slots (deadlines.py says why it is not aiohttp's).
+            deadline = self._deadlines.enter()
             try:
                 self._requests += 1
-                # The deadline is aiohttp's ClientTimeout(total=timeout): it covers the
-                # connection, the request and reading the body, not our waits for slots.
                 async with self._session.request(
                     method, current, headers=headers, data=payload, allow_redirects=False
                 ) as resp:
                     hop = await self._read(resp, req, host, final=final)
+            except asyncio.CancelledError:
+                if self._deadlines.timed_out(deadline):
+                    raise FetchTimeout(
+                        f"timeout for {current}: over timeout={self.config.timeout} s",
+                        url=str(current),
+                    ) from None
+                raise
             except NETWORK_ERRORS as exc:
                 raise to_fetch_error(exc, str(current)) from exc
             finally:
+                self._deadlines.exit(deadline)
                 self._limits.release(host)
             location = hop.response.headers.get("Location")
             if hop.response.status not in REDIRECTS or location is None:
