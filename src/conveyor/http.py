@@ -28,10 +28,11 @@ from ._errors import (
     TooLarge,
     TooManyRedirects,
 )
-from ._http.client import HttpClient, HttpStats
+from ._http.client import HttpClient
 from ._http.config import FetchConfig
 from ._http.request import Request
 from ._http.response import Response
+from ._http.stats import HttpStats
 
 __all__ = [
     "BadURL",

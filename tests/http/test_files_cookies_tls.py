@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conveyor._errors import TLSError, TooLarge
+from conveyor._errors import DNSError, TLSError, TooLarge
 from conveyor.http import HttpClient
 from conveyor.testing import RunningSite, make_app
 
@@ -113,3 +113,20 @@ async def test_self_signed_certificate_is_refused_by_default(
 async def test_verify_tls_off_accepts_it(https_base: str, client: Client) -> None:
     async with client(verify_tls=False) as c:
         assert (await c.fetch(https_base + "/page/1")).status == 200
+
+
+@pytest.mark.parametrize("trust_env", [True, False])
+async def test_proxies_come_from_the_environment_only_with_trust_env(
+    site: RunningSite, client: Client, monkeypatch: pytest.MonkeyPatch, trust_env: bool
+) -> None:
+    # The site on 127.0.0.2 plays a forward proxy: aiohttp sends it the absolute URL.
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", site.bases[1])
+    async with client(retries=0, trust_env=trust_env) as c:
+        if trust_env:
+            response = await c.fetch("http://through-the-proxy.invalid/echo")
+            assert response.json()["headers"]["Host"] == "through-the-proxy.invalid"
+        else:
+            with pytest.raises(DNSError):
+                await c.fetch("http://through-the-proxy.invalid/echo")

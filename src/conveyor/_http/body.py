@@ -200,3 +200,19 @@ async def read_body(
             )
         await sink.write(part)
     return raw
+
+
+async def save_body(
+    chunks: AsyncIterable[bytes], decoder: Decoder | None, path: Path, *, max_bytes: int, url: str
+) -> int:
+    """Stream a body into ``path`` (complete, or not there at all); returns the raw count."""
+    sink = FileSink(path)
+    await sink.open()
+    try:
+        raw = await read_body(chunks, decoder, sink, max_bytes=max_bytes, url=url)
+        await sink.commit()
+    except BaseException:
+        # Also on cancellation: the partial file must go, so shield the clean-up.
+        await asyncio.shield(sink.discard())
+        raise
+    return raw

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +27,7 @@ from .._errors import (
     TooManyRedirects,
     UsageError,
 )
-from .body import FileSink, MemorySink, decoder_for, read_body
+from .body import MemorySink, decoder_for, read_body, save_body
 from .config import FetchConfig
 from .deadlines import Deadlines
 from .errors import NETWORK_ERRORS, to_fetch_error
@@ -42,32 +42,17 @@ from .safety import (
     host_key,
     ip_literal,
     parse_networks,
+    redirect_drops_body,
     should_strip_credentials,
     strip_credentials,
     target_path,
+    without_body_headers,
 )
+from .stats import HttpStats
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
 SMALL_BODY = 64 * 1024
-_BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
-
-
-@dataclass(frozen=True, slots=True)
-class HttpStats:
-    """A snapshot of one client, for progress bars and reports."""
-
-    in_flight: int
-    waiting: int
-    per_host: dict[str, int] = field(default_factory=dict)
-    fetches: int = 0
-    requests: int = 0
-    retries: int = 0
-    redirects: int = 0
-    responses: int = 0
-    failures: int = 0
-    bytes_read: int = 0
-    slowed_hosts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -280,10 +265,9 @@ class HttpClient:
             target = check_url(target, redirect_from=current)
             if should_strip_credentials(current, target):
                 headers = strip_credentials(headers)
-            status = hop.response.status
-            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-                method, payload = "GET", None  # what browsers do, and requests and aiohttp
-                headers = tuple((k, v) for k, v in headers if k.lower() not in _BODY_HEADERS)
+            if redirect_drops_body(hop.response.status, method):
+                method, payload = "GET", None
+                headers = without_body_headers(headers)
             current = target
 
     def _check_address(self, url: URL) -> None:
@@ -340,16 +324,10 @@ class HttpClient:
         decoder = decoder_for(encoding)
         chunks = resp.content.iter_any()
         if saving and self._save_dir is not None and resp.status < 400 and req.method != "HEAD":
-            sink = FileSink(target_path(self._save_dir, URL(req.url)))
-            await sink.open()
-            try:
-                raw = await read_body(chunks, decoder, sink, max_bytes=cfg.max_bytes, url=req.url)
-                await sink.commit()
-            except BaseException:
-                await asyncio.shield(sink.discard())
-                raise
+            path = target_path(self._save_dir, URL(req.url))
+            raw = await save_body(chunks, decoder, path, max_bytes=cfg.max_bytes, url=req.url)
             self._bytes += raw
-            return _Hop(resp, path=sink.path, raw=raw)
+            return _Hop(resp, path=path, raw=raw)
         memory = MemorySink()
         raw = await read_body(chunks, decoder, memory, max_bytes=cfg.max_bytes, url=req.url)
         self._bytes += raw

@@ -102,6 +102,19 @@ def strip_credentials(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, st
     return tuple((k, v) for k, v in headers if k.lower() not in SENSITIVE_HEADERS)
 
 
+_BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
+
+
+def redirect_drops_body(status: int, method: str) -> bool:
+    """Whether the next hop becomes a GET without a body: 303 (but HEAD stays HEAD), and
+    301/302 after a POST -- what browsers do, and requests and aiohttp. 307/308 keep both."""
+    return (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST")
+
+
+def without_body_headers(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in headers if k.lower() not in _BODY_HEADERS)
+
+
 def parse_networks(networks: Iterable[str]) -> tuple[Network, ...]:
     try:
         return tuple(ipaddress.ip_network(n, strict=False) for n in networks)
