@@ -27,13 +27,11 @@ HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 @functools.cache
 def default_user_agent() -> str:
-    """``conveyor/<version>``, read from the installed package metadata once."""
-    from importlib.metadata import PackageNotFoundError, version
+    """``conveyor/<version>``: the package's ``__version__`` (importlib.metadata is ~10 ms)."""
+    import conveyor
 
-    try:
-        return f"conveyor/{version('conveyor')}"
-    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-        return "conveyor"
+    version = getattr(conveyor, "__version__", None)
+    return f"conveyor/{version}" if version else "conveyor"
 
 
 def normalise_headers(
