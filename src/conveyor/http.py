@@ -62,8 +62,3 @@ async def fetch(url_or_request: str | Request, **options: Any) -> Response:
     """
     async with HttpClient(**options) as client:
         return await client.fetch(url_or_request)
-
-
-for _name in ("HttpClient", "HttpStats", "FetchConfig", "Request", "Response"):
-    globals()[_name].__module__ = __name__
-del _name
