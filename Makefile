@@ -24,8 +24,8 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-demo: $(STAMP)
-	$(BIN)/python examples/hybrid.py
+demo: $(STAMP)  ## the main job on the built-in demo site (examples/hybrid.py: the engine alone)
+	$(BIN)/conveyor demo
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

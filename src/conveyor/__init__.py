@@ -46,7 +46,28 @@ from ._engine.stats import (
     StageStatistics as StageStatistics,
 )
 from ._errors import (
+    BadURL as BadURL,
+)
+from ._errors import (
+    Blocked as Blocked,
+)
+from ._errors import (
+    ConnectError as ConnectError,
+)
+from ._errors import (
+    ConnectionReset as ConnectionReset,
+)
+from ._errors import (
     ConveyorError as ConveyorError,
+)
+from ._errors import (
+    DNSError as DNSError,
+)
+from ._errors import (
+    FetchError as FetchError,
+)
+from ._errors import (
+    FetchTimeout as FetchTimeout,
 )
 from ._errors import (
     ItemError as ItemError,
@@ -75,14 +96,54 @@ from ._errors import (
 from ._errors import (
     WorkerCrashed as WorkerCrashed,
 )
+from ._io import (
+    Csv as Csv,
+)
+from ._io import (
+    JsonLines as JsonLines,
+)
+from ._io import (
+    Parquet as Parquet,
+)
+from ._io import (
+    Sqlite as Sqlite,
+)
+from ._io import (
+    read_csv as read_csv,
+)
+from ._io import (
+    read_jsonl as read_jsonl,
+)
+from ._io import (
+    read_lines as read_lines,
+)
+from ._io import (
+    read_parquet as read_parquet,
+)
+from ._io import (
+    sink_for as sink_for,
+)
+from ._io import (
+    to_record as to_record,
+)
 from ._pipeline.pipeline import Pipeline as Pipeline
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BadURL",
+    "Blocked",
+    "ConnectError",
+    "ConnectionReset",
     "ConveyorError",
+    "Csv",
+    "DNSError",
     "Event",
     "Failure",
+    "FetchConfig",
+    "FetchError",
+    "FetchTimeout",
+    "HttpClient",
     "ItemError",
     "ItemFailed",
     "ItemFinished",
@@ -91,11 +152,15 @@ __all__ = [
     "ItemTimeout",
     "JobMismatchError",
     "JournalError",
+    "JsonLines",
     "KeyOutcome",
     "Ledger",
     "NotPicklableError",
     "Observer",
+    "Parquet",
     "Pipeline",
+    "Request",
+    "Response",
     "Retry",
     "RunFinished",
     "RunInterrupted",
@@ -104,14 +169,39 @@ __all__ = [
     "RunStatistics",
     "Sink",
     "SinkError",
+    "Sqlite",
     "StageStatistics",
     "Tick",
     "UsageError",
     "WorkerCrashed",
+    "read_csv",
+    "read_jsonl",
+    "read_lines",
+    "read_parquet",
+    "sink_for",
+    "to_record",
 ]
+
+# The HTTP client loads lazily, so `import conveyor` and `conveyor --help` stay quick.
+_HTTP_NAMES = {"FetchConfig", "HttpClient", "Request", "Response"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HTTP_NAMES:
+        from . import http
+
+        value = getattr(http, name)
+        if getattr(value, "__module__", "").startswith("conveyor._"):
+            value.__module__ = "conveyor"
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+
 
 # Public names report the public module, like trio and httpx do.
 for _name in __all__:
+    if _name in _HTTP_NAMES:
+        continue
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("conveyor._"):
         try:

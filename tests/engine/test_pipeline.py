@@ -329,5 +329,6 @@ def test_ticks_carry_queue_depths_and_in_flight_counts() -> None:
     cv.Pipeline(range(40)).map(slow, concurrency=4).run(observers=(on_event,))
     assert ticks, "a half-second run sends at least one tick"
     stage = ticks[0].statistics.stages[0]
-    assert stage.name == "slow" and stage.in_flight == 4
+    assert stage.name == "slow"
+    assert stage.in_flight == 4
     assert stage.queue_depth > 0  # the source filled the inbox while the stage was busy

@@ -23,7 +23,7 @@ def fetch_stage(options: dict[str, Any]) -> StageSpec:
     from .._http.config import FetchConfig
 
     name = options.pop("name", None) or "fetch"
-    config = FetchConfig(**options)
+    config = FetchConfig.coerce(None, options)  # a misspelt option gets a 'did you mean'
 
     @asynccontextmanager
     async def client_for_run() -> AsyncIterator[Callable[[Any], Any]]:

@@ -1,0 +1,151 @@
+"""``conveyor demo`` and ``conveyor serve``: the main job on a built-in local site.
+
+The demo starts the demo site (``conveyor.testing.demo_site``) in its own process on free
+ports of three loopback addresses — three hosts, so per-host limits show — writes the list
+of its pages, and runs the same job as ``conveyor fetch`` over it, with a CPU-heavy
+analysis step on processes. Everything stays on 127.0.0.x; nothing reaches the internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import fail
+from .job import FetchJob
+from .running import run_with_display
+
+DEMO_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+# Lines a real URL list might hold by mistake: they become bad-url records, not a crash.
+MALFORMED = ("not a url", "ftp://files.example/archive.zip", "http://")
+
+
+def start_site(pages: int, hosts: tuple[str, ...]) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start the demo site in its own process; return it and its base URLs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.testing.demo_site",
+         "--hosts", ",".join(hosts), "--pages", str(pages)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    bases = []
+    for line in proc.stdout:
+        if line.startswith("listening on "):
+            bases.append(line.split()[-1])
+        elif line.strip() == "ready":
+            return proc, bases
+    proc.kill()
+    proc.wait()
+    fail("the demo site did not start (is 127.0.0.2 reachable on this machine?)")
+
+
+def write_urls(path: Path, bases: list[str], pages: int) -> None:
+    with path.open("w") as out:
+        out.write("# the demo site's pages, spread over its hosts\n")
+        for n in range(pages):
+            out.write(f"{bases[n % len(bases)]}/p/{n}\n")
+        for line in MALFORMED:
+            out.write(line + "\n")
+
+
+@click.command("demo")
+@click.option(
+    "--pages", type=click.IntRange(1), default=10_000, show_default=True, help="Pages to fetch."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="demo-output",
+    show_default=True,
+    help="Folder for the output, journal and report.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet", "db"]),
+    default="jsonl",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool) -> None:
+    """Run the main job on the built-in demo site, offline.
+
+    The site has fast and slow pages (a few ms to a second), transient and permanent
+    500s, 429s with Retry-After, redirects, 404s and a few 4 MiB pages. Output, journal
+    and an HTML report go to demo-output/.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    proc, bases = start_site(pages, DEMO_HOSTS)
+    try:
+        urls = folder / "urls.txt"
+        write_urls(urls, bases, pages)
+        job = FetchJob(
+            input=str(urls),
+            output=str(folder / f"pages.{fmt}"),
+            fetch_options={
+                "concurrency": 96,
+                "per_host": 24,
+                "retries": 3,
+                "timeout": 20.0,
+                "backoff": 0.2,
+            },
+            process="conveyor._cli.analysis:analyze_text",
+            on="processes",
+            workers=2,
+            journal=str(folder / f"pages.{fmt}.journal"),
+            restart=True,  # a demo starts afresh each time
+        )
+        code = run_with_display(
+            job, report=str(folder / "report.html"), quiet=quiet, title="conveyor demo"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    if code:
+        raise SystemExit(code)
+
+
+@click.command("serve")
+@click.option(
+    "--pages", type=click.IntRange(1), default=10_000, show_default=True, help="Pages on the site."
+)
+@click.option(
+    "--hosts",
+    default=",".join(DEMO_HOSTS),
+    show_default=True,
+    help="Loopback addresses to serve on.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port (0: a free one per address).",
+)
+@click.option(
+    "--urls",
+    "urls_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the list of page URLs here.",
+)
+def serve_command(pages: int, hosts: str, port: int, urls_path: str | None) -> None:
+    """Serve the demo site alone, for trying things (Ctrl-C stops it)."""
+    from ..testing.demo_site import serve
+
+    addresses = [h.strip() for h in hosts.split(",") if h.strip()]
+    for address in addresses:
+        if not address.startswith("127.") and address not in ("localhost", "::1"):
+            fail(f"--hosts {address}: the demo site serves loopback addresses only (127.x.x.x)")
+    if urls_path and port == 0:
+        fail("--urls needs a fixed --port, so the URLs stay valid; e.g. --port 8080")
+    if urls_path:
+        write_urls(Path(urls_path), [f"http://{a}:{port}" for a in addresses], pages)
+    asyncio.run(serve(addresses, pages, port))

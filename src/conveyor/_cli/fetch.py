@@ -1,0 +1,142 @@
+"""``conveyor fetch INPUT -o OUTPUT``: the main job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .errors import INTERRUPTED_EXIT
+from .job import FetchJob, default_journal
+from .options import HEADER, RATE, SIZE, TARGET
+from .running import run_with_display
+
+
+@click.command("fetch")
+@click.argument("input_path", metavar="INPUT")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Output file: .jsonl .csv .parquet .db/.sqlite, or - for stdout.",
+)
+@click.option(
+    "--column", help="Column (CSV, Parquet) or field (JSON lines) holding the URL [default: url]."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Requests in flight in all.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Requests in flight per host.",
+)
+@click.option("--rate", type=RATE, help="Requests per second in all: 20/s, 600/min or a number.")
+@click.option("--host-rate", type=RATE, help="Requests per second per host.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0),
+    default=3,
+    show_default=True,
+    help="Retries after the first try.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds per attempt.",
+)
+@click.option(
+    "--max-bytes", type=SIZE, default="50MiB", show_default=True, help="Largest body, e.g. 10MiB."
+)
+@click.option(
+    "--header",
+    "headers",
+    type=HEADER,
+    multiple=True,
+    help="Extra header 'Name: value' (repeatable).",
+)
+@click.option("--user-agent", help="User-Agent header [default: conveyor/VERSION].")
+@click.option(
+    "--block-private",
+    is_flag=True,
+    help="Refuse private, loopback and metadata addresses (SSRF guard).",
+)
+@click.option(
+    "--process",
+    "process",
+    type=TARGET,
+    help="Your stage, module:function, taking the record dict and returning a dict to merge.",
+)
+@click.option(
+    "--on",
+    "on",
+    type=click.Choice(["threads", "processes"]),
+    default="threads",
+    show_default=True,
+    help="Where --process runs.",
+)
+@click.option("--workers", type=click.IntRange(1), help="Threads or processes for --process.")
+@click.option(
+    "--save-bodies",
+    type=click.Path(file_okay=False),
+    help="Keep each body as a file in this folder.",
+)
+@click.option("--journal", "journal_path", help="Resume journal [default: OUTPUT.journal].")
+@click.option("--no-journal", is_flag=True, help="Do not keep a journal (no resume).")
+@click.option("--restart", is_flag=True, help="Forget the journal and the output, and begin again.")
+@click.option(
+    "--retry-failed", is_flag=True, help="On resume, fetch the URLs that failed last time again."
+)
+@click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML report with charts.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def fetch_command(input_path: str, output: str, column: str | None, **options: Any) -> None:
+    """Fetch every URL in INPUT and write one record per URL to OUTPUT.
+
+    INPUT is a text file of URLs (one per line; blank lines and # comments skipped; .gz
+    read transparently), a CSV, JSON-lines or Parquet file with --column, or - for stdin.
+    Running the same command again resumes where it stopped.
+    """
+    fetch_options: dict[str, Any] = {
+        "concurrency": options["concurrency"],
+        "per_host": options["per_host"],
+        "rate": options["rate"],
+        "host_rate": options["host_rate"],
+        "retries": options["retries"],
+        "timeout": options["timeout"],
+        "max_bytes": options["max_bytes"],
+        "headers": tuple(options["headers"]),
+        "block_private": options["block_private"],
+    }
+    if options["user_agent"]:
+        fetch_options["user_agent"] = options["user_agent"]
+    if options["save_bodies"]:
+        fetch_options["save_to"] = options["save_bodies"]
+    journal = (
+        None if options["no_journal"] else (options["journal_path"] or default_journal(output))
+    )
+    job = FetchJob(
+        input=input_path,
+        output=output,
+        column=column,
+        fetch_options=fetch_options,
+        process=options["process"],
+        on=options["on"],
+        workers=options["workers"],
+        journal=journal,
+        restart=options["restart"],
+        retry_failed=options["retry_failed"],
+    )
+    code = run_with_display(job, report=options["report"], quiet=options["quiet"])
+    if code:
+        raise SystemExit(code)
+
+
+__all__ = ["INTERRUPTED_EXIT", "fetch_command"]

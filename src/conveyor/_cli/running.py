@@ -1,0 +1,70 @@
+"""Running a fetch job with a live display, a summary, an optional report, and exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+from .._errors import ConveyorError, JobMismatchError, JournalError, RunInterrupted, SinkError
+from .._observe import Progress, RunReport
+from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
+from .job import FetchJob, output_sink, run_job
+
+
+def _host(url: Any) -> str | None:
+    try:
+        return urlsplit(str(url)).netloc or None
+    except ValueError:
+        return None
+
+
+def run_with_display(
+    job: FetchJob, *, report: str | None, quiet: bool, title: str = "conveyor fetch"
+) -> int:
+    """Run ``job``; return the process exit code (0 done, 2 usage error, 130 interrupted)."""
+    # With -o - the records own stdout; everything for people goes to stderr.
+    console = Console(stderr=job.output == "-")
+    progress_console = Console(stderr=True)
+    run_report = RunReport()
+
+    def tally(record: dict[str, Any]) -> None:
+        run_report.add_record(
+            status=record.get("status"), host=_host(record.get("url")),
+            error_kind=record.get("error_kind"),
+        )  # fmt: skip
+
+    sink = output_sink(job.output, tally)
+    interrupted = False
+    try:
+        with Progress(
+            console=progress_console, mode="quiet" if quiet else "auto", title=title
+        ) as progress:
+            result = run_job(job, sink, observers=(progress, run_report))
+    except RunInterrupted as stop:
+        result = stop.result
+        interrupted = True
+    except JobMismatchError as exc:
+        show_error(str(exc))
+        return USAGE_EXIT
+    except (JournalError, SinkError) as exc:
+        show_error(str(exc))
+        return USAGE_EXIT if isinstance(exc, JournalError) else 1
+    except ConveyorError as exc:
+        show_error(str(exc))
+        return USAGE_EXIT
+    if not quiet or interrupted:
+        console.print(run_report.summary_table(result))
+    if report:
+        run_report.write_html(report, result, title=f"{title}: {job.input}")
+        console.print(f"report: {report}")
+    if interrupted:
+        hint = (
+            "run the same command again to resume" if job.journal else "(no journal: cannot resume)"
+        )
+        console.print(f"interrupted after {result.results + result.failed:,} URLs; {hint}")
+        return INTERRUPTED_EXIT
+    if job.output != "-":
+        console.print(f"wrote {result.results + result.failed:,} records to {job.output}")
+    return 0

@@ -1,0 +1,70 @@
+"""Ctrl-C and resume, and ``conveyor demo`` end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import orjson
+
+from .conftest import ROOT, Site, run_cli, write_urls
+
+
+def test_sigint_says_how_to_resume_and_resuming_finishes(site: Site, tmp_path: Path) -> None:
+    urls = [site.url(f"/page/{i}?delay=0.05") for i in range(400)]
+    write_urls(tmp_path / "urls.txt", urls)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "fetch", "urls.txt", "-o", "out.jsonl",
+         "--concurrency", "4", "--per-host", "4"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    deadline = time.monotonic() + 30
+    while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until the first commit reached the file
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "run the same command again to resume" in stdout + stderr
+    done_before = len(out.read_bytes().splitlines())
+    assert 0 < done_before < 400
+
+    result = run_cli(
+        "fetch", "urls.txt", "-o", "out.jsonl", "-q", "--concurrency", "50", cwd=tmp_path
+    )
+    assert result.code == 0, result.err
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(r["url"] for r in records) == sorted(urls)  # each URL once
+
+
+class _Checker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = run_cli("demo", "--pages", "400", "-q", cwd=tmp_path, timeout=120)
+    assert result.code == 0, result.err
+    folder = tmp_path / "demo-output"
+    records = [orjson.loads(line) for line in (folder / "pages.jsonl").read_bytes().splitlines()]
+    urls = [r["url"] for r in records]
+    assert len(urls) == len(set(urls)) == 403  # every page once, plus three malformed lines
+    assert sum(r["error_kind"] == "bad-url" for r in records) == 3
+    statuses = {r["status"] for r in records}
+    assert 200 in statuses
+    assert all(r["words"] for r in records if r["status"] == 200 and r["title"])
+    checker = _Checker()
+    checker.feed((folder / "report.html").read_text())
+    assert checker.tags.count("svg") >= 4
+    assert "html" in checker.tags
