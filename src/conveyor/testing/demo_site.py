@@ -51,13 +51,14 @@ def plan(n: int) -> PagePlan:
         kind = "flaky"
     elif roll < 0.025:
         kind = "broken"
-    elif roll < 0.035:
+    elif roll < 0.0255:
+        # Few: each 429 pauses its host for everyone and slows it down for a while.
         kind = "throttled"
-    elif roll < 0.065:
+    elif roll < 0.0555:
         kind = "redirect"
-    elif roll < 0.067:
+    elif roll < 0.0575:
         kind = "missing"
-    elif roll < 0.070:
+    elif roll < 0.0605:
         kind = "huge"
     else:
         kind = "ok"
