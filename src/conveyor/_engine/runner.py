@@ -237,9 +237,18 @@ class Runner:
                 if self._stopped:
                     self._stop_scope.reschedule(asyncio.get_running_loop().time())
                 async with contextlib.aclosing(read_batches(self._source, io)) as batches:
+                    # The journal checks batch k+1's keys on the writer thread while batch k
+                    # is fed in, so the source never stalls behind a commit.
+                    ahead: tuple[list[Any], list[Hashable], Any] | None = None
                     async for batch in batches:
-                        await self._feed(batch, position, writer, put)
+                        keys = self._keys_for(batch, position)
                         position += len(batch)
+                        checking = writer.start_admit(keys) if self._ledger is not None else None
+                        if ahead is not None:
+                            await self._feed(*ahead, put)
+                        ahead = (batch, keys, checking)
+                    if ahead is not None:
+                        await self._feed(*ahead, put)
         except TimeoutError:
             if not self._stopped:
                 raise
@@ -247,13 +256,19 @@ class Runner:
             self._stop_scope = None  # a finished scope cannot be rescheduled
         await (first.put(END) if self._stages else self._outbox_put(END))
 
+    def _keys_for(self, batch: list[Any], position: int) -> list[Hashable]:
+        key = self._key
+        return [key(v) for v in batch] if key else list(range(position, position + len(batch)))
+
     async def _feed(
-        self, batch: list[Any], position: int, writer: Writer, put: Callable[[Envelope], Any]
+        self,
+        batch: list[Any],
+        keys: list[Hashable],
+        checking: asyncio.Future[Sequence[bool]] | None,
+        put: Callable[[Envelope], Any],
     ) -> None:
         assert self._window_open is not None
-        key = self._key
-        keys = [key(v) for v in batch] if key else list(range(position, position + len(batch)))
-        admitted = await writer.admit(keys) if self._ledger is not None else None
+        admitted = await checking if checking is not None else None
         for i, value in enumerate(batch):
             if admitted is not None and not admitted[i]:
                 self._skipped += 1

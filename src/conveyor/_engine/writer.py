@@ -65,10 +65,11 @@ class Writer:
             self._sink.open(position)
         self._opened = True
 
-    async def admit(self, keys: Sequence[Hashable]) -> Sequence[bool]:
+    def start_admit(self, keys: Sequence[Hashable]) -> asyncio.Future[Sequence[bool]]:
+        """Ask the journal, on the writer thread, which keys to run; await the answer later."""
         assert self._ledger is not None
-        admitted: Sequence[bool] = await self._call(self._ledger.admit, keys)
-        return admitted
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._thread, self._ledger.admit, keys)
 
     def add_result(self, value: Any) -> None:
         if self._sink is not None:
