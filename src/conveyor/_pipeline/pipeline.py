@@ -7,6 +7,7 @@ output layer.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from typing import Any
@@ -337,17 +338,7 @@ class Pipeline:
         observers: tuple[ObserverLike, ...] = (),
     ) -> AsyncIterator[Any]:
         """Results as an async iterator; with ``failures=True`` also the ``Failure`` objects."""
-        return iterate_async(
-            lambda queue: self._runner(
-                None,
-                ordered=ordered,
-                on_error=on_error,
-                observers=observers,
-                grace=10.0,
-                consumer=queue,
-                yield_failures=failures,
-            )
-        )
+        return iterate_async(self._streaming_runner(ordered, on_error, failures, observers))
 
     def iter(
         self,
@@ -358,16 +349,24 @@ class Pipeline:
         observers: tuple[ObserverLike, ...] = (),
     ) -> Iterator[Any]:
         """Results as a plain iterator, the pipeline running on a background thread."""
-        return iterate_sync(
-            lambda queue: self._runner(
-                None,
-                ordered=ordered,
-                on_error=on_error,
-                observers=observers,
-                grace=10.0,
-                consumer=queue,
-                yield_failures=failures,
-            )
+        return iterate_sync(self._streaming_runner(ordered, on_error, failures, observers))
+
+    def _streaming_runner(
+        self,
+        ordered: bool,
+        on_error: OnError,
+        failures: bool,
+        observers: tuple[ObserverLike, ...],
+    ) -> Callable[[asyncio.Queue[Any]], Runner]:
+        """A runner factory whose results go to the queue the iterator gives it."""
+        return lambda queue: self._runner(
+            None,
+            ordered=ordered,
+            on_error=on_error,
+            observers=observers,
+            grace=10.0,
+            consumer=queue,
+            yield_failures=failures,
         )
 
     def __aiter__(self) -> AsyncIterator[Any]:
