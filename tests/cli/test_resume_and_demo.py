@@ -68,3 +68,32 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     checker.feed((folder / "report.html").read_text())
     assert checker.tags.count("svg") >= 4
     assert "html" in checker.tags
+
+
+def test_serve_runs_the_demo_site_alone(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port for the fixed-port mode
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "serve", "--hosts", "127.0.0.1", "--port", str(port),
+         "--pages", "50", "--urls", "urls.txt"],
+        cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(f"listening on http://127.0.0.1:{port}")
+        urls = [u for u in (tmp_path / "urls.txt").read_text().split() if u.startswith("http")]
+        assert len(urls) == 50
+        ok = next(u for u in urls if u.endswith("/p/0"))
+        with urllib.request.urlopen(ok, timeout=10) as response:
+            assert b"<title>Page 0" in response.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == 0

@@ -44,12 +44,12 @@ def start_site(pages: int, hosts: tuple[str, ...]) -> tuple[subprocess.Popen[str
     fail("the demo site did not start (is 127.0.0.2 reachable on this machine?)")
 
 
-def write_urls(path: Path, bases: list[str], pages: int) -> None:
+def write_urls(path: Path, bases: list[str], pages: int, *, malformed: bool = True) -> None:
     with path.open("w") as out:
         out.write("# the demo site's pages, spread over its hosts\n")
         for n in range(pages):
             out.write(f"{bases[n % len(bases)]}/p/{n}\n")
-        for line in MALFORMED:
+        for line in MALFORMED if malformed else ():
             out.write(line + "\n")
 
 
@@ -147,5 +147,7 @@ def serve_command(pages: int, hosts: str, port: int, urls_path: str | None) -> N
     if urls_path and port == 0:
         fail("--urls needs a fixed --port, so the URLs stay valid; e.g. --port 8080")
     if urls_path:
-        write_urls(Path(urls_path), [f"http://{a}:{port}" for a in addresses], pages)
+        write_urls(
+            Path(urls_path), [f"http://{a}:{port}" for a in addresses], pages, malformed=False
+        )
     asyncio.run(serve(addresses, pages, port))
