@@ -122,3 +122,15 @@ def journal_done(folder: Path) -> int:
     finally:
         db.close()
     return int(row[0])
+
+
+def sink_folders(base: Path, n: int, *, duplicates: int) -> tuple[dict[str, Path], list[str]]:
+    """One folder per sink kind, each with the same input of ``n`` keys; the keys."""
+    folders: dict[str, Path] = {}
+    keys: list[str] = []
+    for sink in ("jsonl", "csv", "sqlite", "parquet"):
+        folder = base / sink
+        folder.mkdir()
+        keys = write_input(folder / "input.txt", n, duplicates=duplicates)
+        folders[sink] = folder
+    return folders, keys

@@ -12,19 +12,23 @@ import pytest
 
 from conveyor._io import open_journal
 
-from .helpers import SUFFIX, journal_done, keys_of, kill_loop, read_records, start_job, write_input
+from .helpers import (
+    SUFFIX,
+    journal_done,
+    keys_of,
+    kill_loop,
+    read_records,
+    sink_folders,
+    start_job,
+    write_input,
+)
 
 SINKS = ["jsonl", "csv", "sqlite", "parquet"]
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_gives_every_key_once(tmp_path: Path) -> None:
-    folders = {}
-    for sink in SINKS:
-        folder = tmp_path / sink
-        folder.mkdir()
-        keys = write_input(folder / "input.txt", 3000, duplicates=40)
-        folders[sink] = folder
+    folders, keys = sink_folders(tmp_path, 3000, duplicates=40)
     kill_loop(folders, "direct", rounds=10, delay=0.001, wait=(0.25, 0.8), done=journal_done)
     for sink, folder in folders.items():
         records = read_records(folder / f"out.{SUFFIX[sink]}")

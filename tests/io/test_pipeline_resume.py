@@ -14,6 +14,7 @@ from .helpers import (
     keys_of,
     kill_loop,
     read_records,
+    sink_folders,
     start_job,
     write_input,
 )
@@ -23,12 +24,7 @@ SINKS = ["jsonl", "csv", "sqlite", "parquet"]
 
 @pytest.mark.slow
 def test_sigkill_ten_times_then_resume_gives_each_of_5000_keys_once(tmp_path: Path) -> None:
-    folders = {}
-    for sink in SINKS:
-        folder = tmp_path / sink
-        folder.mkdir()
-        keys = write_input(folder / "input.txt", 5000, duplicates=25)
-        folders[sink] = folder
+    folders, keys = sink_folders(tmp_path, 5000, duplicates=25)
     # ~500 items/s (4 threads sleeping 8 ms each): ten runs cannot finish the job, and the
     # longer ones commit (every 1,000 items or second) before their kill. The last run,
     # at full speed, finishes it.
