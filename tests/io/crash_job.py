@@ -3,7 +3,8 @@
     python -m tests.io.crash_job MODE SINK OUTPUT JOURNAL INPUT [--delay S] [--fsize BYTES]
 
 MODE ``direct`` drives a sink and a journal by hand in a tight admit/write/flush/record
-loop; MODE ``pipeline`` runs ``Pipeline(...).run(sink=..., journal=...)``. Exit codes: 0
+loop; MODE ``pipeline`` runs ``Pipeline(...).run(sink=..., journal=...)`` with each line as
+its key; MODE ``positions`` runs it with the default keys, the input positions. Exit codes: 0
 done, 1 a conveyor error (its message is the one line on stderr), 130 interrupted.
 """
 # ruff: noqa: T201 - this script talks to the test through its stdout and stderr
@@ -67,7 +68,7 @@ def commit(sink: Any, journal: Any, batch: list[str]) -> None:
 def main() -> int:
     global DELAY, PAYLOAD
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["direct", "pipeline"])
+    parser.add_argument("mode", choices=["direct", "pipeline", "positions"])
     parser.add_argument("sink")
     parser.add_argument("output")
     parser.add_argument("journal")
@@ -86,7 +87,8 @@ def main() -> int:
         if args.mode == "direct":
             direct(sink, args.journal, source)
         else:
-            pipeline = cv.Pipeline(source, key=own_key).map(work, on="threads", workers=4)
+            key = own_key if args.mode == "pipeline" else None
+            pipeline = cv.Pipeline(source, key=key).map(work, on="threads", workers=4)
             result = pipeline.run(sink=sink, journal=args.journal)
             print(f"DONE results={result.results} skipped={result.skipped}")
     except cv.RunInterrupted:

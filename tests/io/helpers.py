@@ -118,17 +118,23 @@ def journal_done(folder: Path) -> int:
         return 0
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = db.execute("SELECT count(*) FROM keys WHERE state = 1").fetchone()
+        row = db.execute("SELECT value FROM meta WHERE name = 'done'").fetchone()
     finally:
         db.close()
     return int(row[0])
 
 
-def sink_folders(base: Path, n: int, *, duplicates: int) -> tuple[dict[str, Path], list[str]]:
+def sink_folders(
+    base: Path,
+    n: int,
+    *,
+    duplicates: int,
+    sinks: Sequence[str] = ("jsonl", "csv", "sqlite", "parquet"),
+) -> tuple[dict[str, Path], list[str]]:
     """One folder per sink kind, each with the same input of ``n`` keys; the keys."""
     folders: dict[str, Path] = {}
     keys: list[str] = []
-    for sink in ("jsonl", "csv", "sqlite", "parquet"):
+    for sink in sinks:
         folder = base / sink
         folder.mkdir()
         keys = write_input(folder / "input.txt", n, duplicates=duplicates)

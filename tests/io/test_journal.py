@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import sqlite3
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -192,3 +194,74 @@ def test_memory_stays_flat_with_many_keys(tmp_path: Path) -> None:
             tracemalloc.stop()
         assert j.statistics().done == 200_000
     assert peak < 2 * 1024 * 1024  # one batch's worth, not 180,000 keys' worth
+
+
+def test_position_keys_are_kept_as_spans_and_resume_skips_them(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        assert j.admit(range(6)) == [True] * 6
+        j.record(
+            [KeyOutcome(p, "done") for p in (0, 1, 2, 4)] + [KeyOutcome(5, "filtered")],
+            {"bytes": 5},
+        )  # 3 never finished
+        assert j.admit(range(6, 9)) == [True] * 3
+        j.record([KeyOutcome(7, "done"), KeyOutcome(8, "failed", "timeout", 2)], {"bytes": 7})
+    db = sqlite3.connect(tmp_path / "run.journal")
+    try:
+        spans = db.execute("SELECT start, stop FROM spans ORDER BY start").fetchall()
+        rows = db.execute("SELECT key, state FROM keys").fetchall()
+    finally:
+        db.close()
+    assert spans == [(0, 3), (4, 6), (7, 9)]  # one row per run of positions
+    assert rows == [(8, 2)]  # only the failure has a row of its own
+    with journal(tmp_path) as j:
+        assert j.statistics() == type(j.statistics())(done=5, failed=1, filtered=1, duplicates=0)
+        # Batches cut across the spans anywhere.
+        assert j.admit(range(2)) == [False, False]
+        assert j.admit(range(2, 5)) == [False, True, False]
+        assert j.admit(range(5, 10)) == [False, True, False, False, True]
+        assert list(j.failed_keys()) == [(8, "timeout", 2)]
+
+
+def test_retry_failed_with_position_keys(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.admit(range(4))
+        j.record(
+            [KeyOutcome(0, "done"), KeyOutcome(1, "failed", "dns"), KeyOutcome(2, "done"),
+             KeyOutcome(3, "failed", "reset")],
+            {"bytes": 1},
+        )  # fmt: skip
+    with journal(tmp_path, retry_failed=True) as j:
+        assert j.admit(range(4)) == [False, True, False, True]
+        assert j.statistics().failed == 0
+        j.record([KeyOutcome(1, "done"), KeyOutcome(3, "failed", "reset", 3)], {"bytes": 2})
+        assert j.statistics() == type(j.statistics())(done=3, failed=1, filtered=0, duplicates=0)
+    with journal(tmp_path) as j:
+        assert j.admit(range(4)) == [False] * 4
+        assert list(j.failed_keys()) == [(3, "reset", 3)]
+
+
+def test_admit_and_record_on_two_threads_catch_every_duplicate(tmp_path: Path) -> None:
+    """A run admits on its journal thread while its writer thread records: a repeated key
+    is caught whether its first copy is still in flight or already committed."""
+    keys = []
+    for block in range(20):  # each key twice, 150 items apart: in flight or committed
+        first = [f"k{block}-{i}" for i in range(150)]
+        keys += first + first
+    admitted: queue.Queue[list[str] | None] = queue.Queue(maxsize=4)
+    with journal(tmp_path) as j:
+
+        def record_all() -> None:
+            while (batch := admitted.get()) is not None:
+                j.record([KeyOutcome(k, "done") for k in batch], {"bytes": len(batch)})
+
+        recorder = threading.Thread(target=record_all)
+        recorder.start()
+        try:
+            for start in range(0, len(keys), 100):
+                batch = keys[start : start + 100]
+                admitted.put([k for k, ok in zip(batch, j.admit(batch), strict=True) if ok])
+        finally:
+            admitted.put(None)
+            recorder.join()
+        assert j.statistics().done == 3000
+        assert j.statistics().duplicates == 3000

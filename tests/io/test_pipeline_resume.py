@@ -35,6 +35,17 @@ def test_sigkill_ten_times_then_resume_gives_each_of_5000_keys_once(tmp_path: Pa
         assert keys_of(records) == sorted(keys), sink
 
 
+@pytest.mark.slow
+def test_position_keys_survive_sigkill_and_every_line_ends_once(tmp_path: Path) -> None:
+    """Default keys (input positions) are journaled as spans: a repeated line is an item
+    of its own, and each of the 3,025 lines is written exactly once."""
+    folders, keys = sink_folders(tmp_path, 3000, duplicates=25, sinks=("jsonl", "sqlite"))
+    lines = keys + keys[: 25 * 7 : 7]
+    kill_loop(folders, "positions", rounds=8, delay=0.008, wait=(0.6, 1.6), done=journal_done)
+    for sink, folder in folders.items():
+        assert keys_of(read_records(folder / f"out.{SUFFIX[sink]}")) == sorted(lines), sink
+
+
 @pytest.mark.parametrize("sink", ["jsonl", "parquet"])
 def test_sigint_stops_cleanly_says_how_to_resume_and_resuming_finishes(
     sink: str, tmp_path: Path

@@ -2,11 +2,12 @@
 
 The engine writes outcomes through these two protocols and knows nothing of files:
 ``_io`` implements them (JSON lines, CSV, Parquet, SQLite sinks; the SQLite journal).
-All their methods are called on one writer thread, never on the event loop, in this order::
+All their methods are called on one writer thread, never on the event loop, in this order
+(except ``admit``, which runs on a thread of its own, alongside the others)::
 
     sink.open(position)              once, first; position is None, or the journal's durable
                                      position on resume: cut the output back to it
-    ledger.admit(keys)               on the source thread, for each batch of input keys
+    ledger.admit(keys)               for each batch of input keys, a few batches ahead
     sink.write(results)              batches of results, in delivery order
     sink.write_failures(failures)    batches of Failure records (only if the sink wants them)
     position = sink.flush()          every N items or T seconds: make all written data durable

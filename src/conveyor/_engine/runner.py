@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -32,7 +32,7 @@ from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
 from .outcomes import Failure
 from .ports import Ledger, Sink
-from .source import count_hint, read_batches
+from .source import BATCH, count_hint, read_batches
 from .stage import StageSpec
 from .stages import StageRunner, StageSink
 from .stats import RunResult, RunStatistics
@@ -42,6 +42,10 @@ from .writer import Writer
 
 OnError = Literal["record", "raise"]
 _QUEUE_SIZE = 64
+_ADMIT_AHEAD = 2  # source batches whose keys the journal checks before they are fed in
+# With a journal the source is read in bigger batches: each costs one SQLite lookup on the
+# journal's thread, and every thread hand-off waits for the GIL while the loop is busy.
+_JOURNAL_BATCH = 2048
 _TICK_SECONDS = 0.25
 _FAILURES_KEPT = 10_000
 
@@ -62,6 +66,8 @@ class Runner:
         yield_failures: also put ``Failure`` objects into the consumer queue.
         open_ledger: opens the journal that decides which keys to run and records finished
             ones (called on the writer thread).
+        commit_every, commit_interval: commit (flush the sink, record finished keys in the
+            journal) every so many finished keys or seconds, whichever comes first.
         observers: event subscribers.
         grace: seconds in-flight items may take to finish after ``stop()``.
     """
@@ -81,7 +87,7 @@ class Runner:
         observers: Sequence[ObserverLike] = (),
         grace: float = 10.0,
         window: int | None = None,
-        commit_every: int = 1000,
+        commit_every: int = 10_000,
         commit_interval: float = 1.0,
         queue_size: int = _QUEUE_SIZE,
     ) -> None:
@@ -236,19 +242,21 @@ class Runner:
             async with asyncio.timeout(None) as self._stop_scope:
                 if self._stopped:
                     self._stop_scope.reschedule(asyncio.get_running_loop().time())
-                async with contextlib.aclosing(read_batches(self._source, io)) as batches:
-                    # The journal checks batch k+1's keys on the writer thread while batch k
-                    # is fed in, so the source never stalls behind a commit.
-                    ahead: tuple[list[Any], list[Hashable], Any] | None = None
+                async with contextlib.aclosing(
+                    read_batches(self._source, io, _JOURNAL_BATCH if self._ledger else BATCH)
+                ) as batches:
+                    # The journal checks the next few batches' keys on its thread while
+                    # this one is fed in, so the source never waits for its answers.
+                    ahead: deque[tuple[list[Any], Sequence[Hashable], Any]] = deque()
                     async for batch in batches:
                         keys = self._keys_for(batch, position)
                         position += len(batch)
                         checking = writer.start_admit(keys) if self._ledger is not None else None
-                        if ahead is not None:
-                            await self._feed(*ahead, put)
-                        ahead = (batch, keys, checking)
-                    if ahead is not None:
-                        await self._feed(*ahead, put)
+                        ahead.append((batch, keys, checking))
+                        if len(ahead) > _ADMIT_AHEAD:
+                            await self._feed(*ahead.popleft(), put)
+                    while ahead:
+                        await self._feed(*ahead.popleft(), put)
         except TimeoutError:
             if not self._stopped:
                 raise
@@ -256,14 +264,15 @@ class Runner:
             self._stop_scope = None  # a finished scope cannot be rescheduled
         await (first.put(END) if self._stages else self._outbox_put(END))
 
-    def _keys_for(self, batch: list[Any], position: int) -> list[Hashable]:
+    def _keys_for(self, batch: list[Any], position: int) -> Sequence[Hashable]:
+        # Position keys go as a range: the journal keeps those as spans, not key by key.
         key = self._key
-        return [key(v) for v in batch] if key else list(range(position, position + len(batch)))
+        return [key(v) for v in batch] if key else range(position, position + len(batch))
 
     async def _feed(
         self,
         batch: list[Any],
-        keys: list[Hashable],
+        keys: Sequence[Hashable],
         checking: asyncio.Future[Sequence[bool]] | None,
         put: Callable[[Envelope], Any],
     ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .threads import take
 
-_BATCH = 256
+BATCH = 256
 _BATCH_SECONDS = 0.02
 # In-memory sequences cannot block, so they are read right on the loop.
 _IN_MEMORY = (list, tuple, range, dict, set, frozenset, str, bytes)
@@ -29,22 +29,25 @@ def count_hint(source: Any) -> int | None:
     return None
 
 
-async def read_batches(source: Any, io: ThreadPoolExecutor) -> AsyncGenerator[list[Any], None]:
-    """Yield lists of items; a slow generator still yields within ~20 ms of an item."""
+async def read_batches(
+    source: Any, io: ThreadPoolExecutor, size: int = BATCH
+) -> AsyncGenerator[list[Any], None]:
+    """Yield lists of up to ``size`` items; a slow generator still yields within ~20 ms of
+    an item."""
     if hasattr(source, "__aiter__"):
         async for value in source:
             yield [value]
         return
     if isinstance(source, _IN_MEMORY):
         items = list(source) if isinstance(source, dict | set | frozenset) else source
-        for start in range(0, len(items), _BATCH):
-            yield list(items[start : start + _BATCH])
+        for start in range(0, len(items), size):
+            yield list(items[start : start + size])
         return
     iterator = iter(source)
     loop = asyncio.get_running_loop()
     try:
         while True:
-            batch = await loop.run_in_executor(io, take, iterator, _BATCH, _BATCH_SECONDS)
+            batch = await loop.run_in_executor(io, take, iterator, size, _BATCH_SECONDS)
             if not batch:
                 return
             yield batch

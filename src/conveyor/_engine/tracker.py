@@ -11,7 +11,7 @@ finished: its outputs are released and its outcome is recorded exactly once.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .ports import KeyOutcome
@@ -24,7 +24,7 @@ class _Root:
     failed_kind: str | None = None
     attempts: int = 1
     results: int = 0
-    outputs: list[tuple[tuple[int, ...], Any]] = field(default_factory=list)
+    outputs: list[tuple[tuple[int, ...], Any]] | None = None  # held ones, made when needed
 
 
 class RootTracker:
@@ -78,8 +78,15 @@ class RootTracker:
                 state.results += 1
             state.live -= 1
         if output is not _NOTHING:
-            if self._hold:
-                self._roots[first].outputs.append((pos, output))
+            state = self._roots[first]
+            # The common case, a root's one output as it finishes, needs no holding when
+            # nothing of that root is held and nothing before it is waited for.
+            if self._hold and (
+                state.live or state.outputs or (self._ordered and first != self.next_root)
+            ):
+                if state.outputs is None:
+                    state.outputs = []
+                state.outputs.append((pos, output))
             else:
                 released.append(output)
         for root in dict.fromkeys(roots) if len(roots) > 1 else roots:  # a batch may repeat one

@@ -1,17 +1,22 @@
 """The writer: hands results, failures and journal commits to one background thread.
 
 Sinks and journals are plain blocking code; they run on a single thread, in batches, so the
-event loop never waits on a disk. At most one batch is being written while the next one
-fills, which overlaps I/O with processing and bounds memory to two batches.
+event loop never waits on a disk. Results go over in batches of ``WRITE_EVERY``; up to
+``IN_FLIGHT`` batches may wait on the thread while the next fills, so the loop goes on
+through a slow write or fsync, and memory stays bounded by those batches.
 
-Commit order is what makes resume exact: write the batch, ``flush()`` the sink to a durable
-position, and only then ``record()`` the finished keys with that position.
+A *commit* makes the output durable and records it: every ``commit_every`` finished keys or
+``commit_interval`` seconds, whichever first. Its order is what makes resume exact: write
+the batch, ``flush()`` the sink to a durable position, and only then ``record()`` the
+finished keys with that position. Keys finish no earlier than their results are handed
+over, and the thread runs batches in order, so each commit covers every result of its keys.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +24,10 @@ from typing import Any
 from .._errors import SinkError
 from .outcomes import Failure
 from .ports import KeyOutcome, Ledger, Sink
+from .threads import shutdown_executor
+
+WRITE_EVERY = 1000
+IN_FLIGHT = 8
 
 
 class Writer:
@@ -36,16 +45,22 @@ class Writer:
         self._open_ledger = open_ledger
         self._ledger: Ledger | None = None
         self._thread = thread
+        # The journal answers admit() on a thread of its own, so a batch of keys never
+        # waits behind a write and fsync on the writer thread.
+        self._admitter = (
+            ThreadPoolExecutor(1, thread_name_prefix="conveyor-journal") if open_ledger else None
+        )
         self._failures_to_sink = failures_to_sink
         self._every = commit_every
         self._interval = commit_interval
         self._results: list[Any] = []
         self._failures: list[Failure] = []
         self._outcomes: list[KeyOutcome] = []
-        self._in_flight: asyncio.Future[None] | None = None
+        self._in_flight: deque[asyncio.Future[None]] = deque()
         self._last_commit = time.monotonic()
         self._opened = False
         self._broken = False  # a write failed: write and record nothing more
+        self._unflushed = False  # written since the last flush (set on the thread)
         self.commits = 0
 
     @property
@@ -66,10 +81,11 @@ class Writer:
         self._opened = True
 
     def start_admit(self, keys: Sequence[Hashable]) -> asyncio.Future[Sequence[bool]]:
-        """Ask the journal, on the writer thread, which keys to run; await the answer later."""
+        """Ask the journal, on its thread, which keys to run; await the answer later."""
         assert self._ledger is not None
+        assert self._admitter is not None
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._thread, self._ledger.admit, keys)
+        return loop.run_in_executor(self._admitter, self._ledger.admit, keys)
 
     def add_result(self, value: Any) -> None:
         if self._sink is not None:
@@ -84,28 +100,50 @@ class Writer:
             self._outcomes.extend(outcomes)
 
     def due(self) -> bool:
-        waiting = len(self._results) + len(self._failures) + len(self._outcomes)
-        if not waiting:
+        """Whether to hand over what has gathered now."""
+        if len(self._results) + len(self._failures) >= WRITE_EVERY:
+            return True
+        if len(self._outcomes) >= self._every:
+            return True
+        if not (self._results or self._failures or self._outcomes):
             return False
-        return waiting >= self._every or time.monotonic() - self._last_commit >= self._interval
+        return time.monotonic() - self._last_commit >= self._interval
 
-    async def commit(self) -> None:
-        """Start writing what has gathered; wait first for the previous batch, if any."""
-        if self._in_flight is not None:
-            previous, self._in_flight = self._in_flight, None
-            await previous
+    async def commit(self, *, final: bool = False) -> None:
+        """Hand what has gathered to the thread, as a commit when one is due (or ``final``).
+
+        Waits only while ``IN_FLIGHT`` batches are still being written.
+        """
+        now = time.monotonic()
+        timely = final or now - self._last_commit >= self._interval
+        durable = self._ledger is not None and (timely or len(self._outcomes) >= self._every)
+        if durable or timely:
+            self._last_commit = now
         results, self._results = self._results, []
         failures, self._failures = self._failures, []
-        outcomes, self._outcomes = self._outcomes, []
-        self._last_commit = time.monotonic()
-        if results or failures or outcomes:
-            loop = asyncio.get_running_loop()
-            self._in_flight = loop.run_in_executor(
-                self._thread, self._write, results, failures, outcomes
-            )
+        outcomes: list[KeyOutcome] | None = None
+        if durable:
+            outcomes, self._outcomes = self._outcomes, []
+        if not (results or failures or outcomes):
+            return
+        while len(self._in_flight) >= IN_FLIGHT:
+            await self._wait_oldest()
+        loop = asyncio.get_running_loop()
+        self._in_flight.append(
+            loop.run_in_executor(self._thread, self._write, results, failures, outcomes)
+        )
+
+    async def _wait_oldest(self) -> None:
+        # Shielded: if this task is cancelled, finish() still waits for the batch.
+        oldest = self._in_flight[0]
+        try:
+            await asyncio.shield(oldest)
+        finally:
+            if oldest.done():
+                self._in_flight.popleft()
 
     def _write(
-        self, results: list[Any], failures: list[Failure], outcomes: list[KeyOutcome]
+        self, results: list[Any], failures: list[Failure], outcomes: list[KeyOutcome] | None
     ) -> None:
         if self._broken:
             return
@@ -117,9 +155,11 @@ class Writer:
                     sink.write(results)
                 if failures:
                     sink.write_failures(failures)
-                if ledger is not None:
+                self._unflushed = True
+                if outcomes is not None:
                     position = sink.flush()
-            if ledger is not None:
+                    self._unflushed = False
+            if outcomes is not None and ledger is not None:
                 ledger.record(outcomes, position)
         except BaseException as exc:
             # The output may now end in a partial write: commit nothing after it. The
@@ -135,15 +175,17 @@ class Writer:
         error: BaseException | None = None
         try:
             if self._opened:
-                await self.commit()
-                if self._in_flight is not None:
-                    await self._in_flight
-                if self._sink is not None and not self._broken:
+                await self.commit(final=True)
+                while self._in_flight:
+                    await self._wait_oldest()
+                if self._sink is not None and self._unflushed and not self._broken:
                     await self._call(self._sink.flush)
         except BaseException as exc:
             error = exc
         finally:
-            self._in_flight = None
+            self._in_flight.clear()  # any left run before _close: the thread keeps order
+            if self._admitter is not None:  # no admit may run while the journal closes
+                await shutdown_executor(self._admitter, cancel_futures=True)
             await self._call(self._close)
         if error is not None:
             raise error

@@ -2,17 +2,22 @@
 
 One SQLite file in WAL mode. Tables::
 
-    meta(name, value)                 fingerprint, sink position, counters, admit batch
-    keys(key, state, seen, kind, attempts)
+    meta(name, value)                 fingerprint, sink position, counters
+    keys(key, state, pos, kind, attempts)
                                       key: a str or int key as itself, others as JSON
-                                      state: 0 admitted, 1 done, 2 failed, 3 filtered
-                                      seen: the admit batch that last saw the key
+                                      state: 1 done, 2 failed, 3 filtered
+                                      pos: the input position of the item that finished
+    spans(start, stop)                with position keys (the default): finished positions
+                                      as [start, stop) runs; only failures get keys rows
 
-``admit`` inserts each new key as *admitted* with the current batch number, so deciding
-"new, already done, or a duplicate" is one indexed lookup per key in SQLite: memory stays
-flat however many keys the job has. A key whose ``seen`` is later than the batch number at
-open was already admitted in this run: a duplicate. ``record`` marks keys finished and
-stores the sink's position in the same transaction.
+Only finished keys are written, in ``record``, in one statement and in the same
+transaction as the sink's position. ``admit`` decides "new, finished earlier, or a
+duplicate" with one indexed lookup per batch of keys, plus this run's keys still in
+flight (bounded by the items in flight): memory stays flat however many keys the job has,
+and a fresh key costs nothing until it finishes. Every run admits its input from the start,
+in order, so positions count the same in every run: a finished key found at another
+position than the one being admitted is a duplicate, in whichever run its first copy
+finished, and each run counts all the duplicates it reads.
 
 Durability: ``synchronous=NORMAL``. With WAL, a committed transaction is in the WAL file
 before ``COMMIT`` returns, so it survives the process being killed (SIGKILL, OOM); only
@@ -27,10 +32,11 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+from collections import Counter
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -39,24 +45,53 @@ from .._errors import JobMismatchError, JournalError, SinkError, UsageError
 from ._files import describe_oserror
 
 APPLICATION_ID = 0x436F6E76  # "Conv", in the SQLite header at offset 68
-SCHEMA_VERSION = 1  # PRAGMA user_version, at offset 60
+SCHEMA_VERSION = 2  # PRAGMA user_version, at offset 60
 
-ADMITTED, DONE, FAILED, FILTERED = 0, 1, 2, 3
+DONE, FAILED, FILTERED = 1, 2, 3
 _STATES = {"done": DONE, "failed": FAILED, "filtered": FILTERED}
 _COUNTERS = ("done", "failed", "filtered")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_CHUNK = 500  # keys per SELECT ... IN (...), well under SQLite's variable limit
 
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE keys (
     key BLOB PRIMARY KEY,
     state INTEGER NOT NULL,
-    seen INTEGER NOT NULL,
+    pos INTEGER,
     kind TEXT,
     attempts INTEGER
 ) WITHOUT ROWID;
+CREATE TABLE spans (start INTEGER PRIMARY KEY, stop INTEGER NOT NULL);
 """
+
+
+# A whole batch of keys goes to SQLite as one JSON array in one statement: SQLite parses
+# and applies it without the GIL, where a statement per key (or a variable per value) would
+# keep taking the GIL back from the event loop. A key stored as a blob travels as
+# {"b": its JSON text}, cast back to the same bytes.
+_LOOKUP = (
+    "SELECT key, state, pos FROM keys WHERE key IN (SELECT CASE type WHEN 'object'"
+    " THEN CAST(json_extract(value, '$.b') AS BLOB) ELSE value END FROM json_each(?))"
+)
+# The spans that overlap positions [?1, ?2): spans never overlap each other, so they are
+# the last one starting at or before ?1, and those starting inside.
+_SPANS = (
+    "SELECT start, stop FROM spans WHERE start < ?2"
+    " AND start >= coalesce((SELECT max(start) FROM spans WHERE start <= ?1), ?1)"
+)
+_FAILED_IN = f"SELECT key FROM keys WHERE state = {FAILED} AND key >= ? AND key < ?"
+# Each row is [key, state, pos, kind, attempts]. The keys were admitted in this run, so
+# none was finished by it: a row already there is an earlier run's failure, retried.
+_RECORD = (
+    "INSERT INTO keys (key, state, pos, kind, attempts)"
+    " SELECT CASE json_type(value, '$[0]') WHEN 'object'"
+    " THEN CAST(json_extract(value, '$[0].b') AS BLOB) ELSE json_extract(value, '$[0]') END,"
+    " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
+    " json_extract(value, '$[4]') FROM json_each(?) WHERE true"
+    " ON CONFLICT (key) DO UPDATE SET state = excluded.state, pos = excluded.pos,"
+    " kind = excluded.kind, attempts = excluded.attempts"
+)
+
 
 _RESTART_HINT = "pass restart=True (--restart) to replace it, or choose another journal path"
 
@@ -65,8 +100,8 @@ _RESTART_HINT = "pass restart=True (--restart) to replace it, or choose another 
 class JournalStatistics:
     """What a journal records: finished keys by outcome, and duplicates in the input.
 
-    ``duplicates`` counts input items whose key was already admitted earlier in the same
-    run (the last run, if this one has admitted nothing yet).
+    ``duplicates`` counts input items whose key an earlier item of the input has, as the
+    last run that read the input counted them (this run, once it has admitted keys).
     """
 
     done: int
@@ -112,6 +147,36 @@ def _encode_key(key: Hashable) -> str | int | bytes:
             f"key {key!r} ({type(key).__name__}) cannot be stored in the journal; make the "
             "key= function return a str, an int, or a tuple of them"
         ) from exc
+
+
+def _fit_int64(keys: Sequence[int]) -> bool:
+    return min(keys) in _INT64 and max(keys) in _INT64
+
+
+def _encode_keys(keys: Sequence[Hashable]) -> tuple[list[Any], list[Any]]:
+    """The keys as stored, and as they travel in JSON to SQLite."""
+    kinds = set(map(type, keys))
+    if kinds == {str} or (kinds == {int} and _fit_int64(cast("Sequence[int]", keys))):
+        codes = list(keys)  # the common cases: as themselves, with no per-key work
+        return codes, codes
+    codes = [_encode_key(key) for key in keys]
+    return codes, [{"b": code.decode()} if type(code) is bytes else code for code in codes]
+
+
+def _spans_of(positions: Sequence[int]) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs covering the positions (which need not come sorted)."""
+    if not positions:
+        return []
+    ordered = sorted(positions)
+    spans = []
+    start = previous = ordered[0]
+    for position in ordered:
+        if position > previous + 1:
+            spans.append((start, previous + 1))
+            start = position
+        previous = position
+    spans.append((start, previous + 1))
+    return spans
 
 
 def _decode_key(stored: str | int | bytes) -> Any:
@@ -169,6 +234,8 @@ def _create(path: Path, canonical: str) -> None:
         try:
             # The header fields are set before WAL mode, so they are in the main file and
             # the foreign-file check can read them without opening SQLite.
+            # No syncs while building: the whole file is fsynced once before the rename.
+            db.execute("PRAGMA synchronous = OFF")
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("BEGIN")
@@ -177,8 +244,8 @@ def _create(path: Path, canonical: str) -> None:
                     db.execute(statement)
             db.executemany(
                 "INSERT INTO meta (name, value) VALUES (?, ?)",
-                [("fingerprint", canonical), ("position", None), ("batch", 0),
-                 ("done", 0), ("failed", 0), ("filtered", 0), ("duplicates", 0)],
+                [("fingerprint", canonical), ("position", None), ("done", 0), ("failed", 0),
+                 ("filtered", 0), ("duplicates", 0)],
             )  # fmt: skip
             db.execute("COMMIT")
             db.execute("PRAGMA journal_mode = WAL")
@@ -255,8 +322,9 @@ def open_journal(
 class Journal:
     """An open resume journal. Implements the engine's ``Ledger``.
 
-    Not thread-safe: use it from one thread at a time (the run's writer thread does).
-    Use :func:`open_journal` to make one.
+    ``admit`` may run on one thread while ``record`` runs on another (a run admits on its
+    journal thread and records on its writer thread): each has its own SQLite connection.
+    Otherwise use it from one thread at a time. Use :func:`open_journal` to make one.
     """
 
     def __init__(self, path: Path, canonical: str, *, retry_failed: bool) -> None:
@@ -267,6 +335,8 @@ class Journal:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+        self._reader: sqlite3.Connection | None = None  # admit's own, opened on its thread
+        self._reader_uri = f"{path.absolute().as_uri()}?mode=ro"
         try:
             self._db.execute("PRAGMA synchronous = NORMAL")
             meta = dict(self._db.execute("SELECT name, value FROM meta"))
@@ -278,8 +348,9 @@ class Journal:
             position = meta.get("position")
             self._position: Any = None if position is None else orjson.loads(position)
             self._counts = {name: int(meta.get(name) or 0) for name in _COUNTERS}
-            self._run_start = self._batch = int(meta.get("batch") or 0)
             self._last_duplicates = int(meta.get("duplicates") or 0)
+            # Positions below this may be finished: checking fresh ones needs no lookup.
+            self._spans_end = self._db.execute("SELECT max(stop) FROM spans").fetchone()[0] or 0
         except (JournalError, UsageError):
             self._db.close()
             raise
@@ -293,6 +364,17 @@ class Journal:
             self._db.close()
             raise
         self._duplicates = 0
+        self._next = 0  # the input position of the next key admitted
+        self._dirty = False  # admitted since the last commit: the counters changed
+        # Keys admitted in this run and not yet recorded, with their input positions: what
+        # a duplicate is checked against until its first copy finishes. Bounded by the
+        # items in flight.
+        self._pending: dict[Any, int] = {}
+        # Failed keys admitted again (retry_failed): their row still says failed until
+        # they finish, so the failed counter drops then. Updated by admit and record on
+        # their two threads, each with one atomic set operation.
+        self._retried: set[Any] = set()
+        self._positional = False  # the keys are the input positions: spans, not rows
         self._closed = False
 
     # -- the Ledger protocol ---------------------------------------------------------------
@@ -308,59 +390,79 @@ class Journal:
         if not keys:
             return []
         self._check()
-        encoded = [_encode_key(key) for key in keys]
+        if type(keys) is range and keys.step == 1 and keys.start == self._next:
+            return self._admit_positions(keys)
+        encoded, travelling = _encode_keys(keys)
+        start, self._next = self._next, self._next + len(encoded)
+        self._dirty = True
         answer = [True] * len(encoded)
-        first = dict.fromkeys(encoded, 0)
-        if len(first) != len(encoded):  # the same key twice in one batch
-            first.clear()
+        pending = self._pending
+        first = dict(zip(encoded, range(len(encoded)), strict=True))
+        if len(first) < len(encoded) or not pending.keys().isdisjoint(first):
+            # A key twice in this batch, or one still in flight: decide key by key. (The
+            # common case above runs in C.)
+            first = {}
             for i, code in enumerate(encoded):
-                if code in first:
+                if code in first or code in pending:
                     answer[i] = False
                     self._duplicates += 1
                 else:
                     first[code] = i
-        else:
-            first = {code: i for i, code in enumerate(encoded)}
-        self._batch += 1
-        batch = self._batch
-        db = self._db
         try:
-            if not db.in_transaction:
-                db.execute("BEGIN")
-            before = db.total_changes
-            db.executemany(
-                "INSERT INTO keys (key, state, seen) VALUES (?, 0, ?) ON CONFLICT DO NOTHING",
-                [(code, batch) for code in first],
-            )
-            if db.total_changes - before != len(first):
-                self._admit_known(first, answer, batch)
+            self._admit_known(travelling, first, answer, start)
         except sqlite3.Error as exc:
-            raise self._fail(exc) from exc
+            self._broken = True  # the writer's connection is another thread's to roll back
+            raise self._error(exc) from exc
+        # Order matters for duplicates seen on this thread while record() runs on another:
+        # a key enters ``pending`` before it can finish and leaves only after its row is
+        # committed, so a later copy always finds it in one place or the other.
+        if all(answer):
+            pending.update(zip(encoded, range(start, start + len(encoded)), strict=True))
+        else:
+            pending.update((code, start + i) for code, i in first.items() if answer[i])
         return answer
 
-    def _admit_known(self, first: dict[Any, int], answer: list[bool], batch: int) -> None:
-        """Decide for keys that were in the journal before this batch."""
-        db, updates = self._db, []
-        codes = list(first)
-        for start in range(0, len(codes), _CHUNK):
-            chunk = codes[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = db.execute(
-                f"SELECT key, state, seen FROM keys WHERE key IN ({marks}) AND seen != ?",
-                [*chunk, batch],
-            ).fetchall()
-            for code, state, seen in rows:
-                i = first[code]
-                if seen > self._run_start:  # admitted earlier in this run
-                    answer[i] = False
-                    self._duplicates += 1
-                    continue
-                if state == FAILED and self.retry_failed:
-                    state = ADMITTED
-                    self._counts["failed"] -= 1
-                answer[i] = state == ADMITTED  # not finished in an earlier run: run it again
-                updates.append((state, batch, code))
-        db.executemany("UPDATE keys SET state = ?, seen = ? WHERE key = ?", updates)
+    def _admit_known(
+        self, travelling: list[Any], first: dict[Any, int], answer: list[bool], start: int
+    ) -> None:
+        """Decide for the keys the file already holds, with one indexed lookup."""
+        if self._reader is None:
+            self._reader = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False)
+        for code, state, pos in self._reader.execute(_LOOKUP, (orjson.dumps(travelling),)):
+            i = first.get(code)
+            if i is None:  # the same key twice in this batch: decided already
+                continue
+            answer[i] = False
+            if pos is not None and pos != start + i:  # an earlier copy finished
+                self._duplicates += 1
+            elif state == FAILED and self.retry_failed:
+                answer[i] = True
+                self._retried.add(code)
+
+    def _admit_positions(self, positions: range) -> list[bool]:
+        """Keys that are the input positions themselves (the runner's default) cannot
+        repeat, and finished ones are kept as spans of positions: a batch costs one
+        lookup on resume, and none at all past what earlier runs reached."""
+        self._positional = True
+        self._next = positions.stop
+        answer = [True] * len(positions)
+        if positions.start >= self._spans_end:
+            return answer
+        try:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False)
+            base = positions.start
+            for start, stop in self._reader.execute(_SPANS, (base, positions.stop)):
+                low, high = max(start, base) - base, min(stop, positions.stop) - base
+                answer[low:high] = [False] * (high - low)
+            if self.retry_failed:
+                for (key,) in self._reader.execute(_FAILED_IN, (base, positions.stop)):
+                    answer[key - base] = True
+                    self._retried.add(key)
+        except sqlite3.Error as exc:
+            self._broken = True
+            raise self._error(exc) from exc
+        return answer
 
     def record(self, outcomes: Sequence[KeyOutcome], position: Any) -> None:
         """Mark ``outcomes``' keys finished and store the sink's ``position``, atomically."""
@@ -369,31 +471,51 @@ class Journal:
             stored = None if position is None else orjson.dumps(position).decode()
         except TypeError as exc:
             raise UsageError(f"sink position {position!r} is not JSON: {exc}") from exc
-        groups: dict[int, list[tuple[Any, int, int, str | None, int]]] = {}
-        batch = self._batch
-        for outcome in outcomes:
-            state = _STATES[outcome.status]
-            groups.setdefault(state, []).append(
-                (_encode_key(outcome.key), state, batch, outcome.kind, outcome.attempts)
-            )
+        keys = [outcome.key for outcome in outcomes]
+        retried = self._retried
+        spans: list[tuple[int, int]] = []
+        if self._positional:
+            # Failures (and retried failures) keep a row each; every position goes into a
+            # span, except retried ones, which a span of an earlier run holds already.
+            rows = [
+                (o.key, _STATES[o.status], o.key, o.kind, o.attempts)
+                for o in outcomes
+                if o.status == "failed" or o.key in retried
+            ]
+            positions = cast("list[int]", keys)
+            spans = _spans_of([k for k in positions if k not in retried] if retried else positions)
+            codes = keys
+        else:
+            codes, travelling = _encode_keys(keys)
+            where = self._pending.get
+            rows = [
+                (key, _STATES[outcome.status], where(code), outcome.kind, outcome.attempts)
+                for key, code, outcome in zip(travelling, codes, outcomes, strict=True)
+            ]
+        counts = dict.fromkeys(_COUNTERS, 0)
+        counts.update(Counter(outcome.status for outcome in outcomes))
+        if retried:  # failures from an earlier run that are now replaced
+            counts["failed"] -= sum(code in retried for code in codes)
+        for name, count in counts.items():
+            self._counts[name] += count
         db = self._db
         try:
-            if not db.in_transaction:
-                db.execute("BEGIN")
-            for state, rows in groups.items():
-                before = db.total_changes
-                # A key finishes once: only an admitted key (state 0) changes.
-                db.executemany(
-                    "INSERT INTO keys (key, state, seen, kind, attempts) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET state = excluded.state,"
-                    " kind = excluded.kind, attempts = excluded.attempts WHERE keys.state = 0",
-                    rows,
-                )
-                name = _COUNTERS[state - 1]
-                self._counts[name] += db.total_changes - before
+            db.execute("BEGIN")
+            if rows:
+                db.execute(_RECORD, (orjson.dumps(rows),))
+            if spans:
+                db.executemany("INSERT INTO spans (start, stop) VALUES (?, ?)", spans)
             self._commit(stored)
         except sqlite3.Error as exc:
+            for name, count in counts.items():
+                self._counts[name] -= count
             raise self._fail(exc) from exc
+        if not self._positional:
+            forget = self._pending.pop
+            for code in codes:
+                forget(code, None)
+        if retried:
+            retried.difference_update(codes)
         self._position = position
 
     def _commit(self, stored_position: str | None) -> None:
@@ -401,34 +523,41 @@ class Journal:
             "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
             [
                 ("position", stored_position),
-                ("batch", self._batch),
                 ("duplicates", self._duplicates_now()),
                 *self._counts.items(),
             ],
         )
         self._db.execute("COMMIT")
+        self._dirty = False
 
     def close(self) -> None:
-        """Commit what admit() changed since the last record() and close the file."""
+        """Store the counters admit() changed since the last record() and close the file."""
         if self._closed:
             return
         self._closed = True
         db = self._db
         try:
-            if db.in_transaction and not self._broken:
+            if self._dirty and not self._broken:
                 position = self._position
+                db.execute("BEGIN")
                 self._commit(None if position is None else orjson.dumps(position).decode())
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
         finally:
+            # The reader first: the last connection to close checkpoints the WAL into the
+            # file and removes it, and a read-only one cannot.
+            if self._reader is not None:
+                self._reader.close()
             db.close()
+            if self._reader is not None:
+                self._reader.close()
 
     # -- reading -------------------------------------------------------------------------
 
     def statistics(self) -> JournalStatistics:
         return JournalStatistics(
             done=self._counts["done"],
-            failed=self._counts["failed"],
+            failed=self._counts["failed"] - len(self._retried),
             filtered=self._counts["filtered"],
             duplicates=self._duplicates_now(),
         )
@@ -456,7 +585,7 @@ class Journal:
     # -- errors ----------------------------------------------------------------------------
 
     def _duplicates_now(self) -> int:
-        return self._duplicates if self._batch > self._run_start else self._last_duplicates
+        return self._duplicates if self._next else self._last_duplicates
 
     def _check(self) -> None:
         if self._closed:
