@@ -26,7 +26,7 @@ SINKS = ["jsonl", "csv", "sqlite", "parquet"]
 def test_sigkill_ten_times_then_resume_gives_each_of_5000_keys_once(tmp_path: Path) -> None:
     folders, keys = sink_folders(tmp_path, 5000, duplicates=25)
     # ~500 items/s (4 threads sleeping 8 ms each): ten runs cannot finish the job, and the
-    # longer ones commit (every 1,000 items or second) before their kill. The last run,
+    # longer ones commit (every second, at this speed) before their kill. The last run,
     # at full speed, finishes it.
     kill_loop(folders, "pipeline", rounds=10, delay=0.008, wait=(0.8, 2.0), done=journal_done)
     for sink, folder in folders.items():
