@@ -332,3 +332,46 @@ def test_ticks_carry_queue_depths_and_in_flight_counts() -> None:
     assert stage.name == "slow"
     assert stage.in_flight == 4
     assert stage.queue_depth > 0  # the source filled the inbox while the stage was busy
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_cheap_inline_stages_run_inside_the_previous_stage_and_keep_their_books(
+    ordered: bool,
+) -> None:
+    """Inline map and filter stages after a loop stage are called by its workers (no
+    queue between them), and still count, fail and filter under their own names."""
+    threads: set[int] = set()
+    tasks: set[str] = set()
+
+    async def fetchish(x: int) -> int:
+        await asyncio.sleep(0.001 * (x % 3))
+        return x
+
+    def parse(x: int) -> int:
+        threads.add(threading.get_ident())
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task.get_name().rpartition(" ")[0])
+        if x % 10 == 7:
+            raise ValueError(f"bad page {x}")
+        return x * 10
+
+    def keep(x: int) -> bool:
+        return x % 20 != 0
+
+    pipeline = (
+        cv.Pipeline(range(100)).map(fetchish, concurrency=8).map(parse, on="inline").filter(keep)
+    )
+    out: list[int] = []
+    result = pipeline.run(sink=out, ordered=ordered)
+    expected = [x * 10 for x in range(100) if x % 10 != 7 and (x * 10) % 20 != 0]
+    assert (out if ordered else sorted(out)) == expected
+    assert threads == {threading.get_ident()}  # on the loop's thread, like any inline stage
+    assert tasks == {"conveyor fetchish worker"}  # called by the first stage's workers
+    assert result.failed == 10
+    assert {f.stage for f in result.failures} == {"parse"}
+    assert all(f.kind == "error" for f in result.failures)
+    fetch, parse_stage, keep_stage = result.stages
+    assert (fetch.succeeded, parse_stage.succeeded, parse_stage.failed) == (100, 90, 10)
+    assert (keep_stage.started, keep_stage.filtered) == (90, 50)
+    assert parse_stage.queue_depth == keep_stage.queue_depth == 0

@@ -37,6 +37,10 @@ class Placement:
     async def shutdown(self) -> None:
         return None
 
+    @property
+    def direct(self) -> Callable[[Any], Any] | None:
+        return None
+
     async def call(self, value: Any) -> Any:
         return self.fn(value)
 
@@ -46,6 +50,12 @@ class Placement:
 
 class LoopPlacement(Placement):
     place = "loop"
+
+    @property
+    def direct(self) -> Callable[[Any], Any] | None:
+        """The coroutine function itself when no timeout wraps it: the stage awaits its
+        coroutine straight away, one frame less per item."""
+        return self.fn if self.timeout is None else None
 
     async def call(self, value: Any) -> Any:
         if self.timeout is None:

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -111,7 +111,8 @@ class Runner:
         self._commit_every = commit_every
         self._commit_interval = commit_interval
         self._queue_size = queue_size
-        self._tracker = RootTracker(ordered=ordered, hold=open_ledger is not None)
+        journaled = open_ledger is not None
+        self._tracker = RootTracker(ordered=ordered, hold=journaled, outcomes=journaled)
         self._stages: list[StageRunner] = []
         self._outbox: asyncio.Queue[Any] | None = None
         self._window_open: asyncio.Event | None = None
@@ -299,9 +300,22 @@ class Runner:
         """Step 2: run one stage until its inbox ends, then end the next inbox."""
         last = stage.index == len(self._stages) - 1
         nxt = None if last else self._stages[stage.index + 1].inbox
-        emit = self._put_result if nxt is None else nxt.put
-        await stage.run(StageSink(emit, self._put_failure, self._put_drop, self._spawn), io)
+        await stage.run(self._sink_of(stage.index), io)
         await (nxt.put(END) if nxt is not None else self._outbox_put(END))
+
+    def _sink_of(self, index: int) -> StageSink:
+        """Where stage ``index`` sends items: the next stage's inbox, or straight into the
+        next stage's processing when that one is fusible (see ``StageRunner.fusible``)."""
+        emit: Callable[[Envelope], Awaitable[None]]
+        if index == len(self._stages) - 1:
+            emit = self._put_result
+        else:
+            following = self._stages[index + 1]
+            if following.fusible:
+                emit = _fused(following.handle, self._sink_of(index + 1))
+            else:
+                emit = following.inbox.put
+        return StageSink(emit, self._put_failure, self._put_drop, self._spawn)
 
     # -- what stages call ---------------------------------------------------------------
 
@@ -431,6 +445,15 @@ class Runner:
             interrupted=self._stopped,
             failures_dropped=self._failed - len(self._failures),
         )
+
+
+def _fused(
+    handle: Callable[[Envelope, StageSink], Awaitable[None]], sink: StageSink
+) -> Callable[[Envelope], Awaitable[None]]:
+    def emit(envelope: Envelope) -> Awaitable[None]:
+        return handle(envelope, sink)  # its coroutine, awaited by the caller: no extra frame
+
+    return emit
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -53,7 +53,28 @@ class StageRunner:
         self._keyed = KeyedLimiter(spec.limit_per[1]) if spec.limit_per else None
         self._key_fn = spec.limit_per[0] if spec.limit_per else None
         self.placement: Placement | None = None
+        self._ready = asyncio.Event()  # the placement is started
         self._io: ThreadPoolExecutor | None = None
+
+    @property
+    def fusible(self) -> bool:
+        """Cheap enough to run inside the previous stage's workers instead of its own.
+
+        A plain function placed ``inline`` runs on the loop without awaiting anything, so
+        calling it right where the previous stage produced the item saves a queue hand-off
+        and a task switch per item, and holds the previous stage's slot only for that
+        call. Anything that can wait (rates, per-key limits, retries with backoff) keeps
+        its own workers, so it never holds the previous stage's slots while it waits.
+        """
+        spec = self.spec
+        return (
+            spec.kind in ("map", "filter")
+            and spec.place == "inline"
+            and spec.factory is None
+            and spec.rate is None
+            and spec.limit_per is None
+            and spec.retry.attempts == 1
+        )
 
     async def run(self, out: StageSink, io: ThreadPoolExecutor) -> None:
         """Process the inbox until END, then return (the caller passes END on)."""
@@ -72,12 +93,14 @@ class StageRunner:
         placement = placement_for(self.spec, fn)
         self.placement = placement
         await placement.start()
+        self._ready.set()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(placement.serve())
                 async with asyncio.TaskGroup() as workers:
-                    for _ in range(self.spec.concurrency):
-                        workers.create_task(self._worker(out))
+                    for number in range(self.spec.concurrency):
+                        name = f"conveyor {self.spec.name} worker {number}"  # in tracebacks
+                        workers.create_task(self._worker(out), name=name)
                 placement.close()
         finally:
             placement.close()
@@ -86,26 +109,33 @@ class StageRunner:
 
     async def _worker(self, out: StageSink) -> None:
         inbox = self.inbox
-        kind = self.spec.kind
+        handle = self.handle
         while True:
             envelope = await inbox.get()
             if envelope is END:
                 inbox.put_nowait(END)  # let the sibling workers see it too
                 return
-            if kind == "flat_map":
-                await self._flat_map(envelope, out)
-                continue
-            ok, value = await self._attempt(envelope, out)
-            if not ok:
-                continue
-            if kind == "map":
-                envelope.value = value
-                await out.emit(envelope)
-            elif value:  # filter
-                await out.emit(envelope)
-            else:
-                self.counters.filtered += 1
-                await out.drop(envelope, True)
+            await handle(envelope, out)
+
+    async def handle(self, envelope: Envelope, out: StageSink) -> None:
+        """Process one envelope: from this stage's workers, or a fused previous stage's."""
+        if not self._ready.is_set():
+            await self._ready.wait()
+        kind = self.spec.kind
+        if kind == "flat_map":
+            await self._flat_map(envelope, out)
+            return
+        ok, value = await self._attempt(envelope, out)
+        if not ok:
+            return
+        if kind == "map":
+            envelope.value = value
+            await out.emit(envelope)
+        elif value:  # filter
+            await out.emit(envelope)
+        else:
+            self.counters.filtered += 1
+            await out.drop(envelope, True)
 
     async def _attempt(self, envelope: Envelope, out: StageSink) -> tuple[bool, Any]:
         """Call the function with retries; on final failure report it and return (False, _)."""
@@ -133,7 +163,8 @@ class StageRunner:
             counters.in_flight += 1
             began = time.perf_counter()
             try:
-                value = await placement.call(envelope.value)
+                direct = placement.direct
+                value = await (direct or placement.call)(envelope.value)
             except Exception as exc:
                 if not spec.retry.should_retry(exc, attempt):
                     return await self._failed(envelope, exc, attempt, out)

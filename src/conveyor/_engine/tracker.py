@@ -34,10 +34,12 @@ class RootTracker:
         ordered: release finished roots strictly in input order (a reorder buffer).
         hold: keep a root's outputs until the root finishes, even when unordered, so a
             journal never records a root whose outputs were only partly written.
+        outcomes: report each finished root's ``KeyOutcome`` (only a journal needs them).
     """
 
-    def __init__(self, *, ordered: bool, hold: bool) -> None:
+    def __init__(self, *, ordered: bool, hold: bool, outcomes: bool = True) -> None:
         self._ordered = ordered
+        self._outcomes = outcomes
         self._hold = hold or ordered
         self._roots: dict[int, _Root] = {}
         self._finished: set[int] = set()
@@ -105,12 +107,13 @@ class RootTracker:
             self._release(self._roots.pop(self.next_root), released, outcomes)
             self.next_root += 1
 
-    @staticmethod
-    def _release(state: _Root, released: list[Any], outcomes: list[KeyOutcome]) -> None:
+    def _release(self, state: _Root, released: list[Any], outcomes: list[KeyOutcome]) -> None:
         if state.outputs:
             if len(state.outputs) > 1:
                 state.outputs.sort(key=lambda pair: pair[0])
             released.extend(output for _, output in state.outputs)
+        if not self._outcomes:
+            return
         if state.failed_kind is not None:
             outcomes.append(KeyOutcome(state.key, "failed", state.failed_kind, state.attempts))
         elif state.results:

@@ -91,8 +91,10 @@ class Pipeline:
 
         Args:
             fn: ``async def`` (runs on the event loop) or a plain function.
-            on: ``"auto"`` (async → loop, plain → threads), ``"loop"``, ``"threads"`` or
-                ``"processes"`` (pure-Python CPU work; ``fn`` must be a module-level def).
+            on: ``"auto"`` (async → loop, plain → threads), ``"loop"``, ``"threads"``,
+                ``"processes"`` (pure-Python CPU work; ``fn`` must be a module-level def) or
+                ``"inline"`` (a cheap plain function, called right on the loop; after
+                another stage it runs in that stage's workers, with no queue between).
             workers: threads or processes in the pool (default: CPUs + 4 up to 32 threads,
                 one process per CPU).
             concurrency: items in flight at once (default 100 on the loop, ``workers`` on
