@@ -27,7 +27,7 @@ from .ports import KeyOutcome, Ledger, Sink
 from .threads import shutdown_executor
 
 WRITE_EVERY = 1000
-IN_FLIGHT = 8
+IN_FLIGHT = 2
 
 
 class Writer:
