@@ -54,6 +54,7 @@ class StageRunner:
         self._key_fn = spec.limit_per[0] if spec.limit_per else None
         self.placement: Placement | None = None
         self._ready = asyncio.Event()  # the placement is started
+        self._call: Callable[[Any], Awaitable[Any]] | None = None
         self._io: ThreadPoolExecutor | None = None
 
     @property
@@ -92,6 +93,8 @@ class StageRunner:
     async def _run_workers(self, fn: Callable[[Any], Any], out: StageSink) -> None:
         placement = placement_for(self.spec, fn)
         self.placement = placement
+        # A loop function without a timeout is awaited straight away: one frame less.
+        self._call = placement.direct or placement.call
         await placement.start()
         self._ready.set()
         try:
@@ -141,9 +144,9 @@ class StageRunner:
         """Call the function with retries; on final failure report it and return (False, _)."""
         spec = self.spec
         counters = self.counters
-        placement = self.placement
-        assert placement is not None
         bus = self._bus
+        call = self._call
+        assert call is not None, "the stage's placement starts before any item"
         attempt = 0
         while True:
             attempt += 1
@@ -163,8 +166,7 @@ class StageRunner:
             counters.in_flight += 1
             began = time.perf_counter()
             try:
-                direct = placement.direct
-                value = await (direct or placement.call)(envelope.value)
+                value = await call(envelope.value)
             except Exception as exc:
                 if not spec.retry.should_retry(exc, attempt):
                     return await self._failed(envelope, exc, attempt, out)

@@ -408,11 +408,7 @@ class Journal:
                     self._duplicates += 1
                 else:
                     first[code] = i
-        try:
-            self._admit_known(travelling, first, answer, start)
-        except sqlite3.Error as exc:
-            self._broken = True  # the writer's connection is another thread's to roll back
-            raise self._error(exc) from exc
+        self._admit_known(travelling, first, answer, start)
         # Order matters for duplicates seen on this thread while record() runs on another:
         # a key enters ``pending`` before it can finish and leaves only after its row is
         # committed, so a later copy always finds it in one place or the other.
@@ -426,9 +422,7 @@ class Journal:
         self, travelling: list[Any], first: dict[Any, int], answer: list[bool], start: int
     ) -> None:
         """Decide for the keys the file already holds, with one indexed lookup."""
-        if self._reader is None:
-            self._reader = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False)
-        for code, state, pos in self._reader.execute(_LOOKUP, (orjson.dumps(travelling),)):
+        for code, state, pos in self._read(_LOOKUP, orjson.dumps(travelling)):
             i = first.get(code)
             if i is None:  # the same key twice in this batch: decided already
                 continue
@@ -448,21 +442,25 @@ class Journal:
         answer = [True] * len(positions)
         if positions.start >= self._spans_end:
             return answer
+        base = positions.start
+        for start, stop in self._read(_SPANS, base, positions.stop):
+            low, high = max(start, base) - base, min(stop, positions.stop) - base
+            answer[low:high] = [False] * (high - low)
+        if self.retry_failed:
+            for (key,) in self._read(_FAILED_IN, base, positions.stop):
+                answer[key - base] = True
+                self._retried.add(key)
+        return answer
+
+    def _read(self, query: str, *params: Any) -> list[Any]:
+        """Rows of a query on admit's own read-only connection, opened on first use."""
         try:
             if self._reader is None:
                 self._reader = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False)
-            base = positions.start
-            for start, stop in self._reader.execute(_SPANS, (base, positions.stop)):
-                low, high = max(start, base) - base, min(stop, positions.stop) - base
-                answer[low:high] = [False] * (high - low)
-            if self.retry_failed:
-                for (key,) in self._reader.execute(_FAILED_IN, (base, positions.stop)):
-                    answer[key - base] = True
-                    self._retried.add(key)
+            return self._reader.execute(query, params).fetchall()
         except sqlite3.Error as exc:
-            self._broken = True
+            self._broken = True  # the writer's connection is another thread's to roll back
             raise self._error(exc) from exc
-        return answer
 
     def record(self, outcomes: Sequence[KeyOutcome], position: Any) -> None:
         """Mark ``outcomes``' keys finished and store the sink's ``position``, atomically."""
