@@ -98,7 +98,7 @@ class AppendFile:
             self.close()
             raise sink_error("open", self.path, exc) from exc
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | bytearray) -> None:
         self._buffer += data
         if len(self._buffer) >= _BUFFER:
             self._drain()

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from ..._engine.outcomes import Failure
 from ..._errors import JournalError, UsageError
 from .._files import AppendFile
-from ..records import dumps_line, to_record
+from ..records import dumps_lines, to_record
 
 #: ``failures=`` values: "inline" (same output, with error fields), a path for a separate
 #: JSON-lines file, or None to drop them (they are still counted and journaled).
@@ -98,9 +98,7 @@ class FileSink:
         if self._failures == "inline":
             self._write_records([failure.__conveyor_record__() for failure in failures])
         elif self._failure_file is not None:
-            self._failure_file.append(
-                b"".join(dumps_line(f.__conveyor_record__()) for f in failures)
-            )
+            self._failure_file.append(dumps_lines(f.__conveyor_record__() for f in failures))
 
     def flush(self) -> dict[str, int]:
         """Make everything written durable (fsync) and return the position reached."""

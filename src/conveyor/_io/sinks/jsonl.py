@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .._files import AppendFile
-from ..records import dumps_line
+from ..records import dumps_lines
 from ._base import FileSink, position_field
 
 
@@ -32,7 +32,7 @@ class JsonLines(FileSink):
         self._file.open(offset)
 
     def _write_records(self, records: list[dict[str, Any]]) -> None:
-        self._file.append(b"".join([dumps_line(record) for record in records]))
+        self._file.append(dumps_lines(records))
 
     def _flush_output(self) -> dict[str, int]:
         return {"bytes": self._file.flush()}
