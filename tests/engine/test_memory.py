@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from collections.abc import Iterator
 
 import conveyor as cv
+from conveyor._engine.writer import MAX_GATHERED
 
 
 async def parse(x: int) -> dict[str, int]:
@@ -41,3 +43,35 @@ def test_peak_memory_is_flat_in_input_length() -> None:
     small = peak_for(10_000)
     large = peak_for(200_000)
     assert large <= 1.5 * small, f"peak {large:,} B for 200k items vs {small:,} B for 10k"
+
+
+class SlowDisk:
+    """A sink that takes 20 ms a write, as a loaded disk might: results must not pile up."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def open(self, position: object = None) -> None:
+        pass
+
+    def write(self, results: list[object]) -> None:
+        time.sleep(0.02)
+        self.batches.append(len(results))
+
+    def write_failures(self, failures: list[object]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_slow_sink_holds_the_run_back_instead_of_gathering_results() -> None:
+    sink = SlowDisk()
+    result = cv.Pipeline(range(40_000)).map(parse).run(sink=sink)
+    assert result.results == sum(sink.batches) == 40_000
+    # While the sink is busy, results gather up to a bound, then the loop waits for it.
+    assert max(sink.batches) <= MAX_GATHERED
+    assert len(sink.batches) >= 40_000 // MAX_GATHERED

@@ -6,7 +6,7 @@ import pytest
 
 from conveyor import Retry, UsageError
 from conveyor._engine.limits import TokenBucket, parse_rate
-from conveyor._engine.tracker import NOTHING, RootTracker
+from conveyor._engine.tracker import NOTHING, Finished, RootTracker
 from conveyor._errors import ItemTimeout, WorkerCrashed
 
 
@@ -82,40 +82,45 @@ def test_retries_argument_is_checked(bad: object) -> None:
 
 
 def test_tracker_releases_in_input_order_when_ordered() -> None:
-    tracker = RootTracker(ordered=True, hold=False)
+    finished = Finished()
+    tracker = RootTracker(ordered=True, hold=False, finished=finished)
     for root in range(3):
         tracker.admit(root, f"k{root}")
-    released, outcomes = tracker.end((2,), (), (False, "c"), result=True)
-    assert released == []
-    assert outcomes == []
-    released, outcomes = tracker.end((0,), (), (False, "a"), result=True)
-    assert released == [(False, "a")]
-    assert [o.key for o in outcomes] == ["k0"]
-    released, outcomes = tracker.end((1,), (), NOTHING)  # filtered
-    assert released == [(False, "c")]
-    assert [(o.key, o.status) for o in outcomes] == [("k1", "filtered"), ("k2", "done")]
+    assert tracker.end((2,), (), (False, "c"), result=True) == []
+    assert finished.take() == ([], [])
+    assert tracker.end((0,), (), (False, "a"), result=True) == [(False, "a")]
+    assert finished.take() == (["k0"], [])
+    assert tracker.end((1,), (), NOTHING) == [(False, "c")]  # filtered
+    done, others = finished.take()
+    assert done == ["k2"]
+    assert [(o.key, o.status) for o in others] == [("k1", "filtered")]
     assert len(tracker) == 0
 
 
 def test_tracker_waits_for_all_children_of_a_root() -> None:
-    tracker = RootTracker(ordered=False, hold=True)
+    finished = Finished()
+    tracker = RootTracker(ordered=False, hold=True, finished=finished)
     tracker.admit(0, "k")
     tracker.spawn(0)
     tracker.spawn(0)
-    assert tracker.end((0,), (0, 1), (False, "second"), result=True) == ([], [])
-    assert tracker.end((0,), (), NOTHING) == ([], [])  # the flat_map parent itself
-    released, outcomes = tracker.end((0,), (0, 0), (False, "first"), result=True)
+    assert tracker.end((0,), (0, 1), (False, "second"), result=True) == []
+    assert tracker.end((0,), (), NOTHING) == []  # the flat_map parent itself
+    assert len(finished) == 0
+    released = tracker.end((0,), (0, 0), (False, "first"), result=True)
     assert released == [(False, "first"), (False, "second")]
-    assert outcomes[0].status == "done"
+    assert finished.take() == (["k"], [])
 
 
 def test_tracker_batch_ends_all_member_roots_and_marks_failures() -> None:
-    tracker = RootTracker(ordered=False, hold=False)
+    finished = Finished()
+    tracker = RootTracker(ordered=False, hold=False, finished=finished)
     for root in range(3):
         tracker.admit(root, root)
-    released, outcomes = tracker.end((0, 1, 2), (), (True, "f"), failed="error", attempts=2)
+    released = tracker.end((0, 1, 2), (), (True, "f"), failed="error", attempts=2)
     assert released == [(True, "f")]
-    assert sorted((o.key, o.status, o.kind, o.attempts) for o in outcomes) == [
+    done, others = finished.take()
+    assert done == []
+    assert sorted((o.key, o.status, o.kind, o.attempts) for o in others) == [
         (0, "failed", "error", 2),
         (1, "failed", "error", 2),
         (2, "failed", "error", 2),

@@ -73,6 +73,29 @@ def test_keys_of_different_types_stay_apart(tmp_path: Path) -> None:
             j.admit([object()])
 
 
+def test_bare_done_keys_of_every_type_are_recorded_and_skipped_on_resume(
+    tmp_path: Path,
+) -> None:
+    """The runner passes plain successes as bare keys; blobs (tuples, bytes) included."""
+    keys = ["1", 1, (1,), b"1", ("a", 2), "x"]
+    with journal(tmp_path) as j:
+        assert j.admit(keys) == [True] * 6
+        j.record([KeyOutcome("x", "failed", "dns", 2)], {"bytes": 9}, done=keys[:5])
+    db = sqlite3.connect(tmp_path / "run.journal")
+    try:
+        spans = db.execute("SELECT start, stop FROM spans").fetchall()
+        failed = db.execute("SELECT kind, attempts FROM keys WHERE state = 2").fetchall()
+    finally:
+        db.close()
+    assert spans == [(0, 6)]  # keyed journals keep finished positions as spans too
+    assert failed == [("dns", 2)]
+    with journal(tmp_path) as j:
+        assert j.statistics() == type(j.statistics())(done=5, failed=1, filtered=0, duplicates=0)
+        # The same input: nothing to do. A copy of a finished key elsewhere is a duplicate.
+        assert j.admit([*keys, (1,), "new"]) == [False] * 7 + [True]
+        assert j.statistics().duplicates == 1
+
+
 def test_record_is_atomic_with_the_position(tmp_path: Path) -> None:
     with journal(tmp_path) as j:
         j.admit(["a", "b"])

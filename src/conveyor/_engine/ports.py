@@ -11,7 +11,8 @@ All their methods are called on one writer thread, never on the event loop, in t
     sink.write(results)              batches of results, in delivery order
     sink.write_failures(failures)    batches of Failure records (only if the sink wants them)
     position = sink.flush()          every N items or T seconds: make all written data durable
-    ledger.record(outcomes, position)  then, in one transaction: these keys are finished and
+    ledger.record(outcomes, position, done)
+                                     then, in one transaction: these keys are finished and
                                      the sink is durable up to ``position``
     sink.close(); ledger.close()     once, at the end (also after errors and Ctrl-C)
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 class KeyOutcome(NamedTuple):
     """How one input key finished: all its results written, or failed.
 
-    A named tuple, not a frozen dataclass: one is made for every item of a journaled run,
-    and a tuple is built several times faster.
+    Made only for keys that failed or were filtered out; plain successes reach the ledger
+    as bare keys (``record``'s ``done``).
     """
 
     key: Hashable
@@ -69,8 +70,14 @@ class Ledger(Protocol):
         """For each key: True to process it; False when already done or a duplicate."""
         ...
 
-    def record(self, outcomes: Sequence[KeyOutcome], position: Any) -> None:
-        """Commit finished keys and the sink's durable position in one transaction."""
+    def record(
+        self, outcomes: Sequence[KeyOutcome], position: Any, done: Sequence[Hashable] = ()
+    ) -> None:
+        """Commit finished keys and the sink's durable position in one transaction.
+
+        ``done`` are keys that finished plainly (all results written, no failure), given
+        bare: the bulk of a run, with no ``KeyOutcome`` made for each.
+        """
         ...
 
     def close(self) -> None: ...

@@ -37,7 +37,7 @@ from .stage import StageSpec
 from .stages import StageRunner, StageSink
 from .stats import RunResult, RunStatistics
 from .threads import shutdown_executor
-from .tracker import NOTHING, RootTracker
+from .tracker import NOTHING, Finished, RootTracker
 from .writer import Writer
 
 OnError = Literal["record", "raise"]
@@ -45,7 +45,7 @@ _QUEUE_SIZE = 64
 _ADMIT_AHEAD = 2  # source batches whose keys the journal checks before they are fed in
 # With a journal the source is read in bigger batches: each costs one SQLite lookup on the
 # journal's thread, and every thread hand-off waits for the GIL while the loop is busy.
-_JOURNAL_BATCH = 2048
+_JOURNAL_BATCH = 8192
 _TICK_SECONDS = 0.25
 _FAILURES_KEPT = 10_000
 
@@ -112,7 +112,8 @@ class Runner:
         self._commit_interval = commit_interval
         self._queue_size = queue_size
         journaled = open_ledger is not None
-        self._tracker = RootTracker(ordered=ordered, hold=journaled, outcomes=journaled)
+        self._finished_keys = Finished() if journaled else None
+        self._tracker = RootTracker(ordered=ordered, hold=journaled, finished=self._finished_keys)
         self._stages: list[StageRunner] = []
         self._outbox: asyncio.Queue[Any] | None = None
         self._window_open: asyncio.Event | None = None
@@ -184,6 +185,7 @@ class Runner:
             failures_to_sink=True,
             commit_every=self._commit_every,
             commit_interval=self._commit_interval,
+            finished=self._finished_keys,
         )
         error: BaseException | None = None
         try:
@@ -375,7 +377,7 @@ class Runner:
                 output = (True, failure)
             elif tag == _FILTERED:
                 self._filtered += 1
-            released, outcomes = tracker.end(
+            released = tracker.end(
                 envelope.roots(),
                 envelope.pos,
                 output,
@@ -393,8 +395,6 @@ class Runner:
                     writer.add_failure(value)
                 else:
                     writer.add_result(value)
-            if outcomes:
-                writer.add_outcomes(outcomes)
             if writer.active and writer.due():
                 await writer.commit()
 

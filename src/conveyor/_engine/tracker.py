@@ -11,10 +11,32 @@ finished: its outputs are released and its outcome is recorded exactly once.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .ports import KeyOutcome
+
+
+@dataclass(slots=True)
+class Finished:
+    """Keys finished since the journal's last commit, gathered for ``Ledger.record``.
+
+    Keys that finished plainly (results, no failure) are the bulk of a run and are kept
+    bare in ``done``; only the others get a ``KeyOutcome``. One object per item is what a
+    journaled run would otherwise pay on the event loop.
+    """
+
+    done: list[Hashable] = field(default_factory=list)
+    others: list[KeyOutcome] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.done) + len(self.others)
+
+    def take(self) -> tuple[list[Hashable], list[KeyOutcome]]:
+        """What has gathered, leaving this empty."""
+        done, others = self.done, self.others
+        self.done, self.others = [], []
+        return done, others
 
 
 @dataclass(slots=True)
@@ -34,12 +56,12 @@ class RootTracker:
         ordered: release finished roots strictly in input order (a reorder buffer).
         hold: keep a root's outputs until the root finishes, even when unordered, so a
             journal never records a root whose outputs were only partly written.
-        outcomes: report each finished root's ``KeyOutcome`` (only a journal needs them).
+        finished: where each finished root's key and outcome go (only a journal needs them).
     """
 
-    def __init__(self, *, ordered: bool, hold: bool, outcomes: bool = True) -> None:
+    def __init__(self, *, ordered: bool, hold: bool, finished: Finished | None = None) -> None:
         self._ordered = ordered
-        self._outcomes = outcomes
+        self.finished = finished
         self._hold = hold or ordered
         self._roots: dict[int, _Root] = {}
         self._finished: set[int] = set()
@@ -66,10 +88,9 @@ class RootTracker:
         failed: str | None = None,
         attempts: int = 1,
         result: bool = False,
-    ) -> tuple[list[Any], list[KeyOutcome]]:
-        """One envelope ended; return outputs now releasable and outcomes of finished roots."""
+    ) -> list[Any]:
+        """One envelope ended; return the outputs now releasable (in release order)."""
         released: list[Any] = []
-        outcomes: list[KeyOutcome] = []
         first = roots[0]
         for root in roots:
             state = self._roots[root]
@@ -93,33 +114,36 @@ class RootTracker:
                 released.append(output)
         for root in dict.fromkeys(roots) if len(roots) > 1 else roots:  # a batch may repeat one
             if self._roots[root].live == 0:
-                self._finish(root, released, outcomes)
-        return released, outcomes
+                self._finish(root, released)
+        return released
 
-    def _finish(self, root: int, released: list[Any], outcomes: list[KeyOutcome]) -> None:
+    def _finish(self, root: int, released: list[Any]) -> None:
         if not self._ordered:
             state = self._roots.pop(root)
-            self._release(state, released, outcomes)
+            self._release(state, released)
             return
         self._finished.add(root)
         while self.next_root in self._finished:
             self._finished.discard(self.next_root)
-            self._release(self._roots.pop(self.next_root), released, outcomes)
+            self._release(self._roots.pop(self.next_root), released)
             self.next_root += 1
 
-    def _release(self, state: _Root, released: list[Any], outcomes: list[KeyOutcome]) -> None:
+    def _release(self, state: _Root, released: list[Any]) -> None:
         if state.outputs:
             if len(state.outputs) > 1:
                 state.outputs.sort(key=lambda pair: pair[0])
             released.extend(output for _, output in state.outputs)
-        if not self._outcomes:
+        finished = self.finished
+        if finished is None:
             return
         if state.failed_kind is not None:
-            outcomes.append(KeyOutcome(state.key, "failed", state.failed_kind, state.attempts))
+            finished.others.append(
+                KeyOutcome(state.key, "failed", state.failed_kind, state.attempts)
+            )
         elif state.results:
-            outcomes.append(KeyOutcome(state.key, "done", None, state.attempts))
+            finished.done.append(state.key)
         else:
-            outcomes.append(KeyOutcome(state.key, "filtered", None, state.attempts))
+            finished.others.append(KeyOutcome(state.key, "filtered", None, state.attempts))
 
 
 class _Nothing:

@@ -1,9 +1,12 @@
 """The writer: hands results, failures and journal commits to one background thread.
 
 Sinks and journals are plain blocking code; they run on a single thread, in batches, so the
-event loop never waits on a disk. Results go over in batches of ``WRITE_EVERY``; up to
-``IN_FLIGHT`` batches may wait on the thread while the next fills, so the loop goes on
-through a slow write or fsync, and memory stays bounded by those batches.
+event loop never waits on a disk. One batch is on the thread at a time. A batch goes over
+once ``WRITE_EVERY`` results have gathered and the thread is free; while it is busy,
+results go on gathering, up to ``MAX_GATHERED``, and only then does the loop wait. So
+batches grow to fit the thread: each hand-over costs the thread a wait for the GIL (up to
+the interpreter's 5 ms switch interval while the loop is busy), and bigger batches pay
+that less often. Memory stays bounded by ``MAX_GATHERED`` results and the batch in hand.
 
 A *commit* makes the output durable and records it: every ``commit_every`` finished keys or
 ``commit_interval`` seconds, whichever first. Its order is what makes resume exact: write
@@ -25,9 +28,10 @@ from .._errors import SinkError
 from .outcomes import Failure
 from .ports import KeyOutcome, Ledger, Sink
 from .threads import shutdown_executor
+from .tracker import Finished
 
-WRITE_EVERY = 1000
-IN_FLIGHT = 2
+WRITE_EVERY = 256
+MAX_GATHERED = 8192
 
 
 class Writer:
@@ -40,6 +44,7 @@ class Writer:
         failures_to_sink: bool,
         commit_every: int,
         commit_interval: float,
+        finished: Finished | None = None,
     ) -> None:
         self._sink = sink
         self._open_ledger = open_ledger
@@ -55,7 +60,8 @@ class Writer:
         self._interval = commit_interval
         self._results: list[Any] = []
         self._failures: list[Failure] = []
-        self._outcomes: list[KeyOutcome] = []
+        # Finished keys, filled by the run's RootTracker: what the next commit records.
+        self.finished = finished if finished is not None else Finished()
         self._in_flight: deque[asyncio.Future[None]] = deque()
         self._last_commit = time.monotonic()
         self._opened = False
@@ -95,38 +101,38 @@ class Writer:
         if self._sink is not None and self._failures_to_sink:
             self._failures.append(failure)
 
-    def add_outcomes(self, outcomes: list[KeyOutcome]) -> None:
-        if self._ledger is not None:
-            self._outcomes.extend(outcomes)
-
     def due(self) -> bool:
         """Whether to hand over what has gathered now."""
-        if len(self._results) + len(self._failures) >= WRITE_EVERY:
+        gathered = len(self._results) + len(self._failures)
+        if self._in_flight and not self._in_flight[0].done():
+            return gathered >= MAX_GATHERED  # the thread is busy: go on gathering
+        if gathered >= WRITE_EVERY:
             return True
-        if len(self._outcomes) >= self._every:
+        finished = len(self.finished)
+        if finished >= self._every:
             return True
-        if not (self._results or self._failures or self._outcomes):
+        if not (self._results or self._failures or finished):
             return False
         return time.monotonic() - self._last_commit >= self._interval
 
     async def commit(self, *, final: bool = False) -> None:
         """Hand what has gathered to the thread, as a commit when one is due (or ``final``).
 
-        Waits only while ``IN_FLIGHT`` batches are still being written.
+        Waits only while the previous batch is still being written.
         """
         now = time.monotonic()
         timely = final or now - self._last_commit >= self._interval
-        durable = self._ledger is not None and (timely or len(self._outcomes) >= self._every)
+        durable = self._ledger is not None and (timely or len(self.finished) >= self._every)
         if durable or timely:
             self._last_commit = now
         results, self._results = self._results, []
         failures, self._failures = self._failures, []
-        outcomes: list[KeyOutcome] | None = None
+        outcomes: tuple[list[Hashable], list[KeyOutcome]] | None = None
         if durable:
-            outcomes, self._outcomes = self._outcomes, []
-        if not (results or failures or outcomes):
+            outcomes = self.finished.take()
+        if not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
             return
-        while len(self._in_flight) >= IN_FLIGHT:
+        while self._in_flight:
             await self._wait_oldest()
         loop = asyncio.get_running_loop()
         self._in_flight.append(
@@ -143,7 +149,10 @@ class Writer:
                 self._in_flight.popleft()
 
     def _write(
-        self, results: list[Any], failures: list[Failure], outcomes: list[KeyOutcome] | None
+        self,
+        results: list[Any],
+        failures: list[Failure],
+        outcomes: tuple[list[Hashable], list[KeyOutcome]] | None,
     ) -> None:
         if self._broken:
             return
@@ -160,7 +169,8 @@ class Writer:
                     position = sink.flush()
                     self._unflushed = False
             if outcomes is not None and ledger is not None:
-                ledger.record(outcomes, position)
+                done, others = outcomes
+                ledger.record(others, position, done)
         except BaseException as exc:
             # The output may now end in a partial write: commit nothing after it. The
             # journal still points at the last good position, so a resume cuts it off.

@@ -3,21 +3,21 @@
 One SQLite file in WAL mode. Tables::
 
     meta(name, value)                 fingerprint, sink position, counters
-    keys(key, state, pos, kind, attempts)
+    spans(start, stop)                finished input positions, as [start, stop) runs
+    keys(key, state, kind, attempts)  finished keys, when a key= function gives them
+                                      (with position keys, the default, only failures):
                                       key: a str or int key as itself, others as JSON
                                       state: 1 done, 2 failed, 3 filtered
-                                      pos: the input position of the item that finished
-    spans(start, stop)                with position keys (the default): finished positions
-                                      as [start, stop) runs; only failures get keys rows
+                                      kind, attempts: of a failure
 
-Only finished keys are written, in ``record``, in one statement and in the same
-transaction as the sink's position. ``admit`` decides "new, finished earlier, or a
+Only finished keys are written, in ``record``, in one statement per kind of row and in the
+same transaction as the sink's position. ``admit`` decides "new, finished earlier, or a
 duplicate" with one indexed lookup per batch of keys, plus this run's keys still in
 flight (bounded by the items in flight): memory stays flat however many keys the job has,
 and a fresh key costs nothing until it finishes. Every run admits its input from the start,
-in order, so positions count the same in every run: a finished key found at another
-position than the one being admitted is a duplicate, in whichever run its first copy
-finished, and each run counts all the duplicates it reads.
+in order, so positions count the same in every run: a finished key whose position is not
+finished is a duplicate, in whichever run its first copy finished, and each run counts all
+the duplicates it reads.
 
 Durability: ``synchronous=NORMAL``. With WAL, a committed transaction is in the WAL file
 before ``COMMIT`` returns, so it survives the process being killed (SIGKILL, OOM); only
@@ -32,9 +32,10 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,51 +46,67 @@ from .._errors import JobMismatchError, JournalError, SinkError, UsageError
 from ._files import describe_oserror
 
 APPLICATION_ID = 0x436F6E76  # "Conv", in the SQLite header at offset 68
-SCHEMA_VERSION = 2  # PRAGMA user_version, at offset 60
+SCHEMA_VERSION = 3  # PRAGMA user_version, at offset 60
 
 DONE, FAILED, FILTERED = 1, 2, 3
 _STATES = {"done": DONE, "failed": FAILED, "filtered": FILTERED}
 _COUNTERS = ("done", "failed", "filtered")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-_SCHEMA = """
-CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE keys (
-    key BLOB PRIMARY KEY,
-    state INTEGER NOT NULL,
-    pos INTEGER,
-    kind TEXT,
-    attempts INTEGER
-) WITHOUT ROWID;
-CREATE TABLE spans (start INTEGER PRIMARY KEY, stop INTEGER NOT NULL);
-"""
+# Every SQLite call from a thread lets go of the GIL and must win it back from a busy event
+# loop, which can take the interpreter's whole switch interval (5 ms). So each batch is one
+# call: keys travel as one JSON array, SQLite unpacks it without the GIL, and a query
+# answers in one row of JSON. A key stored as a blob travels as {"b": its JSON text}, cast
+# back to the same bytes.
+_KEY_IN = "CASE type WHEN 'object' THEN CAST(json_extract(value, '$.b') AS BLOB) ELSE value END"
+_KEY_OUT = "CASE typeof(key) WHEN 'blob' THEN json_object('b', CAST(key AS TEXT)) ELSE key END"
 
-
-# A whole batch of keys goes to SQLite as one JSON array in one statement: SQLite parses
-# and applies it without the GIL, where a statement per key (or a variable per value) would
-# keep taking the GIL back from the event loop. A key stored as a blob travels as
-# {"b": its JSON text}, cast back to the same bytes.
-_LOOKUP = (
-    "SELECT key, state, pos FROM keys WHERE key IN (SELECT CASE type WHEN 'object'"
-    " THEN CAST(json_extract(value, '$.b') AS BLOB) ELSE value END FROM json_each(?))"
+# ``record`` is one INSERT into a view, whose trigger writes the keys, the spans and the
+# meta rows: one statement, so one transaction and one call. Each argument is a JSON array:
+# done: keys that finished plainly; rows: [key, state, kind, attempts] for the others
+# (a row already there is an earlier run's failure, retried, as the keys were admitted
+# in this run); spans: [start, stop] of finished positions, new to the journal, so no
+# span overlaps another; meta: [name, value] pairs.
+_SCHEMA = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    "CREATE TABLE keys (key BLOB PRIMARY KEY, state INTEGER NOT NULL, kind TEXT,"
+    " attempts INTEGER) WITHOUT ROWID",
+    "CREATE TABLE spans (start INTEGER PRIMARY KEY, stop INTEGER NOT NULL)",
+    "CREATE VIEW record (done, rows, spans, meta) AS SELECT NULL, NULL, NULL, NULL",
+    f"""CREATE TRIGGER record INSTEAD OF INSERT ON record BEGIN
+    INSERT INTO keys (key, state) SELECT {_KEY_IN}, {DONE} FROM json_each(NEW.done) WHERE true
+        ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = NULL, attempts = NULL;
+    INSERT INTO keys (key, state, kind, attempts)
+        SELECT CASE json_type(value, '$[0]') WHEN 'object'
+            THEN CAST(json_extract(value, '$[0].b') AS BLOB) ELSE json_extract(value, '$[0]')
+            END, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+            json_extract(value, '$[3]')
+        FROM json_each(NEW.rows) WHERE true
+        ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = excluded.kind,
+            attempts = excluded.attempts;
+    INSERT INTO spans (start, stop)
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+        FROM json_each(NEW.spans);
+    INSERT OR REPLACE INTO meta (name, value)
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+        FROM json_each(NEW.meta);
+END""",
 )
-# The spans that overlap positions [?1, ?2): spans never overlap each other, so they are
-# the last one starting at or before ?1, and those starting inside.
+_RECORD = "INSERT INTO record (done, rows, spans, meta) VALUES (?, ?, ?, ?)"
+
+# Finished keys among a batch, as [[key, state], ...].
+_LOOKUP = (
+    f"SELECT json_group_array(json_array({_KEY_OUT}, state)) FROM keys"
+    f" WHERE key IN (SELECT {_KEY_IN} FROM json_each(?))"
+)
+# The spans that overlap positions [?1, ?2), as [[start, stop], ...]: spans never overlap
+# each other, so they are the last one starting at or before ?1, and those starting inside.
 _SPANS = (
-    "SELECT start, stop FROM spans WHERE start < ?2"
+    "SELECT json_group_array(json_array(start, stop)) FROM spans WHERE start < ?2"
     " AND start >= coalesce((SELECT max(start) FROM spans WHERE start <= ?1), ?1)"
 )
-_FAILED_IN = f"SELECT key FROM keys WHERE state = {FAILED} AND key >= ? AND key < ?"
-# Each row is [key, state, pos, kind, attempts]. The keys were admitted in this run, so
-# none was finished by it: a row already there is an earlier run's failure, retried.
-_RECORD = (
-    "INSERT INTO keys (key, state, pos, kind, attempts)"
-    " SELECT CASE json_type(value, '$[0]') WHEN 'object'"
-    " THEN CAST(json_extract(value, '$[0].b') AS BLOB) ELSE json_extract(value, '$[0]') END,"
-    " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
-    " json_extract(value, '$[4]') FROM json_each(?) WHERE true"
-    " ON CONFLICT (key) DO UPDATE SET state = excluded.state, pos = excluded.pos,"
-    " kind = excluded.kind, attempts = excluded.attempts"
+_FAILED_IN = (
+    f"SELECT json_group_array(key) FROM keys WHERE state = {FAILED} AND key >= ? AND key < ?"
 )
 
 
@@ -239,9 +256,8 @@ def _create(path: Path, canonical: str) -> None:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("BEGIN")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _SCHEMA:
+                db.execute(statement)
             db.executemany(
                 "INSERT INTO meta (name, value) VALUES (?, ?)",
                 [("fingerprint", canonical), ("position", None), ("done", 0), ("failed", 0),
@@ -422,12 +438,17 @@ class Journal:
         self, travelling: list[Any], first: dict[Any, int], answer: list[bool], start: int
     ) -> None:
         """Decide for the keys the file already holds, with one indexed lookup."""
-        for code, state, pos in self._read(_LOOKUP, orjson.dumps(travelling)):
+        found = self._read(_LOOKUP, orjson.dumps(travelling))
+        if not found:
+            return
+        finished = self._finished_in(start, start + len(answer))
+        for stored, state in found:
+            code = stored["b"].encode() if type(stored) is dict else stored
             i = first.get(code)
             if i is None:  # the same key twice in this batch: decided already
                 continue
             answer[i] = False
-            if pos is not None and pos != start + i:  # an earlier copy finished
+            if not finished[i]:  # an earlier copy of the key finished, not this item
                 self._duplicates += 1
             elif state == FAILED and self.retry_failed:
                 answer[i] = True
@@ -439,93 +460,121 @@ class Journal:
         lookup on resume, and none at all past what earlier runs reached."""
         self._positional = True
         self._next = positions.stop
-        answer = [True] * len(positions)
-        if positions.start >= self._spans_end:
-            return answer
-        base = positions.start
-        for start, stop in self._read(_SPANS, base, positions.stop):
-            low, high = max(start, base) - base, min(stop, positions.stop) - base
-            answer[low:high] = [False] * (high - low)
-        if self.retry_failed:
-            for (key,) in self._read(_FAILED_IN, base, positions.stop):
+        answer = [not done for done in self._finished_in(positions.start, positions.stop)]
+        if self.retry_failed and positions.start < self._spans_end:
+            base = positions.start
+            for key in self._read(_FAILED_IN, base, positions.stop):
                 answer[key - base] = True
                 self._retried.add(key)
         return answer
 
+    def _finished_in(self, start: int, stop: int) -> list[bool]:
+        """For each input position in [start, stop): whether an earlier run finished it."""
+        finished = [False] * (stop - start)
+        if start >= self._spans_end:
+            return finished  # past every earlier run: no lookup
+        for low, high in self._read(_SPANS, start, stop):
+            low, high = max(low, start) - start, min(high, stop) - start
+            finished[low:high] = [True] * (high - low)
+        return finished
+
     def _read(self, query: str, *params: Any) -> list[Any]:
-        """Rows of a query on admit's own read-only connection, opened on first use."""
+        """The JSON array a query answers with, on admit's own read-only connection
+        (opened on first use)."""
         try:
             if self._reader is None:
                 self._reader = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False)
-            return self._reader.execute(query, params).fetchall()
+            (answer,) = self._reader.execute(query, params).fetchone()
+            return cast("list[Any]", orjson.loads(answer))
         except sqlite3.Error as exc:
             self._broken = True  # the writer's connection is another thread's to roll back
             raise self._error(exc) from exc
 
-    def record(self, outcomes: Sequence[KeyOutcome], position: Any) -> None:
-        """Mark ``outcomes``' keys finished and store the sink's ``position``, atomically."""
+    def record(
+        self, outcomes: Sequence[KeyOutcome], position: Any, done: Sequence[Hashable] = ()
+    ) -> None:
+        """Mark keys finished and store the sink's ``position``, atomically.
+
+        ``done`` are keys that finished plainly, given bare (the runner's common case);
+        ``outcomes`` may hold any others, and plain ones too.
+        """
         self._check()
         try:
             stored = None if position is None else orjson.dumps(position).decode()
         except TypeError as exc:
             raise UsageError(f"sink position {position!r} is not JSON: {exc}") from exc
-        keys = [outcome.key for outcome in outcomes]
+        plain = list(done)
+        others = []
+        for outcome in outcomes:
+            if outcome.status == "done":
+                plain.append(outcome.key)
+            else:
+                others.append(outcome)
+        keys = plain + [outcome.key for outcome in others]
         retried = self._retried
-        spans: list[tuple[int, int]] = []
         if self._positional:
-            # Failures (and retried failures) keep a row each; every position goes into a
-            # span, except retried ones, which a span of an earlier run holds already.
-            rows = [
-                (o.key, _STATES[o.status], o.key, o.kind, o.attempts)
-                for o in outcomes
-                if o.status == "failed" or o.key in retried
-            ]
-            positions = cast("list[int]", keys)
-            spans = _spans_of([k for k in positions if k not in retried] if retried else positions)
+            # Positions need no row when done: their spans say it. A retried failure's row
+            # still says failed, so it is updated.
+            done_rows: list[Any] = [key for key in plain if key in retried] if retried else []
+            travelling: list[Any] = keys
             codes = keys
+            positions: list[Any] = keys
         else:
             codes, travelling = _encode_keys(keys)
-            where = self._pending.get
-            rows = [
-                (key, _STATES[outcome.status], where(code), outcome.kind, outcome.attempts)
-                for key, code, outcome in zip(travelling, codes, outcomes, strict=True)
-            ]
+            done_rows = travelling[: len(plain)]
+            positions = list(map(self._pending.get, codes))
+        rows = [
+            (key, _STATES[outcome.status], outcome.kind, outcome.attempts)
+            for key, outcome in zip(travelling[len(plain) :], others, strict=True)
+            # A filtered position needs no row either, unless it replaces a failure.
+            if not (self._positional and outcome.status == "filtered" and key not in retried)
+        ]
+        # Every finished position goes into a span, except retried ones (a span of an
+        # earlier run holds them already) and keys this run did not admit (no position).
+        if retried:
+            positions = [p for p, c in zip(positions, codes, strict=True) if c not in retried]
+        spans = _spans_of([p for p in positions if p is not None])
         counts = dict.fromkeys(_COUNTERS, 0)
-        counts.update(Counter(outcome.status for outcome in outcomes))
+        counts.update(Counter(outcome.status for outcome in others), done=len(plain))
         if retried:  # failures from an earlier run that are now replaced
             counts["failed"] -= sum(code in retried for code in codes)
         for name, count in counts.items():
             self._counts[name] += count
-        db = self._db
         try:
-            db.execute("BEGIN")
-            if rows:
-                db.execute(_RECORD, (orjson.dumps(rows),))
-            if spans:
-                db.executemany("INSERT INTO spans (start, stop) VALUES (?, ?)", spans)
-            self._commit(stored)
+            self._commit(stored, done_rows, rows, spans)
         except sqlite3.Error as exc:
             for name, count in counts.items():
                 self._counts[name] -= count
             raise self._fail(exc) from exc
         if not self._positional:
-            forget = self._pending.pop
-            for code in codes:
-                forget(code, None)
+            # Forgotten only now that the rows are committed (see admit); in C, not a loop.
+            deque(map(self._pending.pop, codes, repeat(None)), maxlen=0)
         if retried:
             retried.difference_update(codes)
         self._position = position
 
-    def _commit(self, stored_position: str | None) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-            [
-                ("position", stored_position),
-                ("duplicates", self._duplicates_now()),
-                *self._counts.items(),
-            ],
+    def _commit(
+        self,
+        stored_position: str | None,
+        done: list[Any] | None = None,
+        rows: list[Any] | None = None,
+        spans: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """Write keys, spans and the meta rows in one statement (see ``_SCHEMA``)."""
+        meta = [
+            ("position", stored_position),
+            ("duplicates", self._duplicates_now()),
+            *self._counts.items(),
+        ]
+        self._db.execute(
+            _RECORD,
+            (
+                orjson.dumps(done) if done else None,
+                orjson.dumps(rows) if rows else None,
+                orjson.dumps(spans) if spans else None,
+                orjson.dumps(meta),
+            ),
         )
-        self._db.execute("COMMIT")
         self._dirty = False
 
     def close(self) -> None:
@@ -537,7 +586,6 @@ class Journal:
         try:
             if self._dirty and not self._broken:
                 position = self._position
-                db.execute("BEGIN")
                 self._commit(None if position is None else orjson.dumps(position).decode())
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
