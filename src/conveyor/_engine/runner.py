@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .._errors import UsageError
+from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
 from .outcomes import Failure
@@ -115,7 +116,7 @@ class Runner:
         self._finished_keys = Finished() if journaled else None
         self._tracker = RootTracker(ordered=ordered, hold=journaled, finished=self._finished_keys)
         self._stages: list[StageRunner] = []
-        self._outbox: asyncio.Queue[Any] | None = None
+        self._outbox: Channel[Any] | None = None
         self._window_open: asyncio.Event | None = None
         self._stop_scope: asyncio.Timeout | None = None
         self._abort_scope: asyncio.Timeout | None = None
@@ -174,7 +175,7 @@ class Runner:
         self._stages = [
             StageRunner(spec, i, self._queue_size, self._bus) for i, spec in enumerate(self._specs)
         ]
-        self._outbox = asyncio.Queue(self._queue_size * 4)
+        self._outbox = Channel(self._queue_size * 4)
         self._window_open = asyncio.Event()
         io = ThreadPoolExecutor(2, thread_name_prefix="conveyor-io")
         writer_thread = ThreadPoolExecutor(1, thread_name_prefix="conveyor-writer")

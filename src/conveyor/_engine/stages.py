@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterat
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ItemFailed, ItemFinished, ItemRetrying, ItemStarted
 from .limits import KeyedLimiter, TokenBucket
@@ -46,7 +47,7 @@ class StageRunner:
     def __init__(self, spec: StageSpec, index: int, queue_size: int, bus: EventBus) -> None:
         self.spec = spec
         self.index = index
-        self.inbox: asyncio.Queue[Any] = asyncio.Queue(queue_size)
+        self.inbox: Channel[Any] = Channel(queue_size)
         self.counters = StageCounters(spec.name, spec.place, spec.workers)
         self._bus = bus
         self._bucket = TokenBucket(spec.rate) if spec.rate else None
