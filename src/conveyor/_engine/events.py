@@ -82,11 +82,9 @@ class EventBus:
         self._handlers: list[Callable[[Event], Any]] = [
             o.on_event if isinstance(o, Observer) else o for o in observers
         ]
-
-    @property
-    def active(self) -> bool:
-        """False when nobody listens, so callers can skip building per-item events."""
-        return bool(self._handlers)
+        # False when nobody listens, so callers can skip building per-item events. A plain
+        # attribute, not a property: it is read several times for every item.
+        self.active = bool(self._handlers)
 
     def emit(self, event: Event) -> None:
         for handler in tuple(self._handlers):
@@ -94,4 +92,5 @@ class EventBus:
                 handler(event)
             except Exception:
                 self._handlers.remove(handler)
+                self.active = bool(self._handlers)
                 logger.exception("conveyor observer %r raised; it is detached", handler)

@@ -114,7 +114,12 @@ class Runner:
         self._queue_size = queue_size
         journaled = open_ledger is not None
         self._finished_keys = Finished() if journaled else None
-        self._tracker = RootTracker(ordered=ordered, hold=journaled, finished=self._finished_keys)
+        self._tracker = RootTracker(
+            ordered=ordered,
+            hold=journaled,
+            finished=self._finished_keys,
+            single=all(spec.kind in ("map", "filter") for spec in self._specs),
+        )
         self._stages: list[StageRunner] = []
         self._outbox: Channel[Any] | None = None
         self._window_open: asyncio.Event | None = None
@@ -385,6 +390,7 @@ class Runner:
                 failed=failed,
                 attempts=attempts,
                 result=tag == _RESULT,
+                key=envelope.key,
             )
             if self._ordered:
                 self._window_open.set()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
+from time import perf_counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -94,9 +94,10 @@ class StageRunner:
     async def _run_workers(self, fn: Callable[[Any], Any], out: StageSink) -> None:
         placement = placement_for(self.spec, fn)
         self.placement = placement
-        # A loop function without a timeout is awaited straight away: one frame less.
-        self._call = placement.direct or placement.call
         await placement.start()
+        # A loop function without a timeout is awaited straight away: one frame less.
+        # Set once the placement runs: until then, fused items wait for ``_ready``.
+        self._call = placement.direct or placement.call
         self._ready.set()
         try:
             async with asyncio.TaskGroup() as group:
@@ -123,7 +124,7 @@ class StageRunner:
 
     async def handle(self, envelope: Envelope, out: StageSink) -> None:
         """Process one envelope: from this stage's workers, or a fused previous stage's."""
-        if not self._ready.is_set():
+        if self._call is None:  # a fused stage's first items may come before it started
             await self._ready.wait()
         kind = self.spec.kind
         if kind == "flat_map":
@@ -148,24 +149,21 @@ class StageRunner:
         bus = self._bus
         call = self._call
         assert call is not None, "the stage's placement starts before any item"
+        limited = self._bucket is not None or self._keyed is not None
         attempt = 0
         while True:
             attempt += 1
             if bus.active:
                 bus.emit(ItemStarted(spec.name, envelope.key, attempt))
             key: Hashable = None
-            try:
-                if self._bucket is not None:
-                    await self._bucket.wait()
-                if self._keyed is not None:
-                    assert self._key_fn is not None
-                    key = self._key_fn(envelope.value)
-                    await self._keyed.acquire(key)
-            except Exception as exc:  # a key function that raised
-                return await self._failed(envelope, exc, attempt, out)
+            if limited:
+                try:
+                    key = await self._limit(envelope.value)
+                except Exception as exc:  # a key function that raised
+                    return await self._failed(envelope, exc, attempt, out)
             counters.started += 1
             counters.in_flight += 1
-            began = time.perf_counter()
+            began = perf_counter()
             try:
                 value = await call(envelope.value)
             except Exception as exc:
@@ -180,7 +178,7 @@ class StageRunner:
                 await asyncio.sleep(delay)
                 continue
             finally:
-                seconds = time.perf_counter() - began
+                seconds = perf_counter() - began
                 counters.busy += seconds
                 counters.in_flight -= 1
                 if self._keyed is not None and key is not None:
@@ -190,6 +188,17 @@ class StageRunner:
             if bus.active:
                 bus.emit(ItemFinished(spec.name, envelope.key, seconds))
             return True, value
+
+    async def _limit(self, value: Any) -> Hashable:
+        """Wait for the stage's rate and per-key limits; the key taken (None: none)."""
+        if self._bucket is not None:
+            await self._bucket.wait()
+        if self._keyed is None:
+            return None
+        assert self._key_fn is not None
+        key = self._key_fn(value)
+        await self._keyed.acquire(key)
+        return key
 
     async def _failed(
         self, envelope: Envelope, exc: Exception, attempt: int, out: StageSink

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ _GROWTH = 1.02
 _LOG_GROWTH = math.log(_GROWTH)
 _MIN = 1e-6
 _BUCKETS = int(math.log(1e5 / _MIN) / _LOG_GROWTH) + 2
+# Bucket i holds (edge[i-1], edge[i]]; a binary search in C is twice as fast as a log.
+_EDGES = [_MIN * _GROWTH**i for i in range(_BUCKETS - 1)]
 
 
 class LatencyHistogram:
@@ -26,8 +29,7 @@ class LatencyHistogram:
         self.total = 0.0
 
     def add(self, seconds: float) -> None:
-        index = 0 if seconds <= _MIN else int(math.log(seconds / _MIN) / _LOG_GROWTH) + 1
-        self._counts[min(index, _BUCKETS - 1)] += 1
+        self._counts[bisect_left(_EDGES, seconds)] += 1
         self.count += 1
         self.total += seconds
 

@@ -57,11 +57,22 @@ class RootTracker:
         hold: keep a root's outputs until the root finishes, even when unordered, so a
             journal never records a root whose outputs were only partly written.
         finished: where each finished root's key and outcome go (only a journal needs them).
+        single: every root travels as one envelope, start to end (no ``flat_map`` or
+            ``batch`` stage), and in no particular order: then a root is finished when its
+            envelope ends, and nothing needs keeping per root.
     """
 
-    def __init__(self, *, ordered: bool, hold: bool, finished: Finished | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ordered: bool,
+        hold: bool,
+        finished: Finished | None = None,
+        single: bool = False,
+    ) -> None:
         self._ordered = ordered
         self.finished = finished
+        self._single = single and not ordered
         self._hold = hold or ordered
         self._roots: dict[int, _Root] = {}
         self._finished: set[int] = set()
@@ -71,10 +82,11 @@ class RootTracker:
         return len(self._roots)
 
     def admit(self, root: int, key: Hashable) -> None:
-        self._roots[root] = _Root(key)
+        if not self._single:
+            self._roots[root] = _Root(key)
 
     def forget(self, root: int) -> None:
-        del self._roots[root]
+        self._roots.pop(root, None)
 
     def spawn(self, root: int) -> None:
         self._roots[root].live += 1
@@ -88,8 +100,14 @@ class RootTracker:
         failed: str | None = None,
         attempts: int = 1,
         result: bool = False,
+        key: Hashable = None,
     ) -> list[Any]:
-        """One envelope ended; return the outputs now releasable (in release order)."""
+        """One envelope ended; return the outputs now releasable (in release order).
+
+        ``key`` is the envelope's key; only ``single`` tracking needs it.
+        """
+        if self._single:
+            return self._end_single(key, output, failed, attempts, result)
         released: list[Any] = []
         first = roots[0]
         for root in roots:
@@ -116,6 +134,19 @@ class RootTracker:
             if self._roots[root].live == 0:
                 self._finish(root, released)
         return released
+
+    def _end_single(
+        self, key: Hashable, output: Any, failed: str | None, attempts: int, result: bool
+    ) -> list[Any]:
+        finished = self.finished
+        if finished is not None:
+            if failed is not None:
+                finished.others.append(KeyOutcome(key, "failed", failed, attempts))
+            elif result:
+                finished.done.append(key)
+            else:
+                finished.others.append(KeyOutcome(key, "filtered", None, attempts))
+        return [] if output is _NOTHING else [output]
 
     def _finish(self, root: int, released: list[Any]) -> None:
         if not self._ordered:
