@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from time import perf_counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
 from typing import Any
 
 from .channel import Channel
