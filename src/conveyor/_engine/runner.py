@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .._errors import UsageError
-from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
 from .outcomes import Failure
@@ -49,8 +48,6 @@ _ADMIT_AHEAD = 2  # source batches whose keys the journal checks before they are
 _JOURNAL_BATCH = 8192
 _TICK_SECONDS = 0.25
 _FAILURES_KEPT = 10_000
-
-_RESULT, _FAILURE, _FILTERED, _CONSUMED, _TICK = range(5)
 
 
 class Runner:
@@ -121,7 +118,10 @@ class Runner:
             single=all(spec.kind in ("map", "filter") for spec in self._specs),
         )
         self._stages: list[StageRunner] = []
-        self._outbox: Channel[Any] | None = None
+        self._writer: Writer
+        self._ended: asyncio.Future[None]  # done when the output ends (or fails)
+        self._commit_turn = asyncio.Lock()
+        self._consumer_turn = asyncio.Lock()
         self._window_open: asyncio.Event | None = None
         self._stop_scope: asyncio.Timeout | None = None
         self._abort_scope: asyncio.Timeout | None = None
@@ -180,7 +180,6 @@ class Runner:
         self._stages = [
             StageRunner(spec, i, self._queue_size, self._bus) for i, spec in enumerate(self._specs)
         ]
-        self._outbox = Channel(self._queue_size * 4)
         self._window_open = asyncio.Event()
         io = ThreadPoolExecutor(2, thread_name_prefix="conveyor-io")
         writer_thread = ThreadPoolExecutor(1, thread_name_prefix="conveyor-writer")
@@ -193,6 +192,8 @@ class Runner:
             commit_interval=self._commit_interval,
             finished=self._finished_keys,
         )
+        self._writer = writer
+        self._ended = self._loop.create_future()
         error: BaseException | None = None
         try:
             try:
@@ -237,15 +238,15 @@ class Runner:
             for stage in self._stages:
                 group.create_task(self._run_stage(stage, io))
             ticker = group.create_task(self._tick())
-            await self._collect(writer)
+            # Until the last stage ends, or the output fails (the group then cancels all).
+            await self._ended
             ticker.cancel()
 
     async def _pump(self, writer: Writer, io: ThreadPoolExecutor) -> None:
         """Step 1: read, admit and number input items; then send END down the pipeline."""
-        first = self._stages[0].inbox if self._stages else self._outbox
-        assert first is not None
+        first = self._stages[0].inbox if self._stages else None
         assert self._window_open is not None
-        put = first.put if self._stages else self._put_result
+        put = first.put if first is not None else self._put_result
         position = 0
         try:
             async with asyncio.timeout(None) as self._stop_scope:
@@ -271,7 +272,10 @@ class Runner:
                 raise
         finally:
             self._stop_scope = None  # a finished scope cannot be rescheduled
-        await (first.put(END) if self._stages else self._outbox_put(END))
+        if first is not None:
+            await first.put(END)
+        else:
+            self._end_output()
 
     def _keys_for(self, batch: list[Any], position: int) -> Sequence[Hashable]:
         # Position keys go as a range: the journal keeps those as spans, not key by key.
@@ -309,7 +313,10 @@ class Runner:
         last = stage.index == len(self._stages) - 1
         nxt = None if last else self._stages[stage.index + 1].inbox
         await stage.run(self._sink_of(stage.index), io)
-        await (nxt.put(END) if nxt is not None else self._outbox_put(END))
+        if nxt is not None:
+            await nxt.put(END)
+        else:
+            self._end_output()
 
     def _sink_of(self, index: int) -> StageSink:
         """Where stage ``index`` sends items: the next stage's inbox, or straight into the
@@ -325,85 +332,99 @@ class Runner:
                 emit = following.inbox.put
         return StageSink(emit, self._put_failure, self._put_drop, self._spawn)
 
-    # -- what stages call ---------------------------------------------------------------
-
-    async def _outbox_put(self, message: Any) -> None:
-        assert self._outbox is not None
-        await self._outbox.put(message)
+    # -- step 3: the output, called by the last stage's workers ---------------------------
+    #
+    # Each envelope that reaches the end is counted, released through the tracker and
+    # handed to the writer (or the consumer) right in the worker that finished it: no
+    # queue and no task switch per item. The output never raises into a stage's code:
+    # a failure of its own (or on_error="raise") ends the run through ``_ended``.
 
     async def _put_result(self, envelope: Envelope) -> None:
-        assert self._outbox is not None
-        await self._outbox.put((_RESULT, envelope, None))
+        self._results += 1
+        await self._deliver(envelope, (False, envelope.value), result=True)
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
-        assert self._outbox is not None
-        await self._outbox.put((_FAILURE, envelope, (failure, exc)))
+        self._record_failure(failure)
+        if self._on_error == "raise":
+            exc.add_note(
+                f"conveyor: item {failure.key!r} failed in stage {failure.stage!r} "
+                f"({failure.kind}, {failure.attempts} attempts)"
+            )
+            self._fail_run(exc)
+            return
+        failed, attempts = failure.kind, failure.attempts
+        await self._deliver(envelope, (True, failure), failed=failed, attempts=attempts)
 
     async def _put_drop(self, envelope: Envelope, filtered: bool) -> None:
-        assert self._outbox is not None
-        await self._outbox.put((_FILTERED if filtered else _CONSUMED, envelope, None))
+        if filtered:
+            self._filtered += 1
+        await self._deliver(envelope, NOTHING)
 
     def _spawn(self, root: int) -> None:
         self._tracker.spawn(root)
 
-    # -- step 3: the output -------------------------------------------------------------
+    async def _deliver(
+        self,
+        envelope: Envelope,
+        output: Any,
+        *,
+        failed: str | None = None,
+        attempts: int = 1,
+        result: bool = False,
+    ) -> None:
+        if self._ended.done():
+            return  # the run is failing: it is being cancelled
+        released = self._tracker.end(
+            envelope.roots(),
+            envelope.pos,
+            output,
+            failed=failed,
+            attempts=attempts,
+            result=result,
+            key=envelope.key,
+        )
+        if self._ordered:
+            assert self._window_open is not None
+            self._window_open.set()
+        if self._consumer is not None:
+            if released:
+                await self._to_consumer(released)
+            return
+        writer = self._writer
+        for is_failure, value in released:
+            if is_failure:
+                writer.add_failure(value)
+            else:
+                writer.add_result(value)
+        if writer.active and writer.due():
+            await self._commit()
 
-    async def _collect(self, writer: Writer) -> None:
-        assert self._outbox is not None
-        assert self._window_open is not None
-        outbox = self._outbox
-        tracker = self._tracker
-        consumer = self._consumer
-        raising = self._on_error == "raise"
-        while True:
-            message = await outbox.get()
-            if message is END:
-                break
-            tag, envelope, payload = message
-            if tag == _TICK:
-                if writer.due():
-                    await writer.commit()
-                continue
-            failed = None
-            attempts = 1
-            output: Any = NOTHING
-            if tag == _RESULT:
-                self._results += 1
-                output = (False, envelope.value)
-            elif tag == _FAILURE:
-                failure, exc = payload
-                self._record_failure(failure)
-                if raising:
-                    exc.add_note(
-                        f"conveyor: item {failure.key!r} failed in stage {failure.stage!r} "
-                        f"({failure.kind}, {failure.attempts} attempts)"
-                    )
-                    raise exc
-                failed, attempts = failure.kind, failure.attempts
-                output = (True, failure)
-            elif tag == _FILTERED:
-                self._filtered += 1
-            released = tracker.end(
-                envelope.roots(),
-                envelope.pos,
-                output,
-                failed=failed,
-                attempts=attempts,
-                result=tag == _RESULT,
-                key=envelope.key,
-            )
-            if self._ordered:
-                self._window_open.set()
+    async def _to_consumer(self, released: list[tuple[bool, Any]]) -> None:
+        assert self._consumer is not None
+        # Released in order, so put in that order: one worker's batch at a time.
+        async with self._consumer_turn:
             for is_failure, value in released:
-                if consumer is not None:
-                    if not is_failure or self._yield_failures:
-                        await consumer.put(value)
-                elif is_failure:
-                    writer.add_failure(value)
-                else:
-                    writer.add_result(value)
-            if writer.active and writer.due():
-                await writer.commit()
+                if not is_failure or self._yield_failures:
+                    await self._consumer.put(value)
+
+    async def _commit(self) -> None:
+        """Hand the writer what has gathered; one worker at a time, the others wait."""
+        async with self._commit_turn:
+            if not self._writer.due():
+                return  # another worker just did
+            try:
+                await self._writer.commit()
+            except Exception as exc:  # the output failed (a full disk): the run ends
+                self._fail_run(exc)
+
+    def _fail_run(self, exc: BaseException) -> None:
+        if not self._ended.done():
+            self._ended.set_exception(exc)
+
+    def _end_output(self) -> None:
+        """The last stage has ended: nothing more reaches the output."""
+        if not self._ended.done():
+            self._ended.set_result(None)
 
     def _record_failure(self, failure: Failure) -> None:
         self._failed += 1
@@ -412,17 +433,13 @@ class Runner:
             self._failures.append(failure)
 
     async def _tick(self) -> None:
-        """A few times a second: a statistics event, and a nudge for time-based commits."""
-        assert self._outbox is not None
+        """A few times a second: a statistics event, and time-based commits."""
         while True:
             await asyncio.sleep(_TICK_SECONDS)
             if self._bus.active:
                 self._bus.emit(Tick(self.statistics()))
-            if self._ledger is not None or self._sink is not None:
-                try:
-                    self._outbox.put_nowait((_TICK, None, None))
-                except asyncio.QueueFull:
-                    pass  # the output is busy, so count-based commits are happening anyway
+            if self._writer.active and self._writer.due():
+                await self._commit()
 
     # -- reporting ----------------------------------------------------------------------
 
