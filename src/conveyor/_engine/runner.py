@@ -30,6 +30,7 @@ from typing import Any, Literal
 from .._errors import UsageError
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
+from .gc_pause import fewer_collections
 from .outcomes import Failure
 from .ports import Ledger, Sink
 from .source import BATCH, count_hint, read_batches
@@ -175,6 +176,10 @@ class Runner:
     # -- the run ------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
+        with fewer_collections():  # see gc_pause.py
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         self._stages = [
@@ -410,7 +415,7 @@ class Runner:
     async def _commit(self) -> None:
         """Hand the writer what has gathered; one worker at a time, the others wait."""
         async with self._commit_turn:
-            if not self._writer.due():
+            if not (self._writer.due() or self._writer.timely()):
                 return  # another worker just did
             try:
                 await self._writer.commit()
@@ -438,7 +443,7 @@ class Runner:
             await asyncio.sleep(_TICK_SECONDS)
             if self._bus.active:
                 self._bus.emit(Tick(self.statistics()))
-            if self._writer.active and self._writer.due():
+            if self._writer.active and (self._writer.due() or self._writer.timely()):
                 await self._commit()
 
     # -- reporting ----------------------------------------------------------------------

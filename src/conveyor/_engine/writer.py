@@ -60,6 +60,7 @@ class Writer:
         self._interval = commit_interval
         self._results: list[Any] = []
         self._failures: list[Failure] = []
+        self._gathered = 0  # len(results) + len(failures), kept: due() runs for every item
         # Finished keys, filled by the run's RootTracker: what the next commit records.
         self.finished = finished if finished is not None else Finished()
         self._in_flight: deque[asyncio.Future[None]] = deque()
@@ -68,10 +69,7 @@ class Writer:
         self._broken = False  # a write failed: write and record nothing more
         self._unflushed = False  # written since the last flush (set on the thread)
         self.commits = 0
-
-    @property
-    def active(self) -> bool:
-        return self._sink is not None or self._open_ledger is not None
+        self.active = sink is not None or open_ledger is not None
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -96,22 +94,26 @@ class Writer:
     def add_result(self, value: Any) -> None:
         if self._sink is not None:
             self._results.append(value)
+            self._gathered += 1
 
     def add_failure(self, failure: Failure) -> None:
         if self._sink is not None and self._failures_to_sink:
             self._failures.append(failure)
+            self._gathered += 1
 
     def due(self) -> bool:
-        """Whether to hand over what has gathered now."""
-        gathered = len(self._results) + len(self._failures)
+        """Whether to hand over what has gathered, by count: asked after every item, so
+        the common answer costs two comparisons (``timely`` asks the clock)."""
+        gathered = self._gathered
+        if gathered < WRITE_EVERY and len(self.finished.done) < self._every:
+            return False
         if self._in_flight and not self._in_flight[0].done():
             return gathered >= MAX_GATHERED  # the thread is busy: go on gathering
-        if gathered >= WRITE_EVERY:
-            return True
-        finished = len(self.finished)
-        if finished >= self._every:
-            return True
-        if not (self._results or self._failures or finished):
+        return True
+
+    def timely(self) -> bool:
+        """Whether something waits and ``commit_interval`` has passed since the last commit."""
+        if not (self._gathered or len(self.finished)):
             return False
         return time.monotonic() - self._last_commit >= self._interval
 
@@ -127,6 +129,7 @@ class Writer:
             self._last_commit = now
         results, self._results = self._results, []
         failures, self._failures = self._failures, []
+        self._gathered = 0
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None = None
         if durable:
             outcomes = self.finished.take()
