@@ -115,7 +115,8 @@ class KeyedLimiter:
         if held >= self._limit:
             return False
         self._active[key] = held + 1
-        self._max_seen = max(self._max_seen, held + 1)
+        if held >= self._max_seen:
+            self._max_seen = held + 1
         return True
 
     async def acquire(self, key: Hashable) -> None:
@@ -137,7 +138,8 @@ class KeyedLimiter:
             self._active[key] = held
         else:
             del self._active[key]  # keep the dict as small as the set of busy keys
-        self._wake_one(key)
+        if self._waiters:
+            self._wake_one(key)
 
     def _wake_one(self, key: Hashable) -> None:
         waiters = self._waiters.get(key)
@@ -155,6 +157,10 @@ class KeyedLimiter:
             waiters.remove(waiter)
             if not waiters:
                 del self._waiters[key]
+
+    def held(self) -> dict[Hashable, int]:
+        """Holders per key, for the keys held now."""
+        return dict(self._active)
 
     def statistics(self) -> KeyedLimiterStatistics:
         return KeyedLimiterStatistics(

@@ -78,13 +78,15 @@ class HttpClient:
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
         self._deadlines = Deadlines(self.config.timeout)
-        base = {
-            "user-agent": ("User-Agent", self.config.agent),
-            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
+        # The session sends these with every request, unless a request names them itself.
+        # Nothing sensitive goes there: a redirect to another host must be able to drop
+        # credentials, and it can drop only what each request passes.
+        self._session_headers = {
+            "User-Agent": self.config.agent,
+            "Accept-Encoding": ACCEPT_ENCODING,
         }
-        for key, value in self.config.header_pairs:
-            base[key.lower()] = (key, value)
-        self._base_headers = tuple(base.values())
+        # The run's own headers= (usually none: then aiohttp has nothing to merge).
+        self._base_headers = tuple(self.config.header_pairs)
         # Plain attributes, not a dict: they are bumped on every request.
         self._fetches = self._requests = self._retries = self._redirects = 0
         self._responses = self._failures = self._bytes = 0
@@ -113,6 +115,7 @@ class HttpClient:
             ),
             auto_decompress=False,  # body.py decodes, under max_bytes
             trust_env=cfg.trust_env,
+            headers=self._session_headers,
             skip_auto_headers=("User-Agent",),
         )
         self._limits = Limits(

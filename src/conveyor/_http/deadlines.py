@@ -27,6 +27,7 @@ class Deadlines:
         self._expired: set[int] = set()
         self._tokens = itertools.count()
         self._sweep: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one loop of the client
 
     def enter(self) -> int | None:
         """Start the current task's deadline; returns a token for ``exit`` (None: no limit).
@@ -36,9 +37,12 @@ class Deadlines:
         """
         if self.timeout is None:
             return None
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        # With the loop given, no lookup of the running loop (a getpid() call on 3.11).
+        task = asyncio.current_task(loop)
         assert task is not None
-        loop = asyncio.get_running_loop()
         token = next(self._tokens)
         self._active[token] = (loop.time() + self.timeout, task, task.cancelling())
         if self._sweep is None:

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from .._engine.limits import KeyedLimiter, TokenBucket
 
@@ -127,7 +128,6 @@ class Limits:
         self._rate = TokenBucket(rate, clock=clock) if rate else None
         self._clock = clock
         self._in_flight = 0
-        self._sending: dict[str, int] = {}
         self._since_prune = 0
 
     def try_acquire_nowait(self, host: str) -> bool:
@@ -140,7 +140,6 @@ class Limits:
         ):
             self._free_global -= 1
             self._in_flight += 1
-            self._sending[host] = self._sending.get(host, 0) + 1
             return True
         return False
 
@@ -169,13 +168,9 @@ class Limits:
             self._hosts.release(host)
             raise
         self._in_flight += 1
-        self._sending[host] = self._sending.get(host, 0) + 1
 
     def release(self, host: str) -> None:
         self._in_flight -= 1
-        left = self._sending.pop(host) - 1
-        if left:
-            self._sending[host] = left
         self._release_global()
         self._hosts.release(host)
         self._since_prune += 1
@@ -210,7 +205,7 @@ class Limits:
         return self._in_flight
 
     def per_host_in_flight(self) -> dict[str, int]:
-        return dict(self._sending)
+        return cast("dict[str, int]", self._hosts.held())
 
     def waiting(self) -> int:
         return self._hosts.statistics().waiting
