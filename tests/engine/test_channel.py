@@ -100,3 +100,24 @@ def test_a_putter_cancelled_after_being_woken_passes_the_room_on() -> None:
         return [await channel.get()]
 
     assert run(main()) == [2]
+
+
+def test_a_batch_refills_the_channel_when_half_empty_and_never_overfills_it() -> None:
+    async def main() -> list[int]:
+        channel: Channel[int] = Channel(4)
+        batch = list(range(10))
+        done = channel.put_some(batch, 0)
+        assert done == 4 and channel.qsize() == 4  # up to the bound, no further
+        refill = asyncio.create_task(channel.refill())
+        got = [await channel.get()]  # 3 left: not yet half empty
+        await asyncio.sleep(0)
+        assert not refill.done()
+        got.append(await channel.get())  # 2 left: half
+        await asyncio.wait_for(refill, 1)
+        done = channel.put_some(batch, done)
+        assert done == 6 and channel.qsize() == 4
+        while channel.qsize():
+            got.append(await channel.get())
+        return got
+
+    assert run(main()) == [0, 1, 2, 3, 4, 5]

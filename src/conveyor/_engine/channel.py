@@ -8,8 +8,10 @@ Python):
 * the loop is looked up once, not on every wait (on 3.11 each lookup is a ``getpid()``
   system call).
 
-Only what the runner uses is here: ``get``, ``put``, ``put_nowait`` and ``qsize``, for
-tasks of the one loop that made the channel.
+* a producer with a batch in hand refills the channel when it is half empty (``refill``,
+  ``put_some``): it is woken once per half a channel, not once per item.
+
+Only what the runner uses is here, for tasks of the one loop that made the channel.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Channel(Generic[T]):
         # Waiting getters exist only while there are no items (a put hands its item to
         # the first of them), and waiting putters only while the channel is full.
         self._getters: deque[asyncio.Future[T]] = deque()
-        self._putters: deque[asyncio.Future[None]] = deque()
+        # Each waiting putter with the fill level it waits for: any room, or half empty.
+        self._putters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._loop = asyncio.get_running_loop()
 
     def qsize(self) -> int:
@@ -51,15 +54,34 @@ class Channel(Generic[T]):
     async def put(self, item: T) -> None:
         """Put ``item``, first waiting for room while the channel is full."""
         while len(self._items) >= self._maxsize:
-            waiter = self._loop.create_future()
-            self._putters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_putter()  # the room it was woken for goes to the next one
-                raise
+            await self._room(self._maxsize - 1)
         self.put_nowait(item)
+
+    async def refill(self) -> None:
+        """Wait until the channel is at most half full."""
+        half = self._maxsize // 2
+        while len(self._items) > half:
+            await self._room(half)
+
+    def put_some(self, items: list[T], start: int) -> int:
+        """Put ``items[start:]`` while there is room; return the index of the first left."""
+        end = len(items)
+        queued = self._items
+        while start < end and (self._getters or len(queued) < self._maxsize):
+            if not self._hand_over(items[start]):
+                queued.append(items[start])
+            start += 1
+        return start
+
+    async def _room(self, level: int) -> None:
+        waiter = self._loop.create_future()
+        self._putters.append((level, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_putter()  # the room it was woken for goes to the next one
+            raise
 
     async def get(self) -> T:
         """The oldest item, waiting for one while the channel is empty."""
@@ -93,7 +115,12 @@ class Channel(Generic[T]):
     def _wake_putter(self) -> None:
         putters = self._putters
         while putters:
-            putter = putters.popleft()
-            if not putter.done():
-                putter.set_result(None)
-                return
+            level, putter = putters[0]
+            if putter.done():  # cancelled while it waited
+                putters.popleft()
+                continue
+            if len(self._items) > level:
+                return  # the first in line waits for more room than there is
+            putters.popleft()
+            putter.set_result(None)
+            return

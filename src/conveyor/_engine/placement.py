@@ -39,7 +39,13 @@ class Placement:
 
     @property
     def direct(self) -> Callable[[Any], Any] | None:
+        """An async function to await instead of ``call``, when there is nothing to add."""
         return None
+
+    @property
+    def inline(self) -> Callable[[Any], Any] | None:
+        """A plain function to call instead of awaiting ``call``: the inline placement."""
+        return self.fn if type(self) is Placement else None
 
     async def call(self, value: Any) -> Any:
         return self.fn(value)

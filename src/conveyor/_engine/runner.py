@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .._errors import UsageError
+from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
 from .gc_pause import fewer_collections
@@ -251,7 +252,6 @@ class Runner:
         """Step 1: read, admit and number input items; then send END down the pipeline."""
         first = self._stages[0].inbox if self._stages else None
         assert self._window_open is not None
-        put = first.put if first is not None else self._put_result
         position = 0
         try:
             async with asyncio.timeout(None) as self._stop_scope:
@@ -269,9 +269,9 @@ class Runner:
                         checking = writer.start_admit(keys) if self._ledger is not None else None
                         ahead.append((batch, keys, checking))
                         if len(ahead) > _ADMIT_AHEAD:
-                            await self._feed(*ahead.popleft(), put)
+                            await self._feed(*ahead.popleft(), first)
                     while ahead:
-                        await self._feed(*ahead.popleft(), put)
+                        await self._feed(*ahead.popleft(), first)
         except TimeoutError:
             if not self._stopped:
                 raise
@@ -292,26 +292,46 @@ class Runner:
         batch: list[Any],
         keys: Sequence[Hashable],
         checking: asyncio.Future[Sequence[bool]] | None,
-        put: Callable[[Envelope], Any],
+        first: Channel[Any] | None,
     ) -> None:
         assert self._window_open is not None
         admitted = await checking if checking is not None else None
+        # Envelopes go in together (one hand-over, one wake-up of this task per batch),
+        # except that an ordered run first waits for room in its reorder window.
+        ready: list[Envelope] = []
         for i, value in enumerate(batch):
             if admitted is not None and not admitted[i]:
                 self._skipped += 1
                 continue
-            root = self._admitted
-            if self._ordered:
+            root = self._admitted + len(ready)
+            if self._ordered and root - self._tracker.next_root >= self._window:
+                await self._enter(ready, first)
+                ready = []
                 while root - self._tracker.next_root >= self._window:
                     self._window_open.clear()
                     await self._window_open.wait()
             self._tracker.admit(root, keys[i])
-            try:
-                await put(Envelope(root, keys[i], value))
-            except BaseException:
-                self._tracker.forget(root)  # stopped while waiting for room: never entered
-                raise
-            self._admitted += 1
+            ready.append(Envelope(root, keys[i], value))
+        await self._enter(ready, first)
+
+    async def _enter(self, envelopes: list[Envelope], first: Channel[Any] | None) -> None:
+        """Put admitted envelopes into the first stage, refilling it when half empty."""
+        done = 0
+        try:
+            while done < len(envelopes):
+                if first is None:  # a pipeline without stages
+                    self._admitted += 1
+                    done += 1
+                    await self._put_result(envelopes[done - 1])
+                    continue
+                await first.refill()
+                entered = first.put_some(envelopes, done)
+                self._admitted += entered - done
+                done = entered
+        except BaseException:
+            for envelope in envelopes[done:]:  # stopped while waiting for room: never entered
+                self._tracker.forget(envelope.root)
+            raise
 
     async def _run_stage(self, stage: StageRunner, io: ThreadPoolExecutor) -> None:
         """Step 2: run one stage until its inbox ends, then end the next inbox."""
@@ -344,9 +364,10 @@ class Runner:
     # queue and no task switch per item. The output never raises into a stage's code:
     # a failure of its own (or on_error="raise") ends the run through ``_ended``.
 
-    async def _put_result(self, envelope: Envelope) -> None:
+    def _put_result(self, envelope: Envelope) -> Awaitable[None]:
         self._results += 1
-        await self._deliver(envelope, (False, envelope.value), result=True)
+        # The coroutine itself, for the caller to await: one frame less on every item.
+        return self._deliver(envelope, (False, envelope.value), result=True)
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
         self._record_failure(failure)

@@ -56,6 +56,7 @@ class StageRunner:
         self.placement: Placement | None = None
         self._ready = asyncio.Event()  # the placement is started
         self._call: Callable[[Any], Awaitable[Any]] | None = None
+        self._inline: Callable[[Any], Any] | None = None  # called, not awaited
         self._io: ThreadPoolExecutor | None = None
 
     @property
@@ -98,6 +99,7 @@ class StageRunner:
         # A loop function without a timeout is awaited straight away: one frame less.
         # Set once the placement runs: until then, fused items wait for ``_ready``.
         self._call = placement.direct or placement.call
+        self._inline = placement.inline
         self._ready.set()
         try:
             async with asyncio.TaskGroup() as group:
@@ -148,6 +150,7 @@ class StageRunner:
         counters = self.counters
         bus = self._bus
         call = self._call
+        inline = self._inline
         assert call is not None, "the stage's placement starts before any item"
         limited = self._bucket is not None or self._keyed is not None
         attempt = 0
@@ -165,7 +168,7 @@ class StageRunner:
             counters.in_flight += 1
             began = perf_counter()
             try:
-                value = await call(envelope.value)
+                value = inline(envelope.value) if inline else await call(envelope.value)
             except Exception as exc:
                 if not spec.retry.should_retry(exc, attempt):
                     return await self._failed(envelope, exc, attempt, out)
