@@ -32,6 +32,7 @@ from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
 from .gc_pause import fewer_collections
+from .gil import GilYield
 from .outcomes import Failure
 from .ports import Ledger, Sink
 from .source import BATCH, count_hint, read_batches
@@ -177,8 +178,13 @@ class Runner:
     # -- the run ------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        with fewer_collections():  # see gc_pause.py
-            return await self._run()
+        gil = GilYield(asyncio.get_running_loop())  # see gil.py: the run's threads need it
+        gil.start()
+        try:
+            with fewer_collections():  # see gc_pause.py
+                return await self._run()
+        finally:
+            gil.stop()
 
     async def _run(self) -> RunResult:
         self._loop = asyncio.get_running_loop()
