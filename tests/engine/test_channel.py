@@ -107,7 +107,8 @@ def test_a_batch_refills_the_channel_when_half_empty_and_never_overfills_it() ->
         channel: Channel[int] = Channel(4)
         batch = list(range(10))
         done = channel.put_some(batch, 0)
-        assert done == 4 and channel.qsize() == 4  # up to the bound, no further
+        assert done == 4  # up to the bound, no further
+        assert channel.qsize() == 4
         refill = asyncio.create_task(channel.refill())
         got = [await channel.get()]  # 3 left: not yet half empty
         await asyncio.sleep(0)
@@ -115,7 +116,8 @@ def test_a_batch_refills_the_channel_when_half_empty_and_never_overfills_it() ->
         got.append(await channel.get())  # 2 left: half
         await asyncio.wait_for(refill, 1)
         done = channel.put_some(batch, done)
-        assert done == 6 and channel.qsize() == 4
+        assert done == 6
+        assert channel.qsize() == 4
         while channel.qsize():
             got.append(await channel.get())
         return got
