@@ -4,7 +4,6 @@ Every item of a run passes through one or two of these, so their cost is per ite
 things make this one cheaper than ``asyncio.Queue`` (on CPython 3.11, where that is pure
 Python):
 
-* a waiting getter is handed the item itself, so it does not look again once it wakes;
 * the loop is looked up once, not on every wait (on 3.11 each lookup is a ``getpid()``
   system call).
 
@@ -33,9 +32,10 @@ class Channel(Generic[T]):
             raise ValueError(f"Channel(maxsize={maxsize}): give at least 1")
         self._maxsize = maxsize
         self._items: deque[T] = deque()
-        # Waiting getters exist only while there are no items (a put hands its item to
-        # the first of them), and waiting putters only while the channel is full.
-        self._getters: deque[asyncio.Future[T]] = deque()
+        # Getters wait while there are no items; a put wakes the first of them, which then
+        # takes the oldest item. (Handing it that item instead would let a task that did
+        # not wait take a newer one first: items would start out of order.)
+        self._getters: deque[asyncio.Future[None]] = deque()
         # Each waiting putter with the fill level it waits for: any room, or half empty.
         self._putters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._loop = asyncio.get_running_loop()
@@ -44,12 +44,12 @@ class Channel(Generic[T]):
         return len(self._items)
 
     def put_nowait(self, item: T) -> None:
-        """Hand ``item`` to a waiting getter, or queue it; ``QueueFull`` when full."""
-        if self._hand_over(item):
-            return
+        """Queue ``item`` and wake a waiting getter; ``QueueFull`` when full."""
         if len(self._items) >= self._maxsize:
             raise asyncio.QueueFull
         self._items.append(item)
+        if self._getters:
+            self._wake_getter()
 
     async def put(self, item: T) -> None:
         """Put ``item``, first waiting for room while the channel is full."""
@@ -67,10 +67,11 @@ class Channel(Generic[T]):
         """Put ``items[start:]`` while there is room; return the index of the first left."""
         end = len(items)
         queued = self._items
-        while start < end and (self._getters or len(queued) < self._maxsize):
-            if not self._hand_over(items[start]):
-                queued.append(items[start])
+        while start < end and len(queued) < self._maxsize:
+            queued.append(items[start])
             start += 1
+            if self._getters:
+                self._wake_getter()
         return start
 
     async def _room(self, level: int) -> None:
@@ -86,31 +87,27 @@ class Channel(Generic[T]):
     async def get(self) -> T:
         """The oldest item, waiting for one while the channel is empty."""
         items = self._items
-        if items:
-            item = items.popleft()
-            if self._putters:
-                self._wake_putter()
-            return item
-        waiter: asyncio.Future[T] = self._loop.create_future()
-        self._getters.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                # Handed an item, then cancelled before it could take it: pass it on, in
-                # front, so the order and the count stay right.
-                if not self._hand_over(waiter.result()):
-                    items.appendleft(waiter.result())
-            raise
+        while not items:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and items:
+                    self._wake_getter()  # woken for an item it will not take: pass it on
+                raise
+        item = items.popleft()
+        if self._putters:
+            self._wake_putter()
+        return item
 
-    def _hand_over(self, item: T) -> bool:
+    def _wake_getter(self) -> None:
         getters = self._getters
         while getters:
             getter = getters.popleft()
             if not getter.done():  # skip getters cancelled while waiting
-                getter.set_result(item)
-                return True
-        return False
+                getter.set_result(None)
+                return
 
     def _wake_putter(self) -> None:
         putters = self._putters
