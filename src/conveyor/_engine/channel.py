@@ -5,8 +5,7 @@ things make this one cheaper than ``asyncio.Queue`` (on CPython 3.11, where that
 Python):
 
 * the loop is looked up once, not on every wait (on 3.11 each lookup is a ``getpid()``
-  system call).
-
+  system call);
 * a producer with a batch in hand refills the channel when it is half empty (``refill``,
   ``put_some``): it is woken once per half a channel, not once per item.
 
