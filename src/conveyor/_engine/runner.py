@@ -114,12 +114,11 @@ class Runner:
         self._queue_size = queue_size
         journaled = open_ledger is not None
         self._finished_keys = Finished() if journaled else None
+        single = all(spec.kind in ("map", "filter") for spec in self._specs)
         self._tracker = RootTracker(
-            ordered=ordered,
-            hold=journaled,
-            finished=self._finished_keys,
-            single=all(spec.kind in ("map", "filter") for spec in self._specs),
+            ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
         )
+        self._direct_results = single and not ordered and consumer is None
         self._stages: list[StageRunner] = []
         self._writer: Writer
         self._ended: asyncio.Future[None]  # done when the output ends (or fails)
@@ -370,10 +369,19 @@ class Runner:
     # queue and no task switch per item. The output never raises into a stage's code:
     # a failure of its own (or on_error="raise") ends the run through ``_ended``.
 
-    def _put_result(self, envelope: Envelope) -> Awaitable[None]:
+    async def _put_result(self, envelope: Envelope) -> None:
         self._results += 1
-        # The coroutine itself, for the caller to await: one frame less on every item.
-        return self._deliver(envelope, (False, envelope.value), result=True)
+        if self._direct_results:
+            # Every root is one envelope, in no order, and results go to the writer: the
+            # tracker has nothing to hold, so the result goes straight over.
+            if self._finished_keys is not None:
+                self._finished_keys.done.append(envelope.key)
+            writer = self._writer
+            writer.add_result(envelope.value)
+            if writer.active and writer.due():
+                await self._commit()
+            return
+        await self._deliver(envelope, (False, envelope.value), result=True)
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
         self._record_failure(failure)

@@ -114,7 +114,21 @@ class StageRunner:
             await placement.shutdown()
             self.counters.timeouts_abandoned = placement.abandoned
 
+    @property
+    def plain(self) -> bool:
+        """A map with no rate, per-key limit or retries (a fetch stage, most maps)."""
+        spec = self.spec
+        return (
+            spec.kind == "map"
+            and spec.rate is None
+            and spec.limit_per is None
+            and spec.retry.attempts == 1
+        )
+
     async def _worker(self, out: StageSink) -> None:
+        if self.plain:
+            await self._plain_worker(out)
+            return
         inbox = self.inbox
         handle = self.handle
         while True:
@@ -123,6 +137,48 @@ class StageRunner:
                 inbox.put_nowait(END)  # let the sibling workers see it too
                 return
             await handle(envelope, out)
+
+    async def _plain_worker(self, out: StageSink) -> None:
+        """``_worker`` for a ``plain`` stage: ``handle`` and ``_attempt`` written out in one
+        loop, so each item costs two coroutines and frames less (they are most of what a
+        stage adds to a fetch)."""
+        inbox, counters, bus, emit = self.inbox, self.counters, self._bus, out.emit
+        call, inline = self._call, self._inline
+        assert call is not None, "the stage's placement starts before its workers"
+        while True:
+            envelope = await inbox.get()
+            if envelope is END:
+                inbox.put_nowait(END)  # let the sibling workers see it too
+                return
+            if bus.active:
+                bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
+            counters.started += 1
+            counters.in_flight += 1
+            began = perf_counter()
+            try:
+                value = inline(envelope.value) if inline else await call(envelope.value)
+            except Exception as exc:
+                self._count_call(began)
+                await self._failed(envelope, exc, 1, out)
+                continue
+            except BaseException:
+                self._count_call(began)
+                raise
+            self._succeeded(envelope, self._count_call(began))
+            envelope.value = value
+            await emit(envelope)
+
+    def _count_call(self, began: float) -> float:
+        seconds = perf_counter() - began
+        self.counters.busy += seconds
+        self.counters.in_flight -= 1
+        return seconds
+
+    def _succeeded(self, envelope: Envelope, seconds: float) -> None:
+        self.counters.succeeded += 1
+        self.counters.latency.add(seconds)
+        if self._bus.active:
+            self._bus.emit(ItemFinished(self.spec.name, envelope.key, seconds))
 
     async def handle(self, envelope: Envelope, out: StageSink) -> None:
         """Process one envelope: from this stage's workers, or a fused previous stage's."""
@@ -181,15 +237,10 @@ class StageRunner:
                 await asyncio.sleep(delay)
                 continue
             finally:
-                seconds = perf_counter() - began
-                counters.busy += seconds
-                counters.in_flight -= 1
+                seconds = self._count_call(began)
                 if self._keyed is not None and key is not None:
                     self._keyed.release(key)
-            counters.succeeded += 1
-            counters.latency.add(seconds)
-            if bus.active:
-                bus.emit(ItemFinished(spec.name, envelope.key, seconds))
+            self._succeeded(envelope, seconds)
             return True, value
 
     async def _limit(self, value: Any) -> Hashable:
