@@ -57,6 +57,7 @@ class StageRunner:
         self._ready = asyncio.Event()  # the placement is started
         self._call: Callable[[Any], Awaitable[Any]] | None = None
         self._inline: Callable[[Any], Any] | None = None  # called, not awaited
+        self._plain_inline: Callable[[Any], Any] | None = None  # the same, for a plain map
         self._io: ThreadPoolExecutor | None = None
 
     @property
@@ -100,6 +101,7 @@ class StageRunner:
         # Set once the placement runs: until then, fused items wait for ``_ready``.
         self._call = placement.direct or placement.call
         self._inline = placement.inline
+        self._plain_inline = self._inline if self.plain else None
         self._ready.set()
         try:
             async with asyncio.TaskGroup() as group:
@@ -150,13 +152,17 @@ class StageRunner:
             if envelope is END:
                 inbox.put_nowait(END)  # let the sibling workers see it too
                 return
+            if inline is not None:
+                error = self._call_inline(envelope, inline)
+                await (emit(envelope) if error is None else self._failed(envelope, error, 1, out))
+                continue
             if bus.active:
                 bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
             counters.started += 1
             counters.in_flight += 1
             began = perf_counter()
             try:
-                value = inline(envelope.value) if inline else await call(envelope.value)
+                value = await call(envelope.value)
             except Exception as exc:
                 self._count_call(began)
                 await self._failed(envelope, exc, 1, out)
@@ -164,9 +170,26 @@ class StageRunner:
             except BaseException:
                 self._count_call(began)
                 raise
-            self._succeeded(envelope, self._count_call(began))
+            self._succeeded(envelope, began)
             envelope.value = value
             await emit(envelope)
+
+    def _call_inline(self, envelope: Envelope, fn: Callable[[Any], Any]) -> Exception | None:
+        """A plain inline call, counted; the exception it raised, or None (then the
+        envelope holds the result)."""
+        counters = self.counters
+        if self._bus.active:
+            self._bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
+        counters.started += 1
+        counters.in_flight += 1
+        began = perf_counter()
+        try:
+            envelope.value = fn(envelope.value)
+        except Exception as exc:
+            self._count_call(began)
+            return exc
+        self._succeeded(envelope, began)
+        return None
 
     def _count_call(self, began: float) -> float:
         seconds = perf_counter() - began
@@ -174,7 +197,8 @@ class StageRunner:
         self.counters.in_flight -= 1
         return seconds
 
-    def _succeeded(self, envelope: Envelope, seconds: float) -> None:
+    def _succeeded(self, envelope: Envelope, began: float) -> None:
+        seconds = self._count_call(began)
         self.counters.succeeded += 1
         self.counters.latency.add(seconds)
         if self._bus.active:
@@ -184,6 +208,11 @@ class StageRunner:
         """Process one envelope: from this stage's workers, or a fused previous stage's."""
         if self._call is None:  # a fused stage's first items may come before it started
             await self._ready.wait()
+        fn = self._plain_inline
+        if fn is not None:  # the usual fused stage: a plain function, called right here
+            error = self._call_inline(envelope, fn)
+            await (out.emit(envelope) if error is None else self._failed(envelope, error, 1, out))
+            return
         kind = self.spec.kind
         if kind == "flat_map":
             await self._flat_map(envelope, out)
@@ -226,6 +255,7 @@ class StageRunner:
             try:
                 value = inline(envelope.value) if inline else await call(envelope.value)
             except Exception as exc:
+                self._count_call(began)
                 if not spec.retry.should_retry(exc, attempt):
                     return await self._failed(envelope, exc, attempt, out)
                 delay = spec.retry.next_delay(
@@ -236,11 +266,13 @@ class StageRunner:
                     bus.emit(ItemRetrying(spec.name, envelope.key, attempt, delay, str(exc)))
                 await asyncio.sleep(delay)
                 continue
+            except BaseException:
+                self._count_call(began)
+                raise
             finally:
-                seconds = self._count_call(began)
                 if self._keyed is not None and key is not None:
                     self._keyed.release(key)
-            self._succeeded(envelope, seconds)
+            self._succeeded(envelope, began)
             return True, value
 
     async def _limit(self, value: Any) -> Hashable:

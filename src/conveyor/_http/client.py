@@ -78,6 +78,7 @@ class HttpClient:
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
         self._deadlines = Deadlines(self.config.timeout)
+        self._retry_statuses = frozenset(self.config.retry_statuses)
         # The session sends these with every request, unless a request names them itself.
         # Nothing sensitive goes there: a redirect to another host must be able to drop
         # credentials, and it can drop only what each request passes.
@@ -169,7 +170,12 @@ class HttpClient:
                     await self._sleep_before_retry(attempt, None)
                     continue
                 resp = hop.response
-                if hop.path is None and self._retry_this(req, resp.status, attempt):
+                status = resp.status
+                if (
+                    status in self._retry_statuses  # first: a cheap miss for most responses
+                    and hop.path is None
+                    and self._retry_this(req, status, attempt)
+                ):
                     await self._sleep_before_retry(attempt, self._retry_after(resp))
                     continue
                 self._responses += 1
@@ -305,7 +311,9 @@ class HttpClient:
             self._limits.pacer.on_success(host)
         length = resp.content_length
         if (resp.status in REDIRECTS and "Location" in resp.headers) or (
-            not final and status_is_retryable(cfg, req.method, resp.status)
+            not final
+            and resp.status in self._retry_statuses
+            and status_is_retryable(cfg, req.method, resp.status)
         ):
             # Not the body we want; read a small one anyway so the connection can be
             # reused (an unread body makes aiohttp close it), leave a big one unread.
