@@ -3,48 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
-from conveyor._engine.gil import GilYield
+from conveyor._engine.gil import GilYield, in_thread
 
 
-def thread_progress_while_loop_is_busy(yielding: bool) -> int:
-    """Rounds a thread completes (each: let go of the GIL, then take it back) while the
-    loop runs 100 tasks that never wait for anything but each other."""
-    rounds = 0
-    stop = threading.Event()
+def thread_rounds_while_loop_is_busy(yielding: bool) -> int:
+    """Jobs a thread finishes (each: let go of the GIL for 1 ms, then take it back) while
+    the loop runs 100 tasks that never wait for anything but each other."""
 
-    def helper() -> None:
-        nonlocal rounds
-        while not stop.is_set():
-            time.sleep(0.001)
-            rounds += 1
-
-    async def busy() -> None:
-        gil = GilYield(asyncio.get_running_loop())
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        gil = GilYield(loop)
         if yielding:
             gil.start()
+        rounds = 0
+        done = False
+
+        async def jobs() -> None:
+            nonlocal rounds
+            while not done:
+                await in_thread(loop.run_in_executor(None, time.sleep, 0.001))
+                rounds += 1
 
         async def spin() -> None:
             for _ in range(3000):
                 await asyncio.sleep(0)
 
+        thread_jobs = asyncio.create_task(jobs())
         await asyncio.gather(*(spin() for _ in range(100)))
+        done = True
+        await thread_jobs
         gil.stop()
+        return rounds
 
-    thread = threading.Thread(target=helper)
-    thread.start()
-    try:
-        asyncio.run(busy())
-    finally:
-        stop.set()
-        thread.join()
-    return rounds
+    return asyncio.run(main())
 
 
 def test_a_thread_gets_the_gil_while_the_loop_is_busy() -> None:
-    starved = thread_progress_while_loop_is_busy(yielding=False)
-    served = thread_progress_while_loop_is_busy(yielding=True)
+    starved = thread_rounds_while_loop_is_busy(yielding=False)
+    served = thread_rounds_while_loop_is_busy(yielding=True)
     # Without the yield a waiting thread gets the GIL only every few hundred ms.
     assert served > 5 * max(starved, 1), (starved, served)

@@ -14,6 +14,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
+from .._engine.gil import in_thread
 from ..http import Response
 
 INLINE_LIMIT = 256 * 1024  # parse bodies up to this size on the loop
@@ -51,7 +52,8 @@ def parse_html(text: str) -> dict[str, Any]:
 async def analyze(response: Response) -> dict[str, Any]:
     if response.path is None and len(response.body) <= INLINE_LIMIT:
         return page_record(response)
-    return await asyncio.to_thread(page_record, response)
+    loop = asyncio.get_running_loop()
+    return await in_thread(loop.run_in_executor(None, page_record, response))
 
 
 def without_body(record: dict[str, Any]) -> dict[str, Any]:

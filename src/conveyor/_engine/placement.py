@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._errors import ItemTimeout
+from .gil import in_thread
 from .processes import ProcessPool
 from .stage import StageSpec
 from .threads import shutdown_executor
@@ -84,7 +85,7 @@ class ThreadPlacement(Placement):
 
     async def call(self, value: Any) -> Any:
         job = self._pool.submit(self.fn, value)
-        waiter = asyncio.wrap_future(job)
+        waiter = in_thread(asyncio.wrap_future(job))
         if self.timeout is None:
             return await waiter
         try:

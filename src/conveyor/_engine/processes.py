@@ -28,6 +28,7 @@ from typing import Any
 
 from .._errors import ItemTimeout, NotPicklableError, UsageError, WorkerCrashed
 from ._worker import worker_main
+from .gil import in_thread
 from .threads import shutdown_executor
 
 _CHUNK_SECONDS = 0.02  # aim for this much work per chunk
@@ -217,8 +218,10 @@ class ProcessPool:
             assert worker is not None
             self._busy += 1
             try:
-                outcome, detail = await loop.run_in_executor(
-                    self._threads, worker.run_chunk, [v for v, _ in chunk], self._timeout
+                outcome, detail = await in_thread(
+                    loop.run_in_executor(
+                        self._threads, worker.run_chunk, [v for v, _ in chunk], self._timeout
+                    )
                 )
             except BaseException:
                 # Cancelled: the worker may be mid-chunk; kill it so its thread returns.

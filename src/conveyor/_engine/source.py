@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .gil import in_thread
 from .threads import take
 
 BATCH = 256
@@ -47,7 +48,7 @@ async def read_batches(
     loop = asyncio.get_running_loop()
     try:
         while True:
-            batch = await loop.run_in_executor(io, take, iterator, size, _BATCH_SECONDS)
+            batch = await in_thread(loop.run_in_executor(io, take, iterator, size, _BATCH_SECONDS))
             if not batch:
                 return
             yield batch

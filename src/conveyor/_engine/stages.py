@@ -16,6 +16,7 @@ from typing import Any
 from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ItemFailed, ItemFinished, ItemRetrying, ItemStarted
+from .gil import in_thread
 from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure
 from .placement import Placement, placement_for
@@ -330,7 +331,9 @@ class StageRunner:
             return
         loop = asyncio.get_running_loop()
         while True:
-            batch = await loop.run_in_executor(self._io, take, iterator, _PULL_BATCH, 0.02)
+            batch = await in_thread(
+                loop.run_in_executor(self._io, take, iterator, _PULL_BATCH, 0.02)
+            )
             if not batch:
                 return
             for child in batch:

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._errors import SinkError
+from .gil import in_thread
 from .outcomes import Failure
 from .ports import KeyOutcome, Ledger, Sink
 from .threads import shutdown_executor
@@ -92,7 +93,7 @@ class Writer:
         assert self._ledger is not None
         assert self._admitter is not None
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._admitter, self._ledger.admit, keys)
+        return in_thread(loop.run_in_executor(self._admitter, self._ledger.admit, keys))
 
     def add_result(self, value: Any) -> None:
         if self._sink is not None:
@@ -142,7 +143,7 @@ class Writer:
             await self._wait_oldest()
         loop = asyncio.get_running_loop()
         self._in_flight.append(
-            loop.run_in_executor(self._thread, self._write, results, failures, outcomes)
+            in_thread(loop.run_in_executor(self._thread, self._write, results, failures, outcomes))
         )
 
     async def _wait_oldest(self) -> None:
@@ -217,7 +218,7 @@ class Writer:
     async def _call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._thread, fn, *args)
+            return await in_thread(loop.run_in_executor(self._thread, fn, *args))
         except OSError as exc:
             if isinstance(exc, SinkError):
                 raise

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._engine.envelope import END
+from .._engine.gil import in_thread
 from .._engine.runner import Runner
 from .._engine.threads import shutdown_executor
 from .portal import new_event_loop
@@ -72,10 +73,10 @@ def iterate_sync(make: MakeRunner) -> Iterator[Any]:
                 async for value in results:
                     batch.append(value)
                     if len(batch) >= _HANDOFF_BATCH or not _more_ready(holder):
-                        await loop.run_in_executor(hand, _put, handoff, closed, batch)
+                        await in_thread(loop.run_in_executor(hand, _put, handoff, closed, batch))
                         batch = []
                 if batch:
-                    await loop.run_in_executor(hand, _put, handoff, closed, batch)
+                    await in_thread(loop.run_in_executor(hand, _put, handoff, closed, batch))
         finally:
             await shutdown_executor(hand)
 
