@@ -234,6 +234,8 @@ class Runner:
                     error = exc
         finally:
             self._finished = True
+            if self._ended.done() and not self._ended.cancelled():
+                self._ended.exception()  # retrieved: it was raised, or the run was aborted
             await shutdown_executor(io, cancel_futures=True)
             await shutdown_executor(writer_thread)
         if error is not None:
