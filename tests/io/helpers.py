@@ -18,6 +18,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 SUFFIX = {"jsonl": "jsonl", "csv": "csv", "sqlite": "db", "parquet": "parquet"}
+SINKS = list(SUFFIX)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import pytest
 from conveyor._io import open_journal
 
 from .helpers import (
+    SINKS,
     SUFFIX,
     journal_done,
     keys_of,
@@ -22,8 +23,6 @@ from .helpers import (
     start_job,
     write_input,
 )
-
-SINKS = ["jsonl", "csv", "sqlite", "parquet"]
 
 
 @pytest.mark.slow

@@ -21,6 +21,15 @@ def journal(path: Path, **options: bool) -> Journal:
     return open_journal(path / "run.journal", fingerprint=PRINT, **options)
 
 
+def rows(path: Path, query: str) -> list[tuple[object, ...]]:
+    """What a query finds in the journal file, read with SQLite directly."""
+    db = sqlite3.connect(path / "run.journal")
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
 def test_a_fresh_journal_admits_new_keys_and_catches_duplicates(tmp_path: Path) -> None:
     with journal(tmp_path) as j:
         assert j.sink_position is None
@@ -81,12 +90,8 @@ def test_bare_done_keys_of_every_type_are_recorded_and_skipped_on_resume(
     with journal(tmp_path) as j:
         assert j.admit(keys) == [True] * 6
         j.record([KeyOutcome("x", "failed", "dns", 2)], {"bytes": 9}, done=keys[:5])
-    db = sqlite3.connect(tmp_path / "run.journal")
-    try:
-        spans = db.execute("SELECT start, stop FROM spans").fetchall()
-        failed = db.execute("SELECT kind, attempts FROM keys WHERE state = 2").fetchall()
-    finally:
-        db.close()
+    spans = rows(tmp_path, "SELECT start, stop FROM spans")
+    failed = rows(tmp_path, "SELECT kind, attempts FROM keys WHERE state = 2")
     assert spans == [(0, 6)]  # keyed journals keep finished positions as spans too
     assert failed == [("dns", 2)]
     with journal(tmp_path) as j:
@@ -101,11 +106,7 @@ def test_record_is_atomic_with_the_position(tmp_path: Path) -> None:
         j.admit(["a", "b"])
         j.record([KeyOutcome("a", "done")], {"bytes": 5})
         j.admit(["c"])  # not recorded: no commit for it
-    db = sqlite3.connect(tmp_path / "run.journal")
-    try:
-        states = dict(db.execute("SELECT key, state FROM keys"))
-    finally:
-        db.close()
+    states = dict(rows(tmp_path, "SELECT key, state FROM keys"))
     assert states["a"] == 1
 
 
@@ -228,14 +229,10 @@ def test_position_keys_are_kept_as_spans_and_resume_skips_them(tmp_path: Path) -
         )  # 3 never finished
         assert j.admit(range(6, 9)) == [True] * 3
         j.record([KeyOutcome(7, "done"), KeyOutcome(8, "failed", "timeout", 2)], {"bytes": 7})
-    db = sqlite3.connect(tmp_path / "run.journal")
-    try:
-        spans = db.execute("SELECT start, stop FROM spans ORDER BY start").fetchall()
-        rows = db.execute("SELECT key, state FROM keys").fetchall()
-    finally:
-        db.close()
+    spans = rows(tmp_path, "SELECT start, stop FROM spans ORDER BY start")
+    keys = rows(tmp_path, "SELECT key, state FROM keys")
     assert spans == [(0, 3), (4, 6), (7, 9)]  # one row per run of positions
-    assert rows == [(8, 2)]  # only the failure has a row of its own
+    assert keys == [(8, 2)]  # only the failure has a row of its own
     with journal(tmp_path) as j:
         assert j.statistics() == type(j.statistics())(done=5, failed=1, filtered=1, duplicates=0)
         # Batches cut across the spans anywhere.

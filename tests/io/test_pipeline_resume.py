@@ -19,8 +19,6 @@ from .helpers import (
     write_input,
 )
 
-SINKS = ["jsonl", "csv", "sqlite", "parquet"]
-
 
 @pytest.mark.slow
 def test_sigkill_ten_times_then_resume_gives_each_of_5000_keys_once(tmp_path: Path) -> None:

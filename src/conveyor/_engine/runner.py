@@ -118,7 +118,7 @@ class Runner:
         self._tracker = RootTracker(
             ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
         )
-        self._direct_results = single and not ordered and consumer is None
+        self._direct_results = self._tracker.single and consumer is None
         self._stages: list[StageRunner] = []
         self._writer: Writer
         self._ended: asyncio.Future[None]  # done when the output ends (or fails)

@@ -76,10 +76,14 @@ class StageRunner:
             spec.kind in ("map", "filter")
             and spec.place == "inline"
             and spec.factory is None
-            and spec.rate is None
-            and spec.limit_per is None
-            and spec.retry.attempts == 1
+            and self._never_waits
         )
+
+    @property
+    def _never_waits(self) -> bool:
+        """No rate, no per-key limit and no retries: an item goes straight to its call."""
+        spec = self.spec
+        return spec.rate is None and spec.limit_per is None and spec.retry.attempts == 1
 
     async def run(self, out: StageSink, io: ThreadPoolExecutor) -> None:
         """Process the inbox until END, then return (the caller passes END on)."""
@@ -120,13 +124,7 @@ class StageRunner:
     @property
     def plain(self) -> bool:
         """A map with no rate, per-key limit or retries (a fetch stage, most maps)."""
-        spec = self.spec
-        return (
-            spec.kind == "map"
-            and spec.rate is None
-            and spec.limit_per is None
-            and spec.retry.attempts == 1
-        )
+        return self.spec.kind == "map" and self._never_waits
 
     async def _worker(self, out: StageSink) -> None:
         if self.plain:
@@ -145,7 +143,7 @@ class StageRunner:
         """``_worker`` for a ``plain`` stage: ``handle`` and ``_attempt`` written out in one
         loop, so each item costs two coroutines and frames less (they are most of what a
         stage adds to a fetch)."""
-        inbox, counters, bus, emit = self.inbox, self.counters, self._bus, out.emit
+        inbox, emit = self.inbox, out.emit
         call, inline = self._call, self._inline
         assert call is not None, "the stage's placement starts before its workers"
         while True:
@@ -157,11 +155,7 @@ class StageRunner:
                 error = self._call_inline(envelope, inline)
                 await (emit(envelope) if error is None else self._failed(envelope, error, 1, out))
                 continue
-            if bus.active:
-                bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
-            counters.started += 1
-            counters.in_flight += 1
-            began = perf_counter()
+            began = self._begin(envelope)
             try:
                 value = await call(envelope.value)
             except Exception as exc:
@@ -178,12 +172,7 @@ class StageRunner:
     def _call_inline(self, envelope: Envelope, fn: Callable[[Any], Any]) -> Exception | None:
         """A plain inline call, counted; the exception it raised, or None (then the
         envelope holds the result)."""
-        counters = self.counters
-        if self._bus.active:
-            self._bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
-        counters.started += 1
-        counters.in_flight += 1
-        began = perf_counter()
+        began = self._begin(envelope)
         try:
             envelope.value = fn(envelope.value)
         except Exception as exc:
@@ -191,6 +180,14 @@ class StageRunner:
             return exc
         self._succeeded(envelope, began)
         return None
+
+    def _begin(self, envelope: Envelope) -> float:
+        """Count a plain stage's call (its one attempt) as started; the time it starts."""
+        if self._bus.active:
+            self._bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
+        self.counters.started += 1
+        self.counters.in_flight += 1
+        return perf_counter()
 
     def _count_call(self, began: float) -> float:
         seconds = perf_counter() - began

@@ -72,7 +72,7 @@ class RootTracker:
     ) -> None:
         self._ordered = ordered
         self.finished = finished
-        self._single = single and not ordered
+        self.single = single and not ordered
         self._hold = hold or ordered
         self._roots: dict[int, _Root] = {}
         self._finished: set[int] = set()
@@ -82,7 +82,7 @@ class RootTracker:
         return len(self._roots)
 
     def admit(self, root: int, key: Hashable) -> None:
-        if not self._single:
+        if not self.single:
             self._roots[root] = _Root(key)
 
     def forget(self, root: int) -> None:
@@ -106,7 +106,7 @@ class RootTracker:
 
         ``key`` is the envelope's key; only ``single`` tracking needs it.
         """
-        if self._single:
+        if self.single:
             return self._end_single(key, output, failed, attempts, result)
         released: list[Any] = []
         first = roots[0]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -67,7 +66,7 @@ class Writer:
         self._gathered = 0  # len(results) + len(failures), kept: due() runs for every item
         # Finished keys, filled by the run's RootTracker: what the next commit records.
         self.finished = finished if finished is not None else Finished()
-        self._in_flight: deque[asyncio.Future[None]] = deque()
+        self._in_flight: asyncio.Future[None] | None = None  # the batch on the thread
         self._last_commit = time.monotonic()
         self._opened = False
         self._broken = False  # a write failed: write and record nothing more
@@ -111,7 +110,7 @@ class Writer:
         gathered = self._gathered
         if gathered < WRITE_EVERY and len(self.finished.done) < self._every:
             return False
-        if self._in_flight and not self._in_flight[0].done():
+        if self._in_flight is not None and not self._in_flight.done():
             return gathered >= MAX_GATHERED  # the thread is busy: go on gathering
         return True
 
@@ -139,21 +138,22 @@ class Writer:
             outcomes = self.finished.take()
         if not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
             return
-        while self._in_flight:
-            await self._wait_oldest()
+        await self._wait_in_flight()
         loop = asyncio.get_running_loop()
-        self._in_flight.append(
-            in_thread(loop.run_in_executor(self._thread, self._write, results, failures, outcomes))
+        self._in_flight = in_thread(
+            loop.run_in_executor(self._thread, self._write, results, failures, outcomes)
         )
 
-    async def _wait_oldest(self) -> None:
+    async def _wait_in_flight(self) -> None:
         # Shielded: if this task is cancelled, finish() still waits for the batch.
-        oldest = self._in_flight[0]
+        batch = self._in_flight
+        if batch is None:
+            return
         try:
-            await asyncio.shield(oldest)
+            await asyncio.shield(batch)
         finally:
-            if oldest.done():
-                self._in_flight.popleft()
+            if batch.done():
+                self._in_flight = None
 
     def _write(
         self,
@@ -193,14 +193,13 @@ class Writer:
         try:
             if self._opened:
                 await self.commit(final=True)
-                while self._in_flight:
-                    await self._wait_oldest()
+                await self._wait_in_flight()
                 if self._sink is not None and self._unflushed and not self._broken:
                     await self._call(self._sink.flush)
         except BaseException as exc:
             error = exc
         finally:
-            self._in_flight.clear()  # any left run before _close: the thread keeps order
+            self._in_flight = None  # one left runs before _close: the thread keeps order
             if self._admitter is not None:  # no admit may run while the journal closes
                 await shutdown_executor(self._admitter, cancel_futures=True)
             await self._call(self._close)

@@ -78,14 +78,6 @@ class HttpClient:
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
         self._deadlines = Deadlines(self.config.timeout)
-        self._retry_statuses = frozenset(self.config.retry_statuses)
-        # The session sends these with every request, unless a request names them itself.
-        # Nothing sensitive goes there: a redirect to another host must be able to drop
-        # credentials, and it can drop only what each request passes.
-        self._session_headers = {
-            "User-Agent": self.config.agent,
-            "Accept-Encoding": ACCEPT_ENCODING,
-        }
         # The run's own headers= (usually none: then aiohttp has nothing to merge).
         self._base_headers = tuple(self.config.header_pairs)
         # Plain attributes, not a dict: they are bumped on every request.
@@ -116,7 +108,10 @@ class HttpClient:
             ),
             auto_decompress=False,  # body.py decodes, under max_bytes
             trust_env=cfg.trust_env,
-            headers=self._session_headers,
+            # Sent with every request unless the request names them itself. Nothing
+            # sensitive goes here: a redirect to another host must be able to drop
+            # credentials, and it can drop only what each request passes.
+            headers={"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING},
             skip_auto_headers=("User-Agent",),
         )
         self._limits = Limits(
@@ -172,7 +167,7 @@ class HttpClient:
                 resp = hop.response
                 status = resp.status
                 if (
-                    status in self._retry_statuses  # first: a cheap miss for most responses
+                    status in self.config.retry_statuses  # first: a cheap miss for most
                     and hop.path is None
                     and self._retry_this(req, status, attempt)
                 ):
@@ -312,7 +307,7 @@ class HttpClient:
         length = resp.content_length
         if (resp.status in REDIRECTS and "Location" in resp.headers) or (
             not final
-            and resp.status in self._retry_statuses
+            and resp.status in cfg.retry_statuses  # first: a cheap miss for most
             and status_is_retryable(cfg, req.method, resp.status)
         ):
             # Not the body we want; read a small one anyway so the connection can be
