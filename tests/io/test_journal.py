@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import subprocess
+import sys
 import threading
 import tracemalloc
 from pathlib import Path
@@ -186,6 +188,59 @@ def test_an_empty_file_is_a_fresh_journal(tmp_path: Path) -> None:
     (tmp_path / "run.journal").write_bytes(b"")
     with journal(tmp_path) as j:
         assert j.admit(["a"]) == [True]
+
+
+def test_staged_keys_count_only_once_committed(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.admit(["a", "b", "c"])
+        j.stage([KeyOutcome("b", "failed", "dns", 2)], done=["a"])
+        assert j.statistics().done == 0
+        # Until the commit they are in flight: a second copy is still a duplicate.
+        assert j.admit(["a"]) == [False]
+    with journal(tmp_path) as j:  # closed without a commit: the staged keys are gone
+        assert j.statistics() == type(j.statistics())(done=0, failed=0, filtered=0, duplicates=1)
+        assert j.admit(["a", "b", "c"]) == [True, True, True]
+        j.stage([], done=["a"])
+        j.record([KeyOutcome("b", "failed", "dns", 2)], {"bytes": 3}, done=["c"])
+    with journal(tmp_path) as j:
+        assert j.sink_position == {"bytes": 3}
+        assert j.statistics().done == 2
+        assert j.admit(["a", "b", "c", "d"]) == [False, False, False, True]
+
+
+_KILLED_WITH_STAGED_KEYS = """
+import os, sys
+from conveyor._engine.ports import KeyOutcome
+from conveyor._io import open_journal
+j = open_journal(sys.argv[1], fingerprint={"job": "old"})
+j.admit(range(0, 200))
+j.record([], {"bytes": 100}, done=list(range(100)))
+j.stage([KeyOutcome(150, "failed", "dns", 1)], done=list(range(100, 150)))
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_killed_run_keeps_its_last_commit_not_its_staged_keys(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    subprocess.run([sys.executable, "-c", _KILLED_WITH_STAGED_KEYS, str(path)], check=False)
+    with open_journal(path, fingerprint={"job": "old"}) as j:
+        assert j.sink_position == {"bytes": 100}
+        assert j.statistics().done == 100
+        assert j.admit(range(200)) == [False] * 100 + [True] * 100
+
+
+def test_a_new_journal_ignores_the_log_of_a_deleted_one(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    subprocess.run([sys.executable, "-c", _KILLED_WITH_STAGED_KEYS, str(path)], check=False)
+    assert (tmp_path / "run.journal-wal").exists()  # killed: SQLite never cleaned up
+    path.unlink()  # what a user does to begin again by hand
+    with open_journal(path, fingerprint={"job": "new"}) as j:
+        assert j.sink_position is None
+        assert j.admit(range(3)) == [True, True, True]
+        j.record([], {"bytes": 3}, done=[0, 1, 2])
+    with open_journal(path, fingerprint={"job": "new"}) as j:  # not "a different job"
+        assert j.sink_position == {"bytes": 3}
+        assert j.statistics().done == 3
 
 
 def test_a_folder_is_not_a_journal(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ All their methods are called on one writer thread, never on the event loop, in t
     ledger.admit(keys)               for each batch of input keys, a few batches ahead
     sink.write(results)              batches of results, in delivery order
     sink.write_failures(failures)    batches of Failure records (only if the sink wants them)
+    ledger.stage(outcomes, done)     after each batch between commits: finished keys, to be
+                                     committed by the next record (invisible until then)
     position = sink.flush()          every N items or T seconds: make all written data durable
     ledger.record(outcomes, position, done)
                                      then, in one transaction: these keys are finished and
@@ -70,10 +72,23 @@ class Ledger(Protocol):
         """For each key: True to process it; False when already done or a duplicate."""
         ...
 
+    def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
+        """Store finished keys for the next ``record`` to commit; a crash before it loses
+        them, as if they had never finished."""
+        ...
+
+    def admit_now(self, keys: Sequence[Hashable]) -> Sequence[bool] | None:
+        """``admit``'s answer, given on the event loop when it needs no I/O; else None.
+
+        Asked only when no ``admit`` is in progress on the journal's thread.
+        """
+        ...
+
     def record(
         self, outcomes: Sequence[KeyOutcome], position: Any, done: Sequence[Hashable] = ()
     ) -> None:
-        """Commit finished keys and the sink's durable position in one transaction.
+        """Commit finished keys (these and those staged) and the sink's durable position in
+        one transaction.
 
         ``done`` are keys that finished plainly (all results written, no failure), given
         bare: the bulk of a run, with no ``KeyOutcome`` made for each.

@@ -119,6 +119,9 @@ class Runner:
             ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
         )
         self._direct_results = self._tracker.single and consumer is None
+        self._note_done = (
+            self._finished_keys.done.append if self._finished_keys is not None else None
+        )
         self._stages: list[StageRunner] = []
         self._writer: Writer
         self._ended: asyncio.Future[None]  # done when the output ends (or fails)
@@ -303,6 +306,8 @@ class Runner:
     ) -> None:
         assert self._window_open is not None
         admitted = await checking if checking is not None else None
+        if admitted is not None and all(admitted):
+            admitted = None  # the common case: nothing to skip, no check per item
         # Envelopes go in together (one hand-over, one wake-up of this task per batch),
         # except that an ordered run first waits for room in its reorder window.
         ready: list[Envelope] = []
@@ -376,8 +381,8 @@ class Runner:
         if self._direct_results:
             # Every root is one envelope, in no order, and results go to the writer: the
             # tracker has nothing to hold, so the result goes straight over.
-            if self._finished_keys is not None:
-                self._finished_keys.done.append(envelope.key)
+            if self._note_done is not None:
+                self._note_done(envelope.key)
             writer = self._writer
             writer.add_result(envelope.value)
             if writer.active and writer.due():

@@ -33,9 +33,11 @@ class Finished:
         return len(self.done) + len(self.others)
 
     def take(self) -> tuple[list[Hashable], list[KeyOutcome]]:
-        """What has gathered, leaving this empty."""
-        done, others = self.done, self.others
-        self.done, self.others = [], []
+        """What has gathered, leaving this empty (the same lists: a bound ``append``
+        stays good)."""
+        done, others = self.done.copy(), self.others.copy()
+        self.done.clear()
+        self.others.clear()
         return done, others
 
 

@@ -13,6 +13,8 @@ A *commit* makes the output durable and records it: every ``commit_every`` finis
 the batch, ``flush()`` the sink to a durable position, and only then ``record()`` the
 finished keys with that position. Keys finish no earlier than their results are handed
 over, and the thread runs batches in order, so each commit covers every result of its keys.
+Between commits, each batch ``stage()``s its finished keys in the journal's open
+transaction, so a commit only has the last batch's keys left to store.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Writer:
         self._admitter = (
             ThreadPoolExecutor(1, thread_name_prefix="conveyor-journal") if open_ledger else None
         )
+        self._admitting = 0  # admit() calls on the journal's thread not answered yet
         self._failures_to_sink = failures_to_sink
         self._every = commit_every
         self._interval = commit_interval
@@ -66,6 +69,7 @@ class Writer:
         self._gathered = 0  # len(results) + len(failures), kept: due() runs for every item
         # Finished keys, filled by the run's RootTracker: what the next commit records.
         self.finished = finished if finished is not None else Finished()
+        self._uncommitted = 0  # finished keys handed over (staged) since the last commit
         self._in_flight: asyncio.Future[None] | None = None  # the batch on the thread
         self._last_commit = time.monotonic()
         self._opened = False
@@ -92,7 +96,21 @@ class Writer:
         assert self._ledger is not None
         assert self._admitter is not None
         loop = asyncio.get_running_loop()
-        return in_thread(loop.run_in_executor(self._admitter, self._ledger.admit, keys))
+        if not self._admitting:  # in order: nothing asked of the thread is still pending
+            answer = self._ledger.admit_now(keys)
+            if answer is not None:
+                # A thread hop costs more than such an answer: the result must wait for
+                # the GIL to come back to the loop (see gil.py).
+                now = loop.create_future()
+                now.set_result(answer)
+                return now
+        self._admitting += 1
+        future = in_thread(loop.run_in_executor(self._admitter, self._ledger.admit, keys))
+        future.add_done_callback(self._admitted)
+        return future
+
+    def _admitted(self, _: object) -> None:
+        self._admitting -= 1
 
     def add_result(self, value: Any) -> None:
         if self._sink is not None:
@@ -108,7 +126,7 @@ class Writer:
         """Whether to hand over what has gathered, by count: asked after every item, so
         the common answer costs two comparisons (``timely`` asks the clock)."""
         gathered = self._gathered
-        if gathered < WRITE_EVERY and len(self.finished.done) < self._every:
+        if gathered < WRITE_EVERY and len(self.finished.done) < WRITE_EVERY:
             return False
         if self._in_flight is not None and not self._in_flight.done():
             return gathered >= MAX_GATHERED  # the thread is busy: go on gathering
@@ -127,21 +145,26 @@ class Writer:
         """
         now = time.monotonic()
         timely = final or now - self._last_commit >= self._interval
-        durable = self._ledger is not None and (timely or len(self.finished) >= self._every)
-        if durable or timely:
-            self._last_commit = now
         results, self._results = self._results, []
         failures, self._failures = self._failures, []
         self._gathered = 0
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None = None
-        if durable:
+        if self._ledger is not None:
             outcomes = self.finished.take()
-        if not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
+            self._uncommitted += len(outcomes[0]) + len(outcomes[1])
+        durable = self._ledger is not None and (timely or self._uncommitted >= self._every)
+        if durable or timely:
+            self._last_commit = now
+        if durable:
+            if not (results or failures or self._uncommitted):
+                return
+            self._uncommitted = 0
+        elif not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
             return
         await self._wait_in_flight()
         loop = asyncio.get_running_loop()
         self._in_flight = in_thread(
-            loop.run_in_executor(self._thread, self._write, results, failures, outcomes)
+            loop.run_in_executor(self._thread, self._write, results, failures, outcomes, durable)
         )
 
     async def _wait_in_flight(self) -> None:
@@ -160,6 +183,7 @@ class Writer:
         results: list[Any],
         failures: list[Failure],
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None,
+        durable: bool,
     ) -> None:
         if self._broken:
             return
@@ -172,12 +196,15 @@ class Writer:
                 if failures:
                     sink.write_failures(failures)
                 self._unflushed = True
-                if outcomes is not None:
+                if durable:
                     position = sink.flush()
                     self._unflushed = False
             if outcomes is not None and ledger is not None:
                 done, others = outcomes
-                ledger.record(others, position, done)
+                if durable:
+                    ledger.record(others, position, done)
+                elif done or others:
+                    ledger.stage(others, done)
         except BaseException as exc:
             # The output may now end in a partial write: commit nothing after it. The
             # journal still points at the last good position, so a resume cuts it off.

@@ -10,8 +10,9 @@ One SQLite file in WAL mode. Tables::
                                       state: 1 done, 2 failed, 3 filtered
                                       kind, attempts: of a failure
 
-Only finished keys are written, in ``record``, in one statement per kind of row and in the
-same transaction as the sink's position. ``admit`` decides "new, finished earlier, or a
+Only finished keys are written: ``stage`` puts them into an open transaction while the run
+goes on (thousands at a time), and ``record`` commits them with the sink's position, so a
+commit has only the last few keys left to write. ``admit`` decides "new, finished earlier, or a
 duplicate" with one indexed lookup per batch of keys, plus this run's keys still in
 flight (bounded by the items in flight): memory stays flat however many keys the job has,
 and a fresh key costs nothing until it finishes. Every run admits its input from the start,
@@ -24,6 +25,7 @@ before ``COMMIT`` returns, so it survives the process being killed (SIGKILL, OOM
 an OS crash or power loss can lose the last commits, and that only moves the journal
 *back* to an earlier position, which is safe: the sink is fsynced before each ``record``,
 so the output is never behind the journal, and a resume cuts it back to the journal.
+A new journal is written whole, unsynced, and synced before its first commit.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -110,6 +112,9 @@ _FAILED_IN = (
 )
 
 
+# ``stage`` writes key rows into the open transaction once this many have gathered.
+_STAGE_ROWS = 4096
+
 _RESTART_HINT = "pass restart=True (--restart) to replace it, or choose another journal path"
 
 
@@ -184,6 +189,20 @@ def _spans_of(positions: Sequence[int]) -> list[tuple[int, int]]:
     """``[start, stop)`` runs covering the positions (which need not come sorted)."""
     if not positions:
         return []
+    low, high = min(positions), max(positions) + 1
+    if high - low == len(positions):  # one run (positions never repeat)
+        return [(low, high)]
+    if high - low <= 4 * len(positions):
+        # Nearly one run, as a batch of finished items is: find the few gaps with set
+        # operations, in C, rather than visiting every position here.
+        spans = []
+        start = low
+        for gap in sorted(set(range(low, high)).difference(positions)):
+            if gap > start:
+                spans.append((start, gap))
+            start = gap + 1
+        spans.append((start, high))  # high - 1 is a position, never a gap
+        return spans
     ordered = sorted(positions)
     spans = []
     start = previous = ordered[0]
@@ -194,6 +213,17 @@ def _spans_of(positions: Sequence[int]) -> list[tuple[int, int]]:
         previous = position
     spans.append((start, previous + 1))
     return spans
+
+
+def _joined(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The same positions in fewer spans: adjacent ones joined (none overlap)."""
+    joined: list[tuple[int, int]] = []
+    for start, stop in sorted(spans):
+        if joined and joined[-1][1] == start:
+            joined[-1] = (joined[-1][0], stop)
+        else:
+            joined.append((start, stop))
+    return joined
 
 
 def _decode_key(stored: str | int | bytes) -> Any:
@@ -242,39 +272,56 @@ def _remove(path: Path) -> None:
 
 
 def _create(path: Path, canonical: str) -> None:
-    """Write a new, empty journal atomically: built aside, then renamed into place."""
-    folder = path.parent
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=folder)
-    os.close(fd)
+    """Write a new, empty journal atomically: built aside, then renamed into place.
+
+    Not synced yet: nothing in it needs to survive a power loss before the first commit,
+    which syncs it first (``_sync_new_file``), off the run's critical path.
+    """
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     try:
-        db = sqlite3.connect(temp, isolation_level=None)
-        try:
-            # The header fields are set before WAL mode, so they are in the main file and
-            # the foreign-file check can read them without opening SQLite.
-            # No syncs while building: the whole file is fsynced once before the rename.
-            db.execute("PRAGMA synchronous = OFF")
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("BEGIN")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.executemany(
-                "INSERT INTO meta (name, value) VALUES (?, ?)",
-                [("fingerprint", canonical), ("position", None), ("done", 0), ("failed", 0),
-                 ("filtered", 0), ("duplicates", 0)],
-            )  # fmt: skip
-            db.execute("COMMIT")
-            db.execute("PRAGMA journal_mode = WAL")
-        finally:
-            db.close()
-        with open(temp, "rb+") as file:
-            os.fsync(file.fileno())
+        with os.fdopen(fd, "wb") as file:
+            file.write(_new_file(canonical))
+        # A write-ahead log left by a killed run of a journal since deleted would be
+        # replayed into this new file: SQLite cannot tell whose it is.
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    fd = os.open(folder, os.O_RDONLY)
+
+
+def _new_file(canonical: str) -> bytes:
+    """A new journal's bytes, built in memory: no file I/O until it is written whole."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        # The header fields the foreign-file check reads without opening SQLite.
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("BEGIN")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.executemany(
+            "INSERT INTO meta (name, value) VALUES (?, ?)",
+            [("fingerprint", canonical), ("position", None), ("done", 0), ("failed", 0),
+             ("filtered", 0), ("duplicates", 0)],
+        )  # fmt: skip
+        db.execute("COMMIT")
+        image = bytearray(db.serialize())
+    finally:
+        db.close()
+    # WAL mode is kept in the file, as its read and write format versions (header bytes
+    # 18 and 19) set to 2: what "PRAGMA journal_mode = WAL" writes.
+    image[18:20] = b"\x02\x02"
+    return bytes(image)
+
+
+def _sync_new_file(path: Path) -> None:
+    """Make a new journal's file survive a power loss. (Its name need not: a journal
+    lost is a job begun again, and SQLite syncs the folder as it makes the log anyway.)"""
+    fd = os.open(path, os.O_RDWR)
     try:
         os.fsync(fd)
     finally:
@@ -326,13 +373,13 @@ def open_journal(
             _remove(target)
         exists = target.exists()
         header = _read_header(target) if exists else b""
-        if not header:  # missing, or an empty file: nothing to lose
-            _create(target, canonical)
-        else:
+        if header:
             _check_header(target, header)
+        else:  # missing, or an empty file: nothing to lose
+            _create(target, canonical)
     except OSError as exc:
         raise SinkError(f"cannot create journal {target}: {describe_oserror(exc)}") from exc
-    return Journal(target, canonical, retry_failed=retry_failed)
+    return Journal(target, canonical, retry_failed=retry_failed, created=not header)
 
 
 class Journal:
@@ -343,42 +390,26 @@ class Journal:
     Otherwise use it from one thread at a time. Use :func:`open_journal` to make one.
     """
 
-    def __init__(self, path: Path, canonical: str, *, retry_failed: bool) -> None:
+    def __init__(
+        self, path: Path, canonical: str, *, retry_failed: bool, created: bool = False
+    ) -> None:
         self.path = path
         self.retry_failed = retry_failed
+        self._canonical = canonical
         self._broken = False
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
         self._reader: sqlite3.Connection | None = None  # admit's own, opened on its thread
         self._reader_uri = f"{path.absolute().as_uri()}?mode=ro"
-        try:
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            meta = dict(self._db.execute("SELECT name, value FROM meta"))
-            stored = meta.get("fingerprint")
-            if not isinstance(stored, str):
-                raise JournalError(f"journal {path} has no job fingerprint; {_RESTART_HINT}")
-            if stored != canonical:
-                raise _mismatch(path, stored, canonical)
-            position = meta.get("position")
-            self._position: Any = None if position is None else orjson.loads(position)
-            self._counts = {name: int(meta.get(name) or 0) for name in _COUNTERS}
-            self._last_duplicates = int(meta.get("duplicates") or 0)
-            # Positions below this may be finished: checking fresh ones needs no lookup.
-            self._spans_end = self._db.execute("SELECT max(stop) FROM spans").fetchone()[0] or 0
-        except (JournalError, UsageError):
-            self._db.close()
-            raise
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise self._error(exc) from exc
-        except (ValueError, TypeError) as exc:  # meta values that are not ours
-            self._db.close()
-            raise JournalError(f"journal {path} is damaged ({exc}); {_RESTART_HINT}") from exc
-        except BaseException:
-            self._db.close()
-            raise
+        self._unsynced = created  # made by open_journal, and synced at the first commit
+        self._position: Any = None
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._last_duplicates = 0
+        self._spans_end = 0  # positions below this may be finished: others need no lookup
+        # Whether the file may hold a key: until then, admit needs no lookup. Set before
+        # any key row is written, and a key leaves ``_pending`` only after its row is
+        # committed, so admit, checking ``_pending`` first, never misses one.
+        self._keys_stored = False
+        # A journal just made holds what the defaults above say: nothing to read.
+        self._db = self._connect() if created else self._load()
         self._duplicates = 0
         self._next = 0  # the input position of the next key admitted
         self._dirty = False  # admitted since the last commit: the counters changed
@@ -391,7 +422,60 @@ class Journal:
         # their two threads, each with one atomic set operation.
         self._retried: set[Any] = set()
         self._positional = False  # the keys are the input positions: spans, not rows
+        # Finished keys written into the open transaction since the last commit: their
+        # counts, and their codes (to forget from ``_pending`` once committed). Their
+        # spans wait here for the commit: a few per batch, joined then into fewer rows.
+        self._staged_counts = dict.fromkeys(_COUNTERS, 0)
+        self._staged_codes: list[Any] = []
+        self._staged_spans: list[tuple[int, int]] = []
+        self._staged_done: list[Any] = []  # key rows not yet in the transaction, up to
+        self._staged_rows: list[Any] = []  # _STAGE_ROWS of them
         self._closed = False
+
+    def _load(self) -> sqlite3.Connection:
+        """Open the file and read where the job stands."""
+        path, db = self.path, self._connect()
+        try:
+            meta = dict(db.execute("SELECT name, value FROM meta"))
+            stored = meta.get("fingerprint")
+            if not isinstance(stored, str):
+                raise JournalError(f"journal {path} has no job fingerprint; {_RESTART_HINT}")
+            if stored != self._canonical:
+                raise _mismatch(path, stored, self._canonical)
+            position = meta.get("position")
+            self._position = None if position is None else orjson.loads(position)
+            self._counts = {name: int(meta.get(name) or 0) for name in _COUNTERS}
+            self._last_duplicates = int(meta.get("duplicates") or 0)
+            spans_end, keys_stored = db.execute(
+                "SELECT (SELECT max(stop) FROM spans), EXISTS (SELECT 1 FROM keys)"
+            ).fetchone()
+            self._spans_end = spans_end or 0
+            self._keys_stored = bool(keys_stored)
+        except (JournalError, UsageError):
+            db.close()
+            raise
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._error(exc) from exc
+        except (ValueError, TypeError) as exc:  # meta values that are not ours
+            db.close()
+            raise JournalError(f"journal {path} is damaged ({exc}); {_RESTART_HINT}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._error(exc) from exc
+        return db
 
     # -- the Ledger protocol ---------------------------------------------------------------
 
@@ -434,10 +518,21 @@ class Journal:
             pending.update((code, start + i) for code, i in first.items() if answer[i])
         return answer
 
+    def admit_now(self, keys: Sequence[Hashable]) -> list[bool] | None:
+        """``admit``'s answer when it needs no lookup, else None; cheap enough for the
+        event loop. Only position keys past every earlier run's are answered so (the
+        runner's default keys, on a new journal or past where the last run stopped)."""
+        if type(keys) is range and keys.step == 1 and keys.start == self._next:
+            if keys.start >= self._spans_end and not self._closed and not self._broken:
+                return self._admit_positions(keys)
+        return None
+
     def _admit_known(
         self, travelling: list[Any], first: dict[Any, int], answer: list[bool], start: int
     ) -> None:
         """Decide for the keys the file already holds, with one indexed lookup."""
+        if not self._keys_stored:
+            return
         found = self._read(_LOOKUP, orjson.dumps(travelling))
         if not found:
             return
@@ -490,10 +585,24 @@ class Journal:
             self._broken = True  # the writer's connection is another thread's to roll back
             raise self._error(exc) from exc
 
+    def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
+        """Write finished keys into the open transaction, for the next ``record`` to commit
+        with the sink position that makes their results durable.
+
+        Staged keys are neither visible nor durable before then (a crash rolls them back),
+        but the work of storing them is done while the run goes on, not at the commit.
+        """
+        self._check()
+        try:
+            self._stage(outcomes, done, commit=False)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
     def record(
         self, outcomes: Sequence[KeyOutcome], position: Any, done: Sequence[Hashable] = ()
     ) -> None:
-        """Mark keys finished and store the sink's ``position``, atomically.
+        """Mark keys finished (these and those staged) and store the sink's ``position``,
+        atomically.
 
         ``done`` are keys that finished plainly, given bare (the runner's common case);
         ``outcomes`` may hold any others, and plain ones too.
@@ -503,6 +612,42 @@ class Journal:
             stored = None if position is None else orjson.dumps(position).decode()
         except TypeError as exc:
             raise UsageError(f"sink position {position!r} is not JSON: {exc}") from exc
+        if self._unsynced:  # a commit must not rest on a file that a power loss can undo
+            try:
+                _sync_new_file(self.path)
+            except OSError as exc:
+                self._broken = True
+                raise SinkError(
+                    f"cannot write journal {self.path}: {describe_oserror(exc)}; run again "
+                    "to resume"
+                ) from exc
+            self._unsynced = False
+        try:
+            self._stage(outcomes, done, commit=True, position=stored)
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+        self._counts = self._counts_with_staged()
+        self._staged_counts = dict.fromkeys(_COUNTERS, 0)
+        codes, self._staged_codes = self._staged_codes, []
+        if not self._positional:
+            # Forgotten only now that the rows are committed (see admit); in C, not a loop.
+            deque(map(self._pending.pop, codes, repeat(None)), maxlen=0)
+        if self._retried:
+            self._retried.difference_update(codes)
+        self._position = position
+
+    def _stage(
+        self,
+        outcomes: Sequence[KeyOutcome],
+        done: Sequence[Hashable],
+        *,
+        commit: bool,
+        position: str | None = None,
+    ) -> None:
+        """Write the keys in one statement, with the meta rows when this is the ``commit``;
+        otherwise in a transaction opened for the next commit."""
         plain = list(done)
         others = []
         for outcome in outcomes:
@@ -533,49 +678,64 @@ class Journal:
         # earlier run holds them already) and keys this run did not admit (no position).
         if retried:
             positions = [p for p, c in zip(positions, codes, strict=True) if c not in retried]
-        spans = _spans_of([p for p in positions if p is not None])
-        counts = dict.fromkeys(_COUNTERS, 0)
-        counts.update(Counter(outcome.status for outcome in others), done=len(plain))
+        if not self._positional:  # keys this run did not admit have no position
+            positions = [p for p in positions if p is not None]
+        self._staged_spans += _spans_of(positions)
+        counts = self._staged_counts
+        counts["done"] += len(plain)
+        for outcome in others:
+            counts[outcome.status] += 1
         if retried:  # failures from an earlier run that are now replaced
             counts["failed"] -= sum(code in retried for code in codes)
-        for name, count in counts.items():
-            self._counts[name] += count
-        try:
-            self._commit(stored, done_rows, rows, spans)
-        except sqlite3.Error as exc:
-            for name, count in counts.items():
-                self._counts[name] -= count
-            raise self._fail(exc) from exc
-        if not self._positional:
-            # Forgotten only now that the rows are committed (see admit); in C, not a loop.
-            deque(map(self._pending.pop, codes, repeat(None)), maxlen=0)
-        if retried:
-            retried.difference_update(codes)
-        self._position = position
+        if not self._positional or retried:
+            self._staged_codes.extend(codes)
+        if done_rows or rows:
+            self._keys_stored = True  # before the commit: see admit
+        staged_done, staged_rows = self._staged_done, self._staged_rows
+        staged_done += done_rows
+        staged_rows += rows
+        if commit:
+            spans = _joined(self._staged_spans)
+            self._execute(staged_done, staged_rows, spans, self._meta(position))
+            self._staged_spans, self._staged_done, self._staged_rows = [], [], []
+        elif len(staged_done) + len(staged_rows) >= _STAGE_ROWS:
+            # Each SQLite call costs this thread a wait for the GIL: a few big ones.
+            db = self._db
+            if not db.in_transaction:
+                db.execute("BEGIN")
+            self._execute(staged_done, staged_rows, None, None)
+            self._staged_done, self._staged_rows = [], []
 
-    def _commit(
-        self,
-        stored_position: str | None,
-        done: list[Any] | None = None,
-        rows: list[Any] | None = None,
-        spans: list[tuple[int, int]] | None = None,
-    ) -> None:
-        """Write keys, spans and the meta rows in one statement (see ``_SCHEMA``)."""
-        meta = [
-            ("position", stored_position),
+    def _meta(self, position: str | None) -> list[tuple[str, Any]]:
+        return [
+            ("position", position),
             ("duplicates", self._duplicates_now()),
-            *self._counts.items(),
+            *self._counts_with_staged().items(),
         ]
+
+    def _counts_with_staged(self) -> dict[str, int]:
+        staged = self._staged_counts
+        return {name: count + staged[name] for name, count in self._counts.items()}
+
+    def _execute(
+        self,
+        done: list[Any] | None,
+        rows: list[Any] | None,
+        spans: list[tuple[int, int]] | None,
+        meta: list[tuple[str, Any]] | None,
+    ) -> None:
+        """Write keys, spans and meta rows in one statement (see ``_SCHEMA``)."""
         self._db.execute(
             _RECORD,
             (
                 orjson.dumps(done) if done else None,
                 orjson.dumps(rows) if rows else None,
                 orjson.dumps(spans) if spans else None,
-                orjson.dumps(meta),
+                orjson.dumps(meta) if meta else None,
             ),
         )
-        self._dirty = False
+        if meta:
+            self._dirty = False
 
     def close(self) -> None:
         """Store the counters admit() changed since the last record() and close the file."""
@@ -584,9 +744,15 @@ class Journal:
         self._closed = True
         db = self._db
         try:
+            # Keys staged after the last commit are not durable: forgotten.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._staged_counts = dict.fromkeys(_COUNTERS, 0)
+            self._staged_spans, self._staged_done, self._staged_rows = [], [], []
             if self._dirty and not self._broken:
                 position = self._position
-                self._commit(None if position is None else orjson.dumps(position).decode())
+                stored = None if position is None else orjson.dumps(position).decode()
+                self._execute(None, None, None, self._meta(stored))
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
         finally:
@@ -595,8 +761,6 @@ class Journal:
             if self._reader is not None:
                 self._reader.close()
             db.close()
-            if self._reader is not None:
-                self._reader.close()
 
     # -- reading -------------------------------------------------------------------------
 
