@@ -119,9 +119,6 @@ class Runner:
             ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
         )
         self._direct_results = self._tracker.single and consumer is None
-        self._note_done = (
-            self._finished_keys.done.append if self._finished_keys is not None else None
-        )
         self._stages: list[StageRunner] = []
         self._writer: Writer
         self._ended: asyncio.Future[None]  # done when the output ends (or fails)
@@ -381,10 +378,11 @@ class Runner:
         if self._direct_results:
             # Every root is one envelope, in no order, and results go to the writer: the
             # tracker has nothing to hold, so the result goes straight over.
-            if self._note_done is not None:
-                self._note_done(envelope.key)
             writer = self._writer
-            writer.add_result(envelope.value)
+            if self._finished_keys is not None:
+                writer.add_done(envelope.value, envelope.key)
+            else:
+                writer.add_result(envelope.value)
             if writer.active and writer.due():
                 await self._commit()
             return

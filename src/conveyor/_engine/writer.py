@@ -69,6 +69,7 @@ class Writer:
         self._gathered = 0  # len(results) + len(failures), kept: due() runs for every item
         # Finished keys, filled by the run's RootTracker: what the next commit records.
         self.finished = finished if finished is not None else Finished()
+        self._done = self.finished.done  # the same list for the whole run (see take)
         self._uncommitted = 0  # finished keys handed over (staged) since the last commit
         self._in_flight: asyncio.Future[None] | None = None  # the batch on the thread
         self._last_commit = time.monotonic()
@@ -117,6 +118,13 @@ class Writer:
             self._results.append(value)
             self._gathered += 1
 
+    def add_done(self, value: Any, key: Hashable) -> None:
+        """A result that finished its key: the runner's common case, in one call."""
+        if self._sink is not None:
+            self._results.append(value)
+            self._gathered += 1
+        self._done.append(key)
+
     def add_failure(self, failure: Failure) -> None:
         if self._sink is not None and self._failures_to_sink:
             self._failures.append(failure)
@@ -126,7 +134,7 @@ class Writer:
         """Whether to hand over what has gathered, by count: asked after every item, so
         the common answer costs two comparisons (``timely`` asks the clock)."""
         gathered = self._gathered
-        if gathered < WRITE_EVERY and len(self.finished.done) < WRITE_EVERY:
+        if gathered < WRITE_EVERY and len(self._done) < WRITE_EVERY:
             return False
         if self._in_flight is not None and not self._in_flight.done():
             return gathered >= MAX_GATHERED  # the thread is busy: go on gathering

@@ -492,10 +492,30 @@ class Journal:
         self._check()
         if type(keys) is range and keys.step == 1 and keys.start == self._next:
             return self._admit_positions(keys)
+        answer = self._admit_keys(keys, lookup=True)
+        assert answer is not None
+        return answer
+
+    def admit_now(self, keys: Sequence[Hashable]) -> list[bool] | None:
+        """``admit``'s answer when it needs no lookup, else None: all Python, which holds
+        the GIL wherever it runs, so the event loop may as well run it. That is position
+        keys past every earlier run's (the runner's default keys), and any keys while the
+        file holds none (a new job, until its first keys are written)."""
+        if not keys or self._closed or self._broken:
+            return None
+        if type(keys) is range and keys.step == 1 and keys.start == self._next:
+            return self._admit_positions(keys) if keys.start >= self._spans_end else None
+        if self._keys_stored:
+            return None
+        return self._admit_keys(keys, lookup=False)
+
+    def _admit_keys(self, keys: Sequence[Hashable], *, lookup: bool) -> list[bool] | None:
+        """Decide for keys given by a key function; without ``lookup``, None when the
+        file may hold some of them (then nothing has changed here)."""
         encoded, travelling = _encode_keys(keys)
-        start, self._next = self._next, self._next + len(encoded)
-        self._dirty = True
+        start = self._next
         answer = [True] * len(encoded)
+        duplicates = 0
         pending = self._pending
         first = dict(zip(encoded, range(len(encoded)), strict=True))
         if len(first) < len(encoded) or not pending.keys().isdisjoint(first):
@@ -505,10 +525,18 @@ class Journal:
             for i, code in enumerate(encoded):
                 if code in first or code in pending:
                     answer[i] = False
-                    self._duplicates += 1
+                    duplicates += 1
                 else:
                     first[code] = i
-        self._admit_known(travelling, first, answer, start)
+        if lookup:
+            self._admit_known(travelling, first, answer, start)
+        elif self._keys_stored:
+            # Set on the writer's thread since the check above, before a commit: a key
+            # not found in ``pending`` may have left it for the file.
+            return None
+        self._next = start + len(encoded)
+        self._dirty = True
+        self._duplicates += duplicates
         # Order matters for duplicates seen on this thread while record() runs on another:
         # a key enters ``pending`` before it can finish and leaves only after its row is
         # committed, so a later copy always finds it in one place or the other.
@@ -517,15 +545,6 @@ class Journal:
         else:
             pending.update((code, start + i) for code, i in first.items() if answer[i])
         return answer
-
-    def admit_now(self, keys: Sequence[Hashable]) -> list[bool] | None:
-        """``admit``'s answer when it needs no lookup, else None; cheap enough for the
-        event loop. Only position keys past every earlier run's are answered so (the
-        runner's default keys, on a new journal or past where the last run stopped)."""
-        if type(keys) is range and keys.step == 1 and keys.start == self._next:
-            if keys.start >= self._spans_end and not self._closed and not self._broken:
-                return self._admit_positions(keys)
-        return None
 
     def _admit_known(
         self, travelling: list[Any], first: dict[Any, int], answer: list[bool], start: int
@@ -555,6 +574,8 @@ class Journal:
         lookup on resume, and none at all past what earlier runs reached."""
         self._positional = True
         self._next = positions.stop
+        if positions.start >= self._spans_end:
+            return [True] * len(positions)  # past every earlier run: all new
         answer = [not done for done in self._finished_in(positions.start, positions.stop)]
         if self.retry_failed and positions.start < self._spans_end:
             base = positions.start
