@@ -243,10 +243,43 @@ async def test_deadlines_time_out_only_what_is_theirs() -> None:
 
     assert await exchange(0) == "done"
     assert await exchange(5) == "timeout"
+    assert deadlines.timed_out(None) is None
     # An outer cancellation is not a timeout, even when the deadline is also past.
     outer = asyncio.ensure_future(exchange(5))
     await asyncio.sleep(0.01)
     outer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await outer
+    deadlines.close()
+
+
+async def test_read_timeout_counts_silence_not_duration() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from conveyor._http.deadlines import Deadlines
+
+    deadlines = Deadlines(None, read_timeout=0.2)
+
+    async def exchange(gaps: list[float]) -> str:
+        """A response whose bytes arrive after each gap (a stream with a byte count)."""
+        token = deadlines.enter()
+        stream = SimpleNamespace(total_bytes=0)
+        try:
+            deadlines.watch(token, stream)
+            for gap in gaps:
+                await asyncio.sleep(gap)
+                stream.total_bytes += 10
+        except asyncio.CancelledError:
+            expiry = deadlines.timed_out(token)
+            if expiry:
+                return expiry
+            raise
+        finally:
+            deadlines.exit(token)
+        return "done"
+
+    # Twice the read timeout in all, but never silent for long: not a timeout.
+    assert await exchange([0.05] * 8) == "done"
+    assert await exchange([0.05, 0.05, 1.0]) == "read_timeout"
     deadlines.close()

@@ -77,7 +77,7 @@ class HttpClient:
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
-        self._deadlines = Deadlines(self.config.timeout)
+        self._deadlines = Deadlines(self.config.timeout, read_timeout=self.config.read_timeout)
         # The run's own headers= (usually none: then aiohttp has nothing to merge).
         self._base_headers = tuple(self.config.header_pairs)
         # Plain attributes, not a dict: they are bumped on every request.
@@ -103,16 +103,15 @@ class HttpClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=jar,
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout
-            ),
+            # timeout and read_timeout are kept by Deadlines, with no timer per request.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout),
             auto_decompress=False,  # body.py decodes, under max_bytes
             trust_env=cfg.trust_env,
             # Sent with every request unless the request names them itself. Nothing
             # sensitive goes here: a redirect to another host must be able to drop
             # credentials, and it can drop only what each request passes.
+            # (With a User-Agent here, aiohttp adds none of its own.)
             headers={"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING},
-            skip_auto_headers=("User-Agent",),
         )
         self._limits = Limits(
             concurrency=cfg.concurrency,
@@ -228,19 +227,27 @@ class HttpClient:
             host = host_key(current)
             if not self._limits.try_acquire_nowait(host):
                 await self._limits.acquire(host)
-            # The total deadline covers the connection, the request and reading the body,
-            # not our waits for slots (deadlines.py says why it is not aiohttp's).
+            # The deadlines cover the connection, the request and reading the body, not
+            # our waits for slots (deadlines.py says why they are not aiohttp's).
             deadline = self._deadlines.enter()
             try:
                 self._requests += 1
                 async with self._session.request(
                     method, current, headers=headers, data=payload, allow_redirects=False
                 ) as resp:
+                    self._deadlines.watch(deadline, resp.content)
                     hop = await self._read(resp, req, host, final=final)
             except asyncio.CancelledError:
-                if self._deadlines.timed_out(deadline):
+                expiry = self._deadlines.timed_out(deadline)
+                if expiry == "timeout":
                     raise FetchTimeout(
                         f"timeout for {current}: over timeout={self.config.timeout} s",
+                        url=str(current),
+                    ) from None
+                if expiry == "read_timeout":
+                    raise FetchTimeout(
+                        f"read timeout for {current}: no bytes for "
+                        f"read_timeout={self.config.read_timeout} s",
                         url=str(current),
                     ) from None
                 raise
