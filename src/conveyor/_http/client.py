@@ -53,6 +53,8 @@ from .stats import HttpStats
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
 SMALL_BODY = 64 * 1024
+# How a response's body is read (``HttpClient._plan``).
+_SKIP, _WHOLE, _STREAM = range(3)
 
 
 @dataclass(slots=True)
@@ -240,7 +242,13 @@ class HttpClient:
                 )
                 try:
                     self._deadlines.watch(deadline, resp.content)
-                    hop = await self._read(resp, req, host, final=final)
+                    plan = self._plan(resp, req, host, final=final)
+                    if plan == _WHOLE:
+                        body = await resp.read()
+                        self._bytes += len(body)
+                        hop = _Hop(resp, body=body, raw=len(body))
+                    else:
+                        hop = await self._read(resp, req, plan)
                 finally:
                     if resp.connection is not None:  # the body is unread: as `async with`
                         resp.release()
@@ -307,9 +315,10 @@ class HttpClient:
             merged[key.lower()] = (key, value)  # the request's own headers win
         return tuple(merged.values())
 
-    async def _read(
-        self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool
-    ) -> _Hop:
+    def _plan(self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool) -> int:
+        """How to read this response's body (``_SKIP``, ``_WHOLE`` or ``_STREAM``), after the
+        host's pacing learns from its status. Not a coroutine: the common answer,
+        ``_WHOLE``, is read right in ``_attempt``, with no frame of its own."""
         assert self._limits is not None
         cfg = self.config
         if resp.status == 429:
@@ -325,11 +334,7 @@ class HttpClient:
             and resp.status in cfg.retry_statuses  # first: a cheap miss for most
             and status_is_retryable(cfg, req.method, resp.status)
         ):
-            # Not the body we want; read a small one anyway so the connection can be
-            # reused (an unread body makes aiohttp close it), leave a big one unread.
-            if length is not None and length <= SMALL_BODY:
-                await resp.read()
-            return _Hop(resp)
+            return _SKIP  # not the body we want
         if length is not None and length > cfg.max_bytes:
             raise TooLarge(
                 f"{req.url} announces {length} bytes, over max_bytes={cfg.max_bytes}", url=req.url
@@ -337,14 +342,26 @@ class HttpClient:
         encoding = resp.headers.get("Content-Encoding")
         saving = self._save_dir is not None and resp.status < 400 and req.method != "HEAD"
         if length is not None and not saving and (encoding is None or encoding == "identity"):
-            # Fast path: a plain body of announced length, already checked against
-            # max_bytes; aiohttp reads exactly that many bytes.
-            body = await resp.read()
-            self._bytes += len(body)
-            return _Hop(resp, body=body, raw=len(body))
+            # A plain body of announced length, already checked against max_bytes:
+            # aiohttp reads exactly that many bytes.
+            return _WHOLE
+        return _STREAM
+
+    async def _read(self, resp: aiohttp.ClientResponse, req: Request, plan: int) -> _Hop:
+        """Read a body that is not ``_WHOLE``: skipped, decoded, or saved to a file."""
+        cfg = self.config
+        length = resp.content_length
+        if plan == _SKIP:
+            # Read a small body anyway so the connection can be reused (an unread body
+            # makes aiohttp close it); leave a big one unread.
+            if length is not None and length <= SMALL_BODY:
+                await resp.read()
+            return _Hop(resp)
+        encoding = resp.headers.get("Content-Encoding")
+        saving = self._save_dir is not None and resp.status < 400 and req.method != "HEAD"
         decoder = decoder_for(encoding)
         chunks = resp.content.iter_any()
-        if saving and self._save_dir is not None and resp.status < 400 and req.method != "HEAD":
+        if saving and self._save_dir is not None:
             path = target_path(self._save_dir, URL(req.url))
             raw = await save_body(chunks, decoder, path, max_bytes=cfg.max_bytes, url=req.url)
             self._bytes += raw
