@@ -215,17 +215,6 @@ def _spans_of(positions: Sequence[int]) -> list[tuple[int, int]]:
     return spans
 
 
-def _joined(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The same positions in fewer spans: adjacent ones joined (none overlap)."""
-    joined: list[tuple[int, int]] = []
-    for start, stop in sorted(spans):
-        if joined and joined[-1][1] == start:
-            joined[-1] = (joined[-1][0], stop)
-        else:
-            joined.append((start, stop))
-    return joined
-
-
 def _decode_key(stored: str | int | bytes) -> Any:
     return orjson.loads(stored) if isinstance(stored, bytes) else stored
 
@@ -422,12 +411,11 @@ class Journal:
         # their two threads, each with one atomic set operation.
         self._retried: set[Any] = set()
         self._positional = False  # the keys are the input positions: spans, not rows
-        # Finished keys written into the open transaction since the last commit: their
-        # counts, and their codes (to forget from ``_pending`` once committed). Their
-        # spans wait here for the commit: a few per batch, joined then into fewer rows.
+        # Finished keys staged since the last commit: their counts, their codes (to forget
+        # from ``_pending`` once committed) and their positions (spans, at the commit).
         self._staged_counts = dict.fromkeys(_COUNTERS, 0)
         self._staged_codes: list[Any] = []
-        self._staged_spans: list[tuple[int, int]] = []
+        self._staged_positions: list[int] = []
         self._staged_done: list[Any] = []  # key rows not yet in the transaction, up to
         self._staged_rows: list[Any] = []  # _STAGE_ROWS of them
         self._closed = False
@@ -676,7 +664,7 @@ class Journal:
                 plain.append(outcome.key)
             else:
                 others.append(outcome)
-        keys = plain + [outcome.key for outcome in others]
+        keys = plain + [outcome.key for outcome in others] if others else plain
         retried = self._retried
         if self._positional:
             # Positions need no row when done: their spans say it. A retried failure's row
@@ -701,7 +689,8 @@ class Journal:
             positions = [p for p, c in zip(positions, codes, strict=True) if c not in retried]
         if not self._positional:  # keys this run did not admit have no position
             positions = [p for p in positions if p is not None]
-        self._staged_spans += _spans_of(positions)
+        # Made into spans at the commit, once: a batch alone is rarely one run of them.
+        self._staged_positions += positions
         counts = self._staged_counts
         counts["done"] += len(plain)
         for outcome in others:
@@ -716,9 +705,9 @@ class Journal:
         staged_done += done_rows
         staged_rows += rows
         if commit:
-            spans = _joined(self._staged_spans)
+            spans = _spans_of(self._staged_positions)
             self._execute(staged_done, staged_rows, spans, self._meta(position))
-            self._staged_spans, self._staged_done, self._staged_rows = [], [], []
+            self._staged_positions, self._staged_done, self._staged_rows = [], [], []
         elif len(staged_done) + len(staged_rows) >= _STAGE_ROWS:
             # Each SQLite call costs this thread a wait for the GIL: a few big ones.
             db = self._db
@@ -769,7 +758,7 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._staged_counts = dict.fromkeys(_COUNTERS, 0)
-            self._staged_spans, self._staged_done, self._staged_rows = [], [], []
+            self._staged_positions, self._staged_done, self._staged_rows = [], [], []
             if self._dirty and not self._broken:
                 position = self._position
                 stored = None if position is None else orjson.dumps(position).decode()
