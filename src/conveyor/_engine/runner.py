@@ -321,6 +321,11 @@ class Runner:
                     await self._window_open.wait()
             self._tracker.admit(root, keys[i])
             ready.append(Envelope(root, keys[i], value))
+            if len(ready) == BATCH:
+                # Envelopes are made as the first stage takes them, not a whole journal
+                # batch (8,192) at once: fewer objects alive, and the caches keep up.
+                await self._enter(ready, first)
+                ready = []
         await self._enter(ready, first)
 
     async def _enter(self, envelopes: list[Envelope], first: Channel[Any] | None) -> None:
