@@ -315,9 +315,11 @@ def test_retry_failed_with_position_keys(tmp_path: Path) -> None:
         assert list(j.failed_keys()) == [(3, "reset", 3)]
 
 
-def test_admit_and_record_on_two_threads_catch_every_duplicate(tmp_path: Path) -> None:
-    """A run admits on its journal thread while its writer thread records: a repeated key
-    is caught whether its first copy is still in flight or already committed."""
+@pytest.mark.parametrize("ask", ["admit", "admit_now first"])
+def test_admit_and_record_on_two_threads_catch_every_duplicate(tmp_path: Path, ask: str) -> None:
+    """A run admits on its journal thread (or on the loop, when ``admit_now`` can answer)
+    while its writer thread stages and records: a repeated key is caught whether its first
+    copy is still in flight, staged or already committed."""
     keys = []
     for block in range(20):  # each key twice, 150 items apart: in flight or committed
         first = [f"k{block}-{i}" for i in range(150)]
@@ -326,15 +328,24 @@ def test_admit_and_record_on_two_threads_catch_every_duplicate(tmp_path: Path) -
     with journal(tmp_path) as j:
 
         def record_all() -> None:
+            count = 0
             while (batch := admitted.get()) is not None:
-                j.record([KeyOutcome(k, "done") for k in batch], {"bytes": len(batch)})
+                count += 1
+                if count % 3:  # two batches staged, the third commits all three
+                    j.stage([], done=batch)
+                else:
+                    j.record([KeyOutcome(k, "done") for k in batch], {"bytes": count})
+            j.record([], {"bytes": count})
 
         recorder = threading.Thread(target=record_all)
         recorder.start()
         try:
             for start in range(0, len(keys), 100):
                 batch = keys[start : start + 100]
-                admitted.put([k for k, ok in zip(batch, j.admit(batch), strict=True) if ok])
+                answer = j.admit_now(batch) if ask == "admit_now first" else None
+                if answer is None:
+                    answer = j.admit(batch)
+                admitted.put([k for k, ok in zip(batch, answer, strict=True) if ok])
         finally:
             admitted.put(None)
             recorder.join()

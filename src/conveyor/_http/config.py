@@ -89,7 +89,8 @@ class FetchConfig:
         max_retry_after: the longest ``Retry-After`` honoured, in seconds (longer is capped).
         timeout: deadline for one attempt, redirects and body included (seconds or None).
         connect_timeout: deadline to open a connection.
-        read_timeout: the longest silence between two reads of the response.
+        read_timeout: the longest silence from the start of an exchange until its response
+            begins, and between two reads of it (checked a few times per timeout).
         max_redirects: redirects followed before ``too-many-redirects``.
         max_bytes: the largest body, counted on the wire and again after decompression.
         headers: headers sent with every request (a request's own headers win).
