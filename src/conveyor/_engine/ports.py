@@ -3,7 +3,8 @@
 The engine writes outcomes through these two protocols and knows nothing of files:
 ``_io`` implements them (JSON lines, CSV, Parquet, SQLite sinks; the SQLite journal).
 All their methods are called on one writer thread, never on the event loop, in this order
-(except ``admit``, which runs on a thread of its own, alongside the others)::
+(except ``admit``, which runs on a thread of its own, alongside the others, and
+``admit_now``, its I/O-free answer asked on the loop first)::
 
     sink.open(position)              once, first; position is None, or the journal's durable
                                      position on resume: cut the output back to it
