@@ -687,7 +687,7 @@ class Journal:
         # earlier run holds them already) and keys this run did not admit (no position).
         if retried:
             positions = [p for p, c in zip(positions, codes, strict=True) if c not in retried]
-        if not self._positional:  # keys this run did not admit have no position
+        if not self._positional and None in positions:  # keys this run did not admit
             positions = [p for p in positions if p is not None]
         # Made into spans at the commit, once: a batch alone is rarely one run of them.
         self._staged_positions += positions
