@@ -236,7 +236,7 @@ class HttpClient:
                 self._requests += 1
                 # Awaited rather than ``async with``: a body read to its end has given the
                 # connection back already, and leaving the context would only mark the
-                # response closed, through two more frames (~2% of a request's CPU).
+                # response closed, through two more frames (~5% of the client's time).
                 resp = await self._session.request(
                     method, current, headers=headers, data=payload, allow_redirects=False
                 )
