@@ -70,6 +70,29 @@ def run_conveyor(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:
     return result.results
 
 
+def run_conveyor_journal(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:
+    """The conveyor job with a resume journal keyed by URL, as ``conveyor fetch`` runs."""
+    import conveyor as cv
+
+    def title(response: Any) -> bytes:
+        return record(response.url, response.status, response.body)
+
+    with tempfile.TemporaryDirectory(dir=HERE) as folder:  # the real disk, not a tmpfs
+        journal = os.path.join(folder, "run.journal")
+        pipeline = cv.Pipeline(urls, key=_url_key).fetch(concurrency=c, per_host=c)
+        if out is None:
+            result = pipeline.run(journal=journal)
+        else:
+            result = pipeline.map(title, on="inline").run(sink=out.write, journal=journal)
+    if result.failed:
+        raise SystemExit(f"conveyor: {result.failures_by_kind}")
+    return result.results
+
+
+def _url_key(url: str) -> str:
+    return url
+
+
 def run_client(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:
     """conveyor's HttpClient on its own, driven by c workers (no pipeline)."""
     import asyncio
@@ -203,6 +226,7 @@ def run_scrapy(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:
 
 CONTENDERS: dict[str, Callable[[Iterable[str], int, IO[bytes] | None], int]] = {
     "conveyor": run_conveyor,
+    "conveyor-journal": run_conveyor_journal,
     "conveyor-client": run_client,
     "aiohttp": run_aiohttp,
     "httpx": run_httpx,
@@ -211,6 +235,7 @@ CONTENDERS: dict[str, Callable[[Iterable[str], int, IO[bytes] | None], int]] = {
 }
 LABELS = {
     "conveyor": "conveyor Pipeline.fetch",
+    "conveyor-journal": "conveyor Pipeline.fetch, journal keyed by URL",
     "conveyor-client": "conveyor HttpClient (no pipeline)",
     "aiohttp": "aiohttp + gather + semaphore",
     "httpx": "httpx.AsyncClient + gather + semaphore",
@@ -221,6 +246,7 @@ LABELS = {
 
 MODULES = {
     "conveyor": ["conveyor", "conveyor.http", "conveyor._http.client", "uvloop", "orjson"],
+    "conveyor-journal": ["conveyor", "conveyor.http", "conveyor._io", "uvloop", "orjson"],
     "conveyor-client": ["conveyor.http", "conveyor._http.client", "uvloop", "orjson"],
     "aiohttp": ["aiohttp", "uvloop", "orjson"],
     "httpx": ["httpx", "uvloop", "orjson"],
