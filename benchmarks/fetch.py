@@ -54,43 +54,29 @@ def url_source(spec: str) -> Iterable[str]:
 # -- the contenders: each takes (urls, concurrency, out or None) and returns items done ------
 
 
-def run_conveyor(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:
+def run_conveyor(
+    urls: Iterable[str], c: int, out: IO[bytes] | None, *, journal: str | None = None
+) -> int:
     import conveyor as cv
 
     def title(response: Any) -> bytes:  # cheap and plain: inline, right after the fetch
         return record(response.url, response.status, response.body)
 
-    pipeline = cv.Pipeline(urls).fetch(concurrency=c, per_host=c)
+    # With a journal, keyed by URL as ``conveyor fetch`` runs.
+    pipeline = cv.Pipeline(urls, key=str if journal else None).fetch(concurrency=c, per_host=c)
     if out is None:
-        result = pipeline.run()
+        result = pipeline.run(journal=journal)
     else:
-        result = pipeline.map(title, on="inline").run(sink=out.write)
+        result = pipeline.map(title, on="inline").run(sink=out.write, journal=journal)
     if result.failed:
         raise SystemExit(f"conveyor: {result.failures_by_kind}")
     return result.results
 
 
 def run_conveyor_journal(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:
-    """The conveyor job with a resume journal keyed by URL, as ``conveyor fetch`` runs."""
-    import conveyor as cv
-
-    def title(response: Any) -> bytes:
-        return record(response.url, response.status, response.body)
-
+    """The conveyor job with a resume journal keyed by URL."""
     with tempfile.TemporaryDirectory(dir=HERE) as folder:  # the real disk, not a tmpfs
-        journal = os.path.join(folder, "run.journal")
-        pipeline = cv.Pipeline(urls, key=_url_key).fetch(concurrency=c, per_host=c)
-        if out is None:
-            result = pipeline.run(journal=journal)
-        else:
-            result = pipeline.map(title, on="inline").run(sink=out.write, journal=journal)
-    if result.failed:
-        raise SystemExit(f"conveyor: {result.failures_by_kind}")
-    return result.results
-
-
-def _url_key(url: str) -> str:
-    return url
+        return run_conveyor(urls, c, out, journal=os.path.join(folder, "run.journal"))
 
 
 def run_client(urls: Iterable[str], c: int, out: IO[bytes] | None) -> int:

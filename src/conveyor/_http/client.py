@@ -54,7 +54,7 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
 SMALL_BODY = 64 * 1024
 # How a response's body is read (``HttpClient._plan``).
-_SKIP, _WHOLE, _STREAM = range(3)
+_SKIP, _WHOLE, _DECODE, _SAVE = range(4)
 
 
 @dataclass(slots=True)
@@ -316,8 +316,8 @@ class HttpClient:
         return tuple(merged.values())
 
     def _plan(self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool) -> int:
-        """How to read this response's body (``_SKIP``, ``_WHOLE`` or ``_STREAM``), after the
-        host's pacing learns from its status. Not a coroutine: the common answer,
+        """How to read this response's body (``_SKIP``, ``_WHOLE``, ``_DECODE``, ``_SAVE``),
+        after the host's pacing learns from its status. Not a coroutine: the common answer,
         ``_WHOLE``, is read right in ``_attempt``, with no frame of its own."""
         assert self._limits is not None
         cfg = self.config
@@ -341,11 +341,13 @@ class HttpClient:
             )
         encoding = resp.headers.get("Content-Encoding")
         saving = self._save_dir is not None and resp.status < 400 and req.method != "HEAD"
-        if length is not None and not saving and (encoding is None or encoding == "identity"):
+        if saving:
+            return _SAVE
+        if length is not None and (encoding is None or encoding == "identity"):
             # A plain body of announced length, already checked against max_bytes:
             # aiohttp reads exactly that many bytes.
             return _WHOLE
-        return _STREAM
+        return _DECODE
 
     async def _read(self, resp: aiohttp.ClientResponse, req: Request, plan: int) -> _Hop:
         """Read a body that is not ``_WHOLE``: skipped, decoded, or saved to a file."""
@@ -357,11 +359,10 @@ class HttpClient:
             if length is not None and length <= SMALL_BODY:
                 await resp.read()
             return _Hop(resp)
-        encoding = resp.headers.get("Content-Encoding")
-        saving = self._save_dir is not None and resp.status < 400 and req.method != "HEAD"
-        decoder = decoder_for(encoding)
+        decoder = decoder_for(resp.headers.get("Content-Encoding"))
         chunks = resp.content.iter_any()
-        if saving and self._save_dir is not None:
+        if plan == _SAVE:
+            assert self._save_dir is not None
             path = target_path(self._save_dir, URL(req.url))
             raw = await save_body(chunks, decoder, path, max_bytes=cfg.max_bytes, url=req.url)
             self._bytes += raw

@@ -95,9 +95,8 @@ class Deadlines:
         expiry = self._expired.get(token)
         if expiry is None:
             return None
-        cancelling = self._active[token][_CANCELLING]
-        task: asyncio.Task[object] = self._active[token][_TASK]
-        return expiry if task.uncancel() <= cancelling else None
+        exchange = self._active[token]
+        return expiry if exchange[_TASK].uncancel() <= exchange[_CANCELLING] else None
 
     def _run_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweep = None

@@ -31,6 +31,15 @@ def sink_error(action: str, path: str | os.PathLike[str], exc: OSError) -> SinkE
     return error
 
 
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Make a closed file's contents durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a file's creation, rename or removal in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

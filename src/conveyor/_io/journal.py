@@ -36,16 +36,16 @@ import sqlite3
 import tempfile
 from collections import deque
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import orjson
 
 from .._engine.ports import KeyOutcome
 from .._errors import JobMismatchError, JournalError, SinkError, UsageError
-from ._files import describe_oserror
+from ._files import describe_oserror, fsync_file
 
 APPLICATION_ID = 0x436F6E76  # "Conv", in the SQLite header at offset 68
 SCHEMA_VERSION = 3  # PRAGMA user_version, at offset 60
@@ -116,6 +116,17 @@ _FAILED_IN = (
 _STAGE_ROWS = 4096
 
 _RESTART_HINT = "pass restart=True (--restart) to replace it, or choose another journal path"
+
+
+@dataclass(slots=True)
+class _Staged:
+    """Finished keys since the last commit, which commits (or forgets) all of it at once."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
+    codes: list[Any] = field(default_factory=list)  # forgotten from _pending at the commit
+    positions: list[int] = field(default_factory=list)  # made into spans at the commit
+    done: list[Any] = field(default_factory=list)  # key rows not in the transaction yet,
+    rows: list[Any] = field(default_factory=list)  # up to _STAGE_ROWS of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +226,16 @@ def _spans_of(positions: Sequence[int]) -> list[tuple[int, int]]:
     return spans
 
 
+def _stored_position(position: Any) -> str | None:
+    """The sink position as the meta table keeps it: JSON text."""
+    if position is None:
+        return None
+    try:
+        return orjson.dumps(position).decode()
+    except TypeError as exc:
+        raise UsageError(f"sink position {position!r} is not JSON: {exc}") from exc
+
+
 def _decode_key(stored: str | int | bytes) -> Any:
     return orjson.loads(stored) if isinstance(stored, bytes) else stored
 
@@ -264,7 +285,7 @@ def _create(path: Path, canonical: str) -> None:
     """Write a new, empty journal atomically: built aside, then renamed into place.
 
     Not synced yet: nothing in it needs to survive a power loss before the first commit,
-    which syncs it first (``_sync_new_file``), off the run's critical path.
+    which syncs it first (``Journal.record``), off the run's critical path.
     """
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     try:
@@ -305,16 +326,6 @@ def _new_file(canonical: str) -> bytes:
     # 18 and 19) set to 2: what "PRAGMA journal_mode = WAL" writes.
     image[18:20] = b"\x02\x02"
     return bytes(image)
-
-
-def _sync_new_file(path: Path) -> None:
-    """Make a new journal's file survive a power loss. (Its name need not: a journal
-    lost is a job begun again, and SQLite syncs the folder as it makes the log anyway.)"""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mismatch(path: Path, stored: str, canonical: str) -> JobMismatchError:
@@ -411,13 +422,7 @@ class Journal:
         # their two threads, each with one atomic set operation.
         self._retried: set[Any] = set()
         self._positional = False  # the keys are the input positions: spans, not rows
-        # Finished keys staged since the last commit: their counts, their codes (to forget
-        # from ``_pending`` once committed) and their positions (spans, at the commit).
-        self._staged_counts = dict.fromkeys(_COUNTERS, 0)
-        self._staged_codes: list[Any] = []
-        self._staged_positions: list[int] = []
-        self._staged_done: list[Any] = []  # key rows not yet in the transaction, up to
-        self._staged_rows: list[Any] = []  # _STAGE_ROWS of them
+        self._staged = _Staged()  # finished keys since the last commit
         self._closed = False
 
     def _load(self) -> sqlite3.Connection:
@@ -478,7 +483,7 @@ class Journal:
         if not keys:
             return []
         self._check()
-        if type(keys) is range and keys.step == 1 and keys.start == self._next:
+        if self._next_positions(keys):
             return self._admit_positions(keys)
         answer = self._admit_keys(keys, lookup=True)
         assert answer is not None
@@ -491,11 +496,15 @@ class Journal:
         file holds none (a new job, until its first keys are written)."""
         if not keys or self._closed or self._broken:
             return None
-        if type(keys) is range and keys.step == 1 and keys.start == self._next:
+        if self._next_positions(keys):
             return self._admit_positions(keys) if keys.start >= self._spans_end else None
         if self._keys_stored:
             return None
         return self._admit_keys(keys, lookup=False)
+
+    def _next_positions(self, keys: Sequence[Hashable]) -> TypeGuard[range]:
+        """Whether the keys are the input positions that come next (the runner's default)."""
+        return type(keys) is range and keys.step == 1 and keys.start == self._next
 
     def _admit_keys(self, keys: Sequence[Hashable], *, lookup: bool) -> list[bool] | None:
         """Decide for keys given by a key function; without ``lookup``, None when the
@@ -617,13 +626,12 @@ class Journal:
         ``outcomes`` may hold any others, and plain ones too.
         """
         self._check()
-        try:
-            stored = None if position is None else orjson.dumps(position).decode()
-        except TypeError as exc:
-            raise UsageError(f"sink position {position!r} is not JSON: {exc}") from exc
+        stored = _stored_position(position)
         if self._unsynced:  # a commit must not rest on a file that a power loss can undo
             try:
-                _sync_new_file(self.path)
+                # (Its name need not be synced: a journal lost is a job begun again, and
+                # SQLite syncs the folder as it makes the log anyway.)
+                fsync_file(self.path)
             except OSError as exc:
                 self._broken = True
                 raise SinkError(
@@ -638,8 +646,8 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
         self._counts = self._counts_with_staged()
-        self._staged_counts = dict.fromkeys(_COUNTERS, 0)
-        codes, self._staged_codes = self._staged_codes, []
+        codes = self._staged.codes
+        self._staged = _Staged()
         if not self._positional:
             # Forgotten only now that the rows are committed (see admit); in C, not a loop.
             deque(map(self._pending.pop, codes, repeat(None)), maxlen=0)
@@ -689,32 +697,32 @@ class Journal:
             positions = [p for p, c in zip(positions, codes, strict=True) if c not in retried]
         if not self._positional and None in positions:  # keys this run did not admit
             positions = [p for p in positions if p is not None]
+        staged = self._staged
         # Made into spans at the commit, once: a batch alone is rarely one run of them.
-        self._staged_positions += positions
-        counts = self._staged_counts
+        staged.positions += positions
+        counts = staged.counts
         counts["done"] += len(plain)
         for outcome in others:
             counts[outcome.status] += 1
         if retried:  # failures from an earlier run that are now replaced
             counts["failed"] -= sum(code in retried for code in codes)
         if not self._positional or retried:
-            self._staged_codes.extend(codes)
+            staged.codes += codes
         if done_rows or rows:
             self._keys_stored = True  # before the commit: see admit
-        staged_done, staged_rows = self._staged_done, self._staged_rows
-        staged_done += done_rows
-        staged_rows += rows
-        if commit:
-            spans = _spans_of(self._staged_positions)
-            self._execute(staged_done, staged_rows, spans, self._meta(position))
-            self._staged_positions, self._staged_done, self._staged_rows = [], [], []
-        elif len(staged_done) + len(staged_rows) >= _STAGE_ROWS:
+        staged.done += done_rows
+        staged.rows += rows
+        if commit:  # record() resets what is staged once the commit is through
+            self._execute(
+                staged.done, staged.rows, _spans_of(staged.positions), self._meta(position)
+            )
+        elif len(staged.done) + len(staged.rows) >= _STAGE_ROWS:
             # Each SQLite call costs this thread a wait for the GIL: a few big ones.
             db = self._db
             if not db.in_transaction:
                 db.execute("BEGIN")
-            self._execute(staged_done, staged_rows, None, None)
-            self._staged_done, self._staged_rows = [], []
+            self._execute(staged.done, staged.rows, None, None)
+            staged.done, staged.rows = [], []
 
     def _meta(self, position: str | None) -> list[tuple[str, Any]]:
         return [
@@ -724,7 +732,7 @@ class Journal:
         ]
 
     def _counts_with_staged(self) -> dict[str, int]:
-        staged = self._staged_counts
+        staged = self._staged.counts
         return {name: count + staged[name] for name, count in self._counts.items()}
 
     def _execute(
@@ -757,12 +765,9 @@ class Journal:
             # Keys staged after the last commit are not durable: forgotten.
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._staged_counts = dict.fromkeys(_COUNTERS, 0)
-            self._staged_positions, self._staged_done, self._staged_rows = [], [], []
+            self._staged = _Staged()
             if self._dirty and not self._broken:
-                position = self._position
-                stored = None if position is None else orjson.dumps(position).decode()
-                self._execute(None, None, None, self._meta(stored))
+                self._execute(None, None, None, self._meta(_stored_position(self._position)))
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
         finally:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from ..._errors import SinkError, UsageError
 from .._arrow import pyarrow_modules
-from .._files import fsync_dir, sink_error
+from .._files import fsync_dir, fsync_file, sink_error
 from ._base import Failures, FileSink, position_field
 
 _PART = re.compile(r"part-(\d{5,})\.parquet")
@@ -31,14 +31,6 @@ _TEMP_PREFIX = ".part-"
 
 def _part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Parquet(FileSink):
@@ -236,7 +228,7 @@ class Parquet(FileSink):
                     writer.write_table(_conform(pa, table, schema))
         finally:
             source.close()
-        _fsync_file(temp)
+        fsync_file(temp)
         os.replace(temp, final)
         fsync_dir(self.path)
 
@@ -247,7 +239,7 @@ class Parquet(FileSink):
         temp = self._temp(self._parts)
         try:
             writer.close()
-            _fsync_file(temp)
+            fsync_file(temp)
             os.replace(temp, self._final(self._parts))
             fsync_dir(self.path)
         except OSError as exc:
