@@ -15,6 +15,7 @@ import pytest
 from conveyor import JobMismatchError, JournalError, UsageError
 from conveyor._engine.ports import KeyOutcome, Ledger
 from conveyor._io import Journal, open_journal
+from conveyor._io import journal as journal_module
 
 PRINT = {"source": {"path": "urls.txt", "size": 10}, "stages": ["fetch"]}
 
@@ -241,6 +242,60 @@ def test_a_new_journal_ignores_the_log_of_a_deleted_one(tmp_path: Path) -> None:
     with open_journal(path, fingerprint={"job": "new"}) as j:  # not "a different job"
         assert j.sink_position == {"bytes": 3}
         assert j.statistics().done == 3
+
+
+_KILLED_BEFORE_ITS_FIRST_COMMIT = """
+import os, sys
+from conveyor._io import open_journal
+j = open_journal(sys.argv[1], fingerprint={"job": "old"})
+j.admit(range(0, 200))
+j.stage([], done=list(range(100)))
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_journal_killed_before_its_first_commit_holds_no_job_yet(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    subprocess.run([sys.executable, "-c", _KILLED_BEFORE_ITS_FIRST_COMMIT, str(path)], check=False)
+    assert path.exists()
+    # Nothing was committed, so nothing is lost by taking it as new, for any job.
+    with open_journal(path, fingerprint={"job": "new"}) as j:
+        assert j.sink_position is None
+        assert j.statistics().done == 0
+        assert j.admit(range(3)) == [True, True, True]
+        j.record([], {"bytes": 3}, done=[0, 1, 2])
+    with pytest.raises(JobMismatchError):  # from its first commit on, it holds its job
+        open_journal(path, fingerprint={"job": "old"})
+
+
+def test_a_journal_closed_with_no_commit_still_holds_its_job(tmp_path: Path) -> None:
+    journal(tmp_path).close()
+    assert rows(tmp_path, "SELECT value FROM meta WHERE name = 'fingerprint'") != []
+    with pytest.raises(JobMismatchError):
+        open_journal(tmp_path / "run.journal", fingerprint={"job": "other"})
+
+
+def test_the_shipped_empty_journal_is_what_the_schema_makes(tmp_path: Path) -> None:
+    # A new journal is a copy of empty.journal; after a schema change it must be written
+    # anew (see empty_journal()).
+    def describe(image: bytes) -> tuple[object, ...]:
+        file = tmp_path / f"{len(list(tmp_path.iterdir()))}.db"
+        file.write_bytes(image)
+        db = sqlite3.connect(file)
+        try:
+            return (
+                db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall(),
+                db.execute("SELECT name, value FROM meta ORDER BY name").fetchall(),
+                db.execute("PRAGMA application_id").fetchall(),
+                db.execute("PRAGMA user_version").fetchall(),
+                db.execute("PRAGMA journal_mode").fetchall(),
+            )
+        finally:
+            db.close()
+
+    assert describe(journal_module._EMPTY_JOURNAL.read_bytes()) == describe(
+        journal_module.empty_journal()
+    )
 
 
 def test_a_folder_is_not_a_journal(tmp_path: Path) -> None:
