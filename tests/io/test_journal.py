@@ -275,6 +275,19 @@ def test_a_journal_closed_with_no_commit_still_holds_its_job(tmp_path: Path) -> 
         open_journal(tmp_path / "run.journal", fingerprint={"job": "other"})
 
 
+def test_prepare_opens_a_new_journal_for_writing_and_writes_nothing(tmp_path: Path) -> None:
+    with journal(tmp_path) as j:
+        j.prepare()  # what the writer's thread does while a run begins
+        log = tmp_path / "run.journal-wal"
+        assert log.exists()  # the connection that writes is open
+        assert log.stat().st_size == 0
+        assert j.admit(["a", "b"]) == [True, True]
+        j.record([], {"bytes": 2}, done=["a", "b"])
+    with journal(tmp_path) as j:
+        assert j.sink_position == {"bytes": 2}
+        assert j.admit(["a", "b", "c"]) == [False, False, True]
+
+
 def test_the_shipped_empty_journal_is_what_the_schema_makes(tmp_path: Path) -> None:
     # A new journal is a copy of empty.journal; after a schema change it must be written
     # anew (see empty_journal()).

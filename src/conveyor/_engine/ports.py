@@ -73,6 +73,11 @@ class Ledger(Protocol):
         """For each key: True to process it; False when already done or a duplicate."""
         ...
 
+    def prepare(self) -> None:
+        """Get ready to write (open files, sync a new one), on the writer's thread, while
+        the run begins: called once, after opening, before any ``stage`` or ``record``."""
+        ...
+
     def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
         """Store finished keys for the next ``record`` to commit; a crash before it loses
         them, as if they had never finished."""

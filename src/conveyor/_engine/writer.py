@@ -81,6 +81,11 @@ class Writer:
 
     async def open(self) -> None:
         await self._call(self._open)
+        if self._ledger is not None:
+            # The journal gets ready on the thread while the run begins; the first batch
+            # waits for that there, as behind any batch in flight.
+            loop = asyncio.get_running_loop()
+            self._in_flight = in_thread(loop.run_in_executor(self._thread, self._prepare))
 
     def _open(self) -> None:
         # On the writer thread: SQLite connections belong to the thread that opened them.
@@ -185,6 +190,14 @@ class Writer:
         finally:
             if batch.done():
                 self._in_flight = None
+
+    def _prepare(self) -> None:
+        assert self._ledger is not None
+        try:
+            self._ledger.prepare()
+        except BaseException:
+            self._broken = True  # write and record nothing: the journal is not ready
+            raise
 
     def _write(
         self,

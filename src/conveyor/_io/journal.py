@@ -552,14 +552,14 @@ class Journal:
         """Decide for keys given by a key function; without ``lookup``, None when the
         file may hold some of them (then nothing has changed here)."""
         encoded, travelling = _encode_keys(keys)
-        start = self._next
-        answer = [True] * len(encoded)
+        start, count = self._next, len(encoded)
+        answer = [True] * count
         duplicates = 0
         pending = self._pending
-        first = dict(zip(encoded, range(len(encoded)), strict=True))
-        if len(first) < len(encoded) or not pending.keys().isdisjoint(first):
-            # A key twice in this batch, or one still in flight: decide key by key. (The
-            # common case above runs in C.)
+        first: dict[Any, int] | None = None  # where each key is first in the batch
+        if not pending.keys().isdisjoint(encoded) or len(set(encoded)) < count:
+            # A key still in flight, or twice in this batch: decide key by key. (The
+            # common case, checked above, runs in C.)
             first = {}
             for i, code in enumerate(encoded):
                 if code in first or code in pending:
@@ -568,32 +568,40 @@ class Journal:
                 else:
                     first[code] = i
         if lookup:
-            self._admit_known(travelling, first, answer, start)
+            first = self._admit_known(travelling, encoded, first, answer, start)
         elif self._keys_stored:
             # Set on the writer's thread since the check above, before a commit: a key
             # not found in ``pending`` may have left it for the file.
             return None
-        self._next = start + len(encoded)
+        self._next = start + count
         self._dirty = True
         self._duplicates += duplicates
         # Order matters for duplicates seen on this thread while record() runs on another:
         # a key enters ``pending`` before it can finish and leaves only after its row is
         # committed, so a later copy always finds it in one place or the other.
-        if all(answer):
-            pending.update(zip(encoded, range(start, start + len(encoded)), strict=True))
+        if first is None:  # every key new to this run: all admitted
+            pending.update(zip(encoded, range(start, start + count), strict=True))
         else:
             pending.update((code, start + i) for code, i in first.items() if answer[i])
         return answer
 
     def _admit_known(
-        self, travelling: list[Any], first: dict[Any, int], answer: list[bool], start: int
-    ) -> None:
-        """Decide for the keys the file already holds, with one indexed lookup."""
+        self,
+        travelling: list[Any],
+        encoded: list[Any],
+        first: dict[Any, int] | None,
+        answer: list[bool],
+        start: int,
+    ) -> dict[Any, int] | None:
+        """Decide for the keys the file already holds, with one indexed lookup; returns
+        ``first``, made when it was None and the file holds some of the keys."""
         if not self._keys_stored:
-            return
+            return first
         found = self._read(_LOOKUP, orjson.dumps(travelling))
         if not found:
-            return
+            return first
+        if first is None:  # the keys are all different
+            first = dict(zip(encoded, range(len(encoded)), strict=True))
         finished = self._finished_in(start, start + len(answer))
         for stored, state in found:
             code = stored["b"].encode() if type(stored) is dict else stored
@@ -606,6 +614,7 @@ class Journal:
             elif state == FAILED and self.retry_failed:
                 answer[i] = True
                 self._retried.add(code)
+        return first
 
     def _admit_positions(self, positions: range) -> list[bool]:
         """Keys that are the input positions themselves (the runner's default) cannot
@@ -645,6 +654,34 @@ class Journal:
             self._broken = True  # the writer's connection is another thread's to roll back
             raise self._error(exc) from exc
 
+    def prepare(self) -> None:
+        """Sync a journal just made and open the connection that writes, before the run's
+        first commit needs them: the run goes on meanwhile, so these calls (each a wait
+        for the GIL on a busy run) are not in the way of that commit."""
+        self._check()
+        self._sync_new_file()
+        try:
+            # Reads the schema and compiles the record statement (kept in the connection's
+            # cache): with no rows in its arguments, it writes nothing.
+            self._writer().execute(_RECORD, (None, None, None, None))
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def _sync_new_file(self) -> None:
+        """A commit must not rest on a file that a power loss can undo."""
+        if not self._unsynced:
+            return
+        try:
+            # (Its name need not be synced: a journal lost is a job begun again, and
+            # SQLite syncs the folder as it makes the log anyway.)
+            fsync_file(self.path)
+        except OSError as exc:
+            self._broken = True
+            raise SinkError(
+                f"cannot write journal {self.path}: {describe_oserror(exc)}; run again to resume"
+            ) from exc
+        self._unsynced = False
+
     def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
         """Write finished keys into the open transaction, for the next ``record`` to commit
         with the sink position that makes their results durable.
@@ -669,18 +706,7 @@ class Journal:
         """
         self._check()
         stored = _stored_position(position)
-        if self._unsynced:  # a commit must not rest on a file that a power loss can undo
-            try:
-                # (Its name need not be synced: a journal lost is a job begun again, and
-                # SQLite syncs the folder as it makes the log anyway.)
-                fsync_file(self.path)
-            except OSError as exc:
-                self._broken = True
-                raise SinkError(
-                    f"cannot write journal {self.path}: {describe_oserror(exc)}; run again "
-                    "to resume"
-                ) from exc
-            self._unsynced = False
+        self._sync_new_file()
         try:
             self._stage(outcomes, done, commit=True, position=stored)
             db = self._writer()
