@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import JobMismatchError, JournalError, UsageError
+from conveyor import JobMismatchError, JournalError, SinkError, UsageError
 from conveyor._engine.ports import KeyOutcome, Ledger
 from conveyor._io import Journal, open_journal
 from conveyor._io import journal as journal_module
@@ -248,6 +248,7 @@ _KILLED_BEFORE_ITS_FIRST_COMMIT = """
 import os, sys
 from conveyor._io import open_journal
 j = open_journal(sys.argv[1], fingerprint={"job": "old"})
+j.prepare()  # as a run does: the file is made
 j.admit(range(0, 200))
 j.stage([], done=list(range(100)))
 os.kill(os.getpid(), 9)
@@ -309,6 +310,11 @@ def test_the_shipped_empty_journal_is_what_the_schema_makes(tmp_path: Path) -> N
     assert describe(journal_module._EMPTY_JOURNAL.read_bytes()) == describe(
         journal_module.empty_journal()
     )
+
+
+def test_a_journal_in_a_missing_folder_is_refused_at_once(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match=r"folder .* does not exist"):
+        open_journal(tmp_path / "nowhere" / "run.journal", fingerprint=PRINT)
 
 
 def test_a_folder_is_not_a_journal(tmp_path: Path) -> None:

@@ -302,11 +302,7 @@ def _remove(path: Path) -> None:
 
 def _create(path: Path) -> None:
     """Write a new, empty journal atomically: a copy of ``empty.journal``, renamed into
-    place. Its job's fingerprint is stored with its first commit.
-
-    Not synced yet: nothing in it needs to survive a power loss before the first commit,
-    which syncs it first (``Journal.record``), off the run's critical path.
-    """
+    place. Its job's fingerprint is stored with its first commit."""
     image = _EMPTY_JOURNAL.read_bytes()
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     try:
@@ -402,8 +398,12 @@ def open_journal(
         header = _read_header(target) if exists else b""
         if header:
             _check_header(target, header)
-        else:  # missing, or an empty file: nothing to lose
-            _create(target)
+        elif not target.parent.is_dir():
+            raise SinkError(
+                f"cannot create journal {target}: folder {target.parent} does not exist; "
+                "create it, or choose another journal path"
+            )
+        # Else missing, or an empty file (nothing to lose): made when first written to.
     except OSError as exc:
         raise SinkError(f"cannot create journal {target}: {describe_oserror(exc)}") from exc
     return Journal(target, canonical, retry_failed=retry_failed, created=not header)
@@ -426,7 +426,7 @@ class Journal:
         self._broken = False
         self._reader: sqlite3.Connection | None = None  # admit's own, opened on its thread
         self._reader_uri = f"{path.absolute().as_uri()}?mode=ro"
-        self._unsynced = created  # made by open_journal, and synced at the first commit
+        self._new = created  # the file is still to be made, by the writer (see prepare)
         self._position: Any = None
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._last_duplicates = 0
@@ -495,10 +495,24 @@ class Journal:
         return db
 
     def _writer(self) -> sqlite3.Connection:
-        """The connection that writes (opened on first use for a journal just made)."""
+        """The connection that writes (for a new journal, made with its file on first use)."""
         if self._db is None:
+            if self._new:
+                self._make_file()
             self._db = self._connect()
         return self._db
+
+    def _make_file(self) -> None:
+        try:
+            _create(self.path)
+            # A commit must not rest on a file that a power loss can undo. (Its name need
+            # not be synced: a journal lost is a job begun again, and SQLite syncs the
+            # folder as it makes the log anyway.)
+            fsync_file(self.path)
+        except OSError as exc:
+            self._broken = True
+            raise SinkError(f"cannot create journal {self.path}: {describe_oserror(exc)}") from exc
+        self._new = False
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -595,7 +609,7 @@ class Journal:
     ) -> dict[Any, int] | None:
         """Decide for the keys the file already holds, with one indexed lookup; returns
         ``first``, made when it was None and the file holds some of the keys."""
-        if not self._keys_stored:
+        if not self._keys_stored or self._new:  # no key committed to the file yet
             return first
         found = self._read(_LOOKUP, orjson.dumps(travelling))
         if not found:
@@ -655,32 +669,16 @@ class Journal:
             raise self._error(exc) from exc
 
     def prepare(self) -> None:
-        """Sync a journal just made and open the connection that writes, before the run's
+        """Make a new journal's file and open the connection that writes, before the run's
         first commit needs them: the run goes on meanwhile, so these calls (each a wait
         for the GIL on a busy run) are not in the way of that commit."""
         self._check()
-        self._sync_new_file()
         try:
             # Reads the schema and compiles the record statement (kept in the connection's
             # cache): with no rows in its arguments, it writes nothing.
             self._writer().execute(_RECORD, (None, None, None, None))
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
-
-    def _sync_new_file(self) -> None:
-        """A commit must not rest on a file that a power loss can undo."""
-        if not self._unsynced:
-            return
-        try:
-            # (Its name need not be synced: a journal lost is a job begun again, and
-            # SQLite syncs the folder as it makes the log anyway.)
-            fsync_file(self.path)
-        except OSError as exc:
-            self._broken = True
-            raise SinkError(
-                f"cannot write journal {self.path}: {describe_oserror(exc)}; run again to resume"
-            ) from exc
-        self._unsynced = False
 
     def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
         """Write finished keys into the open transaction, for the next ``record`` to commit
@@ -706,7 +704,6 @@ class Journal:
         """
         self._check()
         stored = _stored_position(position)
-        self._sync_new_file()
         try:
             self._stage(outcomes, done, commit=True, position=stored)
             db = self._writer()
