@@ -41,7 +41,15 @@ def thread_rounds_while_loop_is_busy(yielding: bool) -> int:
 
 
 def test_a_thread_gets_the_gil_while_the_loop_is_busy() -> None:
-    starved = thread_rounds_while_loop_is_busy(yielding=False)
-    served = thread_rounds_while_loop_is_busy(yielding=True)
-    # Without the yield a waiting thread gets the GIL only every few hundred ms.
-    assert served > 5 * max(starved, 1), (starved, served)
+    # Without the yield a waiting thread gets the GIL only every few hundred ms. (Typical:
+    # 1 round against 65.) Another process taking the other core can blur one attempt, so
+    # the test allows three.
+    attempts = []
+    for _ in range(3):
+        starved = thread_rounds_while_loop_is_busy(yielding=False)
+        served = thread_rounds_while_loop_is_busy(yielding=True)
+        attempts.append((starved, served))
+        if served > 5 * max(starved, 1):
+            break
+    else:
+        raise AssertionError(f"(starved, served) rounds in each attempt: {attempts}")
