@@ -313,7 +313,7 @@ def test_the_shipped_empty_journal_is_what_the_schema_makes(tmp_path: Path) -> N
 
 
 def test_a_journal_in_a_missing_folder_is_refused_at_once(tmp_path: Path) -> None:
-    with pytest.raises(SinkError, match=r"folder .* does not exist"):
+    with pytest.raises(SinkError, match=r"^cannot create journal [^:]*: folder .* does not exist"):
         open_journal(tmp_path / "nowhere" / "run.journal", fingerprint=PRINT)
 
 

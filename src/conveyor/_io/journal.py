@@ -404,6 +404,8 @@ def open_journal(
                 "create it, or choose another journal path"
             )
         # Else missing, or an empty file (nothing to lose): made when first written to.
+    except SinkError:
+        raise
     except OSError as exc:
         raise SinkError(f"cannot create journal {target}: {describe_oserror(exc)}") from exc
     return Journal(target, canonical, retry_failed=retry_failed, created=not header)
