@@ -25,7 +25,8 @@ before ``COMMIT`` returns, so it survives the process being killed (SIGKILL, OOM
 an OS crash or power loss can lose the last commits, and that only moves the journal
 *back* to an earlier position, which is safe: the sink is fsynced before each ``record``,
 so the output is never behind the journal, and a resume cuts it back to the journal.
-A new journal is written whole, unsynced, and synced before its first commit.
+A new journal is a copy of ``empty.journal``, made and synced by the writer's thread as the
+run begins (``prepare``), before its first commit.
 """
 
 from __future__ import annotations
@@ -437,14 +438,10 @@ class Journal:
         # any key row is written, and a key leaves ``_pending`` only after its row is
         # committed, so admit, checking ``_pending`` first, never misses one.
         self._keys_stored = False
-        self._fingerprint_stored = True  # else stored with the next meta rows
-        # A journal just made holds what the defaults above say: nothing to read, and its
-        # connection is opened when first written to, mid-run, not before the run starts.
-        self._db: sqlite3.Connection | None = None
-        if created:
-            self._fingerprint_stored = False
-        else:
-            self._db = self._load()
+        self._fingerprint_stored = not created  # else stored with the next meta rows
+        # A new journal holds what the defaults above say: nothing to read. Its file and
+        # the connection that writes are made on the writer's thread (see prepare).
+        self._db: sqlite3.Connection | None = None if created else self._load()
         self._duplicates = 0
         self._next = 0  # the input position of the next key admitted
         self._dirty = False  # admitted since the last commit: the counters changed
