@@ -20,8 +20,9 @@ transaction, so a commit only has the last batch's keys left to store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -193,11 +194,8 @@ class Writer:
 
     def _prepare(self) -> None:
         assert self._ledger is not None
-        try:
+        with self._breaking_on_error():  # not ready: write and record nothing
             self._ledger.prepare()
-        except BaseException:
-            self._broken = True  # write and record nothing: the journal is not ready
-            raise
 
     def _write(
         self,
@@ -209,7 +207,9 @@ class Writer:
         if self._broken:
             return
         sink, ledger = self._sink, self._ledger
-        try:
+        # The output may end in a partial write: commit nothing after it. The journal
+        # still points at the last good position, so a resume cuts it off.
+        with self._breaking_on_error():
             position = None
             if sink is not None:
                 if results:
@@ -226,14 +226,18 @@ class Writer:
                     ledger.record(others, position, done)
                 elif done or others:
                     ledger.stage(others, done)
+        self.commits += 1
+
+    @contextlib.contextmanager
+    def _breaking_on_error(self) -> Iterator[None]:
+        """On the thread: after an error, write and record nothing more."""
+        try:
+            yield
         except BaseException as exc:
-            # The output may now end in a partial write: commit nothing after it. The
-            # journal still points at the last good position, so a resume cuts it off.
             self._broken = True
             if isinstance(exc, OSError) and not isinstance(exc, SinkError):
                 raise SinkError(f"cannot write the output: {exc.strerror or exc}") from exc
             raise
-        self.commits += 1
 
     async def finish(self) -> None:
         """Write what is left, flush, and close the sink and the journal (also after errors)."""

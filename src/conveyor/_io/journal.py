@@ -429,7 +429,6 @@ class Journal:
         self._broken = False
         self._reader: sqlite3.Connection | None = None  # admit's own, opened on its thread
         self._reader_uri = f"{path.absolute().as_uri()}?mode=ro"
-        self._new = created  # the file is still to be made, by the writer (see prepare)
         self._position: Any = None
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._last_duplicates = 0
@@ -494,10 +493,10 @@ class Journal:
         return db
 
     def _writer(self) -> sqlite3.Connection:
-        """The connection that writes (for a new journal, made with its file on first use)."""
+        """The connection that writes. A loaded journal has it from the start; a new one
+        makes its file and opens it on first use (see prepare)."""
         if self._db is None:
-            if self._new:
-                self._make_file()
+            self._make_file()
             self._db = self._connect()
         return self._db
 
@@ -511,7 +510,6 @@ class Journal:
         except OSError as exc:
             self._broken = True
             raise SinkError(f"cannot create journal {self.path}: {describe_oserror(exc)}") from exc
-        self._new = False
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -608,7 +606,7 @@ class Journal:
     ) -> dict[Any, int] | None:
         """Decide for the keys the file already holds, with one indexed lookup; returns
         ``first``, made when it was None and the file holds some of the keys."""
-        if not self._keys_stored or self._new:  # no key committed to the file yet
+        if not self._keys_stored or self._db is None:  # no key committed to a file yet
             return first
         found = self._read(_LOOKUP, orjson.dumps(travelling))
         if not found:
