@@ -79,13 +79,23 @@ class WorkerCrashed(ItemError):
 
 
 class FetchError(ItemError):
-    """An HTTP fetch failed. Subclasses name the kind."""
+    """An HTTP fetch failed. Subclasses name the kind.
+
+    Attributes:
+        url: the URL asked for, when known.
+        attempts: how many tries the HTTP client ran before giving up (retries
+            included); ``None`` for an error raised outside the client, and then a
+            stage's ``Failure.attempts`` counts the stage's own tries instead.
+    """
 
     kind: ClassVar[str] = "fetch"
 
-    def __init__(self, message: str, *, url: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, url: str | None = None, attempts: int | None = None
+    ) -> None:
         super().__init__(message)
         self.url = url
+        self.attempts = attempts
 
 
 class BadURL(FetchError):

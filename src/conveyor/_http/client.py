@@ -192,7 +192,7 @@ class HttpClient:
                 )
         except FetchError as exc:
             self._failures += 1
-            exc.attempts = attempt  # type: ignore[attr-defined]
+            exc.attempts = attempt
             raise
 
     def _retry_this(self, req: Request, status: int, attempt: int) -> bool:
