@@ -9,6 +9,7 @@ from rich.console import Console
 
 from .._errors import ConveyorError, JobMismatchError, JournalError, RunInterrupted, SinkError
 from .._observe import Progress, RunReport
+from .._observe.summary import summary_console
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .job import FetchJob, output_sink, run_job
 
@@ -25,7 +26,7 @@ def run_with_display(
 ) -> int:
     """Run ``job``; return the process exit code (0 done, 2 usage error, 130 interrupted)."""
     # With -o - the records own stdout; everything for people goes to stderr.
-    console = Console(stderr=job.output == "-")
+    console = summary_console(stderr=job.output == "-")  # not cut at 80 columns in a log
     progress_console = Console(stderr=True)
     run_report = RunReport()
 

@@ -2,6 +2,8 @@
 
 One small table per topic, grouped, rather than one wide table: each stays readable in an
 80-column terminal, and topics with nothing to say (no failures, no HTTP) are left out.
+Without a terminal (a log file, CI, ``| tee``) no width limits them: print them on a
+``summary_console``, and every table takes the width its cells need, nothing cut.
 """
 
 from __future__ import annotations
@@ -9,11 +11,28 @@ from __future__ import annotations
 from collections import Counter
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from .._engine.stats import RunResult
 from .series import ReportData
+
+# The width of a summary console without a terminal: more than any summary line needs, so
+# tables (which take only the width their cells need) are never cut at 80 columns as rich
+# does by default when it cannot ask a terminal.
+UNLIMITED_WIDTH = 1_000
+
+
+def summary_console(*, stderr: bool = False) -> Console:
+    """A console for the summary and the closing lines: on stdout, or stderr if ``stderr``.
+
+    On a terminal it has the terminal's width, and tables fit it; without one (a log file,
+    CI, a pipe) it has no practical limit, so whole numbers and headers are printed.
+    """
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console.width = UNLIMITED_WIDTH
+    return console
 
 
 def _ms(seconds: float | None) -> str:
