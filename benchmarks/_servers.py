@@ -57,9 +57,42 @@ http {{
         root {root}/www;
         default_type text/html;
         location / {{ try_files /page.html =404; }}
+        location ~ ^/site/\d*?(\d\d)$ {{ try_files /site/p$1.html =404; }}
     }}
 }}
 """
+
+
+def site_pages(count: int = 100) -> list[bytes]:
+    """``count`` HTML pages of 5-20 KB, as a real site has: a title, a description, a
+    navigation of links, paragraphs with links in them. Served at ``/site/N`` (N mod 100)."""
+    import random
+
+    rng = random.Random(7)
+    words = ("conveyor fetch page index data queue loop thread process journal sink host "
+             "rate limit retry timeout record title link report summary event").split()  # fmt: skip
+    pages = []
+    for number in range(count):
+        size = rng.randint(5_000, 20_000)
+        head = (
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>Page {number}: {' '.join(rng.choices(words, k=5))}</title>"
+            f"<meta name='description' content='{' '.join(rng.choices(words, k=12))}'>"
+            "<link rel='stylesheet' href='/style.css'></head><body><nav>"
+            + "".join(f"<a href='/site/{rng.randrange(10**6)}'>{w}</a> " for w in words[:12])
+            + "</nav><main>"
+        )
+        parts = [head]
+        length = len(head)
+        while length < size:
+            text = " ".join(rng.choices(words, k=rng.randint(20, 60)))
+            link = f"<a href='/site/{rng.randrange(10**6)}'>{rng.choice(words)}</a>"
+            part = f"<p>{text} {link} {' '.join(rng.choices(words, k=10))}.</p>\n"
+            parts.append(part)
+            length += len(part)
+        parts.append("</main><footer>&copy; conveyor</footer></body></html>\n")
+        pages.append("".join(parts).encode())
+    return pages
 
 
 def free_port() -> int:
@@ -88,6 +121,11 @@ def nginx(workers: int = 1) -> Iterator[str]:
     root.chmod(0o755)  # nginx workers may run as another user when started as root
     (root / "www").mkdir()
     (root / "www" / "page.html").write_bytes(PAGE)
+    site = root / "www" / "site"
+    site.mkdir()
+    for number, page in enumerate(site_pages()):
+        (site / f"p{number:02d}.html").write_bytes(page)
+    site.chmod(0o755)
     (root / "www").chmod(0o755)
     port = free_port()
     user = "user root;" if os.geteuid() == 0 else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,11 +31,11 @@ def run_with_display(
     progress_console = Console(stderr=True)
     run_report = RunReport()
 
-    def tally(record: dict[str, Any]) -> None:
-        run_report.add_record(
-            status=record.get("status"), host=_host(record.get("url")),
-            error_kind=record.get("error_kind"),
-        )  # fmt: skip
+    def tally(rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            run_report.add_record(
+                status=row["status"], host=_host(row["url"]), error_kind=row["error_kind"]
+            )
 
     sink = output_sink(job.output, tally)
     interrupted = False

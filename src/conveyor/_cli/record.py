@@ -1,0 +1,67 @@
+"""The one row ``conveyor fetch`` writes per URL, from a response or from a failure.
+
+Every row has the fields of ``FIELDS``, in that order (CSV and Parquet columns follow it),
+then whatever the user's ``--process`` stage added. A response's row is built once, right
+after its fetch, by ``response_row``; a failure's by ``failure_row``. Nothing else shapes
+a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .._engine.outcomes import Failure
+from ..http import Response
+from .extract import summarize_html
+
+FIELDS = ("url", "final_url", "status", "content_type", "bytes", "elapsed_ms", "title",
+          "description", "links", "sha256", "attempts", "error_kind", "error")  # fmt: skip
+
+
+def response_row(response: Response) -> dict[str, Any]:
+    """The row for a fetched page (any status): what the response says, what its HTML says
+    (title, description, links) and the body's sha256."""
+    body = response.content()  # read back from the file with --save-bodies
+    content_type = response.content_type
+    title = description = None
+    links = 0
+    if body and "html" in content_type:
+        title, description, links = summarize_html(body, response.headers.get("Content-Type"))
+    row = {
+        "url": response.url,
+        "final_url": response.final_url,
+        "status": response.status,
+        "content_type": content_type,
+        "bytes": len(body) if response.path is None else response.raw_bytes,
+        "elapsed_ms": round(response.elapsed * 1000, 3),
+        "title": title,
+        "description": description,
+        "links": links,
+        "sha256": hashlib.sha256(body).hexdigest() if body else None,
+        "attempts": response.attempts,
+        "error_kind": None,
+        "error": None,
+    }
+    if response.path is not None:
+        row["path"] = str(response.path)
+    return row
+
+
+def response_row_with_body(response: Response) -> dict[str, Any]:
+    """``response_row`` plus the body under ``"body"``, for the user's ``--process`` stage
+    (which takes it out again before the row is written)."""
+    row = response_row(response)
+    row["body"] = response.content()
+    return row
+
+
+def failure_row(failure: Failure) -> dict[str, Any]:
+    """The row for a URL that ended with no response (or whose later stage failed)."""
+    row: dict[str, Any] = dict.fromkeys(FIELDS)
+    row["url"] = str(failure.key)
+    row["attempts"] = failure.attempts
+    row["error_kind"] = failure.kind
+    is_fetch = failure.stage == "fetch"
+    row["error"] = failure.message if is_fetch else f"{failure.stage}: {failure.message}"
+    return row
