@@ -7,7 +7,7 @@ One client (one connection pool) is opened per run and closed when the run ends.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,11 +18,11 @@ async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by t
     raise RuntimeError("the fetch stage runs only inside a run")
 
 
-def fetch_stage(options: dict[str, Any]) -> StageSpec:
+def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec:
+    """The fetch stage, its client built from ``FetchConfig`` options (a dict of them)."""
     from .._http.client import HttpClient
     from .._http.config import FetchConfig
 
-    name = options.pop("name", None) or "fetch"
     config = FetchConfig.coerce(None, options)  # a misspelt option gets a 'did you mean'
 
     @asynccontextmanager
@@ -35,6 +35,6 @@ def fetch_stage(options: dict[str, Any]) -> StageSpec:
         _fetch,
         on="loop",
         concurrency=config.concurrency,
-        name=name,
+        name=name or "fetch",
         factory=client_for_run,
     )

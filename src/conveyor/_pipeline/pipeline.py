@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 from .._engine.events import ObserverLike
 from .._engine.retry import Retry
@@ -21,6 +22,9 @@ from .._errors import RunInterrupted, UsageError
 from .iteration import iterate_async, iterate_sync
 from .output import Output, prepare_output
 from .portal import Interrupts, run_blocking
+
+# Where a stage's function runs (``auto``: async on the loop, plain on threads).
+On = Literal["auto", "loop", "threads", "processes", "inline"]
 
 
 class Pipeline:
@@ -78,7 +82,7 @@ class Pipeline:
         self,
         fn: Callable[[Any], Any],
         *,
-        on: str = "auto",
+        on: On = "auto",
         workers: int | None = None,
         concurrency: int | None = None,
         rate: float | str | None = None,
@@ -124,7 +128,7 @@ class Pipeline:
         self,
         fn: Callable[[Any], Any],
         *,
-        on: str = "auto",
+        on: On = "auto",
         workers: int | None = None,
         concurrency: int | None = None,
         name: str | None = None,
@@ -150,7 +154,7 @@ class Pipeline:
         self,
         fn: Callable[[Any], Any],
         *,
-        on: str = "auto",
+        on: On = "auto",
         workers: int | None = None,
         concurrency: int | None = None,
         name: str | None = None,
@@ -196,11 +200,73 @@ class Pipeline:
         """
         return self._then(make_batch(size, timeout, name))
 
-    def fetch(self, **options: Any) -> Pipeline:
-        """Fetch each URL or ``Request`` over HTTP; see ``conveyor.http.FetchConfig``."""
+    def fetch(
+        self,
+        *,
+        concurrency: int = 100,
+        per_host: int = 8,
+        rate: float | str | None = None,
+        host_rate: float | str | None = None,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        jitter: float = 0.5,
+        retry_statuses: Iterable[int] = frozenset({429, 500, 502, 503, 504}),
+        retry_kinds: Iterable[str] = frozenset({"connect", "reset", "timeout"}),
+        max_retry_after: float = 60.0,
+        timeout: float | None = 30.0,
+        connect_timeout: float | None = 10.0,
+        read_timeout: float | None = 20.0,
+        max_redirects: int = 10,
+        max_bytes: int = 50 * 1024 * 1024,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = (),
+        user_agent: str | None = None,
+        cookies: bool = False,
+        verify_tls: bool = True,
+        trust_env: bool = False,
+        block_private: bool = False,
+        allow_networks: Iterable[str] = (),
+        save_to: str | Path | None = None,
+        name: str = "fetch",
+    ) -> Pipeline:
+        """Fetch each URL or ``Request`` over HTTP, giving a ``conveyor.http.Response``.
+
+        One client (one connection pool) is opened per run; it applies every limit and
+        retry itself. The options are those of ``conveyor.http.FetchConfig``, with the same
+        defaults, checked when the pipeline is built; docs/http.md says more of each.
+
+        Args:
+            concurrency: requests in flight in all.
+            per_host: requests in flight per host (``host:port``).
+            rate: requests per second in all: a number, ``"20/s"``, ``"600/min"``.
+            host_rate: requests per second per host, same forms; a 429 halves it.
+            retries: retries after the first attempt, with exponential backoff.
+            backoff: seconds before the first retry, doubled after each.
+            max_backoff: the longest backoff wait, in seconds.
+            jitter: the random share (0 to 1) added to or taken from each wait.
+            retry_statuses: statuses retried; after the last retry the response is returned.
+            retry_kinds: failure kinds retried (of connect, reset, timeout, dns, tls).
+            max_retry_after: the longest ``Retry-After`` honoured, in seconds.
+            timeout: seconds for one attempt, body included (None: no limit).
+            connect_timeout: seconds to open a connection.
+            read_timeout: the longest silence, in seconds, before or within a response.
+            max_redirects: redirects followed before ``too-many-redirects``.
+            max_bytes: the largest body, on the wire and decompressed.
+            headers: headers sent with every request (a ``Request``'s own win).
+            user_agent: the ``User-Agent``; default ``conveyor/<version>``.
+            cookies: keep a cookie jar for the run.
+            verify_tls: check TLS certificates.
+            trust_env: take proxies and ``.netrc`` from the environment.
+            block_private: refuse non-global addresses after DNS, on every hop.
+            allow_networks: networks exempt from ``block_private``, e.g. ``"10.1.0.0/16"``.
+            save_to: a directory: bodies are streamed to files there instead of memory.
+            name: the stage's name in statistics and failures.
+        """
+        # Every parameter but self and name is a FetchConfig field (a test keeps them equal).
+        options = {k: v for k, v in locals().items() if k not in ("self", "name")}
         from .fetch import fetch_stage
 
-        return self._then(fetch_stage(options))
+        return self._then(fetch_stage(options, name=name))
 
     # -- running --------------------------------------------------------------------------
 
