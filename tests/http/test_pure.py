@@ -86,11 +86,12 @@ def test_retry_after_both_forms() -> None:
     assert parse_retry_after(None, now=now) is None
 
 
-def test_retry_after_is_capped_and_wins_over_backoff() -> None:
+def test_retry_after_is_capped_and_never_cut_short_by_backoff() -> None:
     config = FetchConfig(max_retry_after=5, backoff=1, jitter=0)
     assert retry_delay(config, 1, 3600.0) == 5
     assert retry_delay(config, 1, 2.0) == 2.0
     assert retry_delay(config, 3, None) == 4.0
+    assert retry_delay(config, 3, 2.0) == 4.0  # the longer of the two
 
 
 @given(st.integers(1, 30), st.floats(0, 1))

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from .._engine.retry import wait_before_retry
 from .._errors import (
     Blocked,
     FetchError,
@@ -324,7 +325,13 @@ class HttpClient:
         if resp.status == 429:
             # Slow the host down for every request, not only this one (even without retries).
             wait = self._retry_after(resp)
-            pause = retry_delay(cfg, 1, wait) if wait is not None else cfg.backoff
+            # The host's pause is the server's own word (capped), with no backoff added:
+            # that belongs to the request being retried, not to everyone else's.
+            pause = (
+                wait_before_retry(0.0, wait, max_retry_after=cfg.max_retry_after)
+                if wait is not None
+                else cfg.backoff
+            )
             self._limits.pacer.on_throttled(host, pause)
         elif resp.status < 400:
             self._limits.pacer.on_success(host)

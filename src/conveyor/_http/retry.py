@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
+from .._engine.retry import backoff_delay as _backoff_delay
+from .._engine.retry import wait_before_retry
 from .._errors import FetchError
 from .config import FetchConfig
 
@@ -17,30 +19,42 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header, in either form, or None.
 
+    A value that is neither form (``"soon"``, ``"-5"``, ``"1.5"``, ``"²"``) is None: it is
+    ignored, as a browser ignores it, and the usual backoff applies. Only ASCII digits are
+    a delay (``str.isdigit`` also takes ``"²"`` and other digit-like characters); a huge
+    one is returned as it is, finite or not, for the caller's cap to cut.
+
     Args:
         value: the header: delay-seconds (``"120"``) or an HTTP date.
         now: the current wall-clock time (``time.time()``), to turn a date into a delay.
     """
     if value is None:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    value = value.strip(" \t")  # HTTP's own whitespace around a field value (RFC 9110 5.5)
+    if value.isascii() and value.isdigit():
+        return float(value)  # never raises: thousands of digits are inf, not an error
+    if not value.isascii():
+        return None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # an HTTP date is always GMT; be lenient with sloppy servers
+            return None
+        return max(0.0, when.timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # an HTTP date is always GMT; be lenient with sloppy servers
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def backoff_delay(
     config: FetchConfig, attempt: int, *, rand: Callable[[], float] = random.random
 ) -> float:
     """The wait after ``attempt`` failed tries: exponential, capped, with jitter."""
-    delay = min(config.max_backoff, config.backoff * 2.0 ** (attempt - 1))
-    return max(0.0, delay * (1.0 + config.jitter * (2.0 * rand() - 1.0)))
+    return _backoff_delay(
+        attempt,
+        backoff=config.backoff,
+        max_backoff=config.max_backoff,
+        jitter=config.jitter,
+        rand=rand,
+    )
 
 
 def retry_delay(
@@ -50,10 +64,13 @@ def retry_delay(
     *,
     rand: Callable[[], float] = random.random,
 ) -> float:
-    """The wait before the next try: the server's Retry-After (capped) wins over backoff."""
-    if retry_after is not None:
-        return min(retry_after, config.max_retry_after)
-    return backoff_delay(config, attempt, rand=rand)
+    """The wait before the next try: the engine's one rule (``wait_before_retry``), the
+    longer of the backoff and the server's Retry-After cut to ``max_retry_after``."""
+    return wait_before_retry(
+        backoff_delay(config, attempt, rand=rand),
+        retry_after,
+        max_retry_after=config.max_retry_after,
+    )
 
 
 def status_is_retryable(config: FetchConfig, method: str, status: int) -> bool:

@@ -56,6 +56,15 @@ async def cp1251(request: web.Request) -> web.Response:
     return web.Response(body=html.encode("cp1251"), headers={"Content-Type": content_type})
 
 
+@routes.get("/bytes")
+async def raw_bytes(request: web.Request) -> web.Response:
+    """The body ``?hex=`` (bytes as hex) with ``?type=`` as its Content-Type, word for word:
+    a page in any charset, labelled right, wrong or nonsensically."""
+    body = bytes.fromhex(request.query.get("hex", ""))
+    content_type = request.query.get("type", "text/html")
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 @routes.get("/cookies/set")
 async def set_cookie(request: web.Request) -> web.Response:
     response = web.Response(text="set")

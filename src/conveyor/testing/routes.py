@@ -76,12 +76,16 @@ async def status(request: web.Request) -> web.Response:
 
 @routes.route("*", "/flaky/{key}")
 async def flaky(request: web.Request) -> web.StreamResponse:
-    """Fail ``?fail=N`` times (``?status=503`` or ``?mode=reset``), then answer 200."""
+    """Fail ``?fail=N`` times (``?status=503`` or ``?mode=reset``), then answer 200.
+
+    ``?retry_after=`` sends that ``Retry-After`` (any text, ``²`` included) with a failure."""
     hits = _bump(request, "flaky/" + request.match_info["key"])
     if hits <= _int(request, "fail", 2):
         if request.query.get("mode") == "reset":
             return await _reset(request)
-        return web.Response(status=_int(request, "status", 503), text="not yet")
+        after = request.query.get("retry_after")
+        headers = {"Retry-After": after} if after is not None else None
+        return web.Response(status=_int(request, "status", 503), text="not yet", headers=headers)
     return web.Response(text=f"ok after {hits} tries")
 
 
