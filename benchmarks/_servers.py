@@ -53,7 +53,7 @@ http {{
     keepalive_timeout 60s;
     open_file_cache max=16;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+{listen}
         root {root}/www;
         default_type text/html;
         location / {{ try_files /page.html =404; }}
@@ -95,6 +95,12 @@ def site_pages(count: int = 100) -> list[bytes]:
     return pages
 
 
+def host_urls(base: str, n: int, hosts: int, path: str = "/site/") -> list[str]:
+    """``n`` URLs of ``base``'s port spread over 127.0.0.1 ... 127.0.0.``hosts``, in turn."""
+    port = base.rsplit(":", 1)[1]
+    return [f"http://127.0.0.{i % hosts + 1}:{port}{path}{100_000 + i}" for i in range(n)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -112,8 +118,11 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def nginx(workers: int = 1) -> Iterator[str]:
-    """Start nginx on a free port; yield its base URL; stop it and remove its files."""
+def nginx(workers: int = 1, hosts: int = 1) -> Iterator[str]:
+    """Start nginx on a free port; yield its base URL; stop it and remove its files.
+
+    With ``hosts`` > 1 it also listens on 127.0.0.2 ... 127.0.0.N (the same port): to a
+    client, that many hosts (see ``host_urls``)."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
         raise SystemExit("nginx is needed: apt-get install -y nginx-light")
@@ -130,7 +139,12 @@ def nginx(workers: int = 1) -> Iterator[str]:
     port = free_port()
     user = "user root;" if os.geteuid() == 0 else ""
     conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=workers, root=root, port=port, user=user))
+    listen = "\n".join(
+        f"        listen 127.0.0.{n}:{port} backlog=4096;" for n in range(1, hosts + 1)
+    )
+    conf.write_text(
+        NGINX_CONF.format(workers=workers, root=root, port=port, user=user, listen=listen)
+    )
     proc = subprocess.Popen(
         [binary, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")],
         stdout=subprocess.DEVNULL,
@@ -150,10 +164,10 @@ def nginx(workers: int = 1) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def delay_server(delay: float) -> Iterator[str]:
+def delay_server(delay: float, hosts: int = 1) -> Iterator[str]:
     """Start the delay server in a subprocess; yield its base URL; stop it."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, "delay", "--delay", str(delay)],
+        [sys.executable, __file__, "delay", "--delay", str(delay), "--hosts", str(hosts)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -202,10 +216,13 @@ class DelayProtocol(asyncio.Protocol):
         self.transport = None
 
 
-async def serve_delay(delay: float, port: int) -> None:
+async def serve_delay(delay: float, port: int, hosts: int = 1) -> None:
     loop = asyncio.get_running_loop()
+    addresses = [f"127.0.0.{n}" for n in range(1, hosts + 1)]
+    if port == 0:
+        port = free_port()
     server = await loop.create_server(
-        lambda: DelayProtocol(delay), "127.0.0.1", port, backlog=4096, reuse_address=True
+        lambda: DelayProtocol(delay), addresses, port, backlog=4096, reuse_address=True
     )
     bound = server.sockets[0].getsockname()[1]
     print(f"listening on http://127.0.0.1:{bound}", flush=True)
@@ -221,10 +238,11 @@ def main() -> None:
     parser.add_argument("server", choices=["delay"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.1)
+    parser.add_argument("--hosts", type=int, default=1)
     args = parser.parse_args()
     import uvloop
 
-    uvloop.run(serve_delay(args.delay, args.port))
+    uvloop.run(serve_delay(args.delay, args.port, args.hosts))
 
 
 if __name__ == "__main__":

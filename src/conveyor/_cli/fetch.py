@@ -8,7 +8,7 @@ import click
 
 from .errors import INTERRUPTED_EXIT
 from .job import FetchJob, default_journal
-from .options import HEADER, RATE, SIZE, TARGET
+from .options import HEADER, LOOPS, RATE, SIZE, TARGET
 from .running import run_with_display
 
 
@@ -85,6 +85,14 @@ from .running import run_with_display
 )
 @click.option("--workers", type=click.IntRange(1), help="Threads or processes for --process.")
 @click.option(
+    "--loops",
+    type=LOOPS,
+    default="auto",
+    show_default=True,
+    help="Event loops (one per process) that fetch and make rows; URLs are routed by host. "
+    "auto: one per core for inputs of 20,000 URLs or more, else 1.",
+)
+@click.option(
     "--save-bodies",
     type=click.Path(file_okay=False),
     help="Keep each body as a file in this folder.",
@@ -130,6 +138,7 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
         process=options["process"],
         on=options["on"],
         workers=options["workers"],
+        loops=options["loops"],
         journal=journal,
         restart=options["restart"],
         retry_failed=options["retry_failed"],

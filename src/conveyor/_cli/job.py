@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -36,6 +36,7 @@ class FetchJob:
     process: str | None = None
     on: str = "threads"
     workers: int | None = None
+    loops: int | Literal["auto"] = "auto"
     journal: str | None = None
     restart: bool = False
     retry_failed: bool = False
@@ -231,4 +232,5 @@ def run_job(job: FetchJob, sink: Sink, observers: tuple[Any, ...]) -> RunResult:
         restart=job.restart,
         retry_failed=job.retry_failed,
         observers=observers,
+        loops=job.loops,
     )

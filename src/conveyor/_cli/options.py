@@ -63,7 +63,22 @@ class TargetType(click.ParamType):  # type: ignore[type-arg]
         return value
 
 
+class LoopsType(click.ParamType):  # type: ignore[type-arg]
+    """``--loops``: a whole number of at least 1, or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit() or int(text) < 1:
+            self.fail(f"{value!r}: give a number of loops (1, 2, ...) or auto")
+        return int(text)
+
+
 RATE = RateType()
+LOOPS = LoopsType()
 SIZE = SizeType()
 HEADER = HeaderType()
 TARGET = TargetType()

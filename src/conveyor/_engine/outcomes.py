@@ -10,6 +10,21 @@ from typing import Any
 from .._errors import failure_kind
 
 
+class RemoteFailure(Exception):
+    """An item's failure in another process (a loop process), as it was described there."""
+
+    def __init__(self, stage: str, kind: str, message: str, attempts: int, error_type: str):
+        super().__init__(message)
+        self.stage = stage
+        self.kind = kind
+        self.attempts = attempts
+        self.error_type = error_type
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (self.stage, self.kind, str(self), self.attempts, self.error_type)
+        return (RemoteFailure, args)
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One item that did not make it through a stage.
@@ -39,6 +54,8 @@ class Failure:
     def from_exception(
         cls, exc: BaseException, *, key: Hashable, stage: str, attempts: int, item: Any
     ) -> Failure:
+        if isinstance(exc, RemoteFailure):  # already described where it happened
+            return cls(key, exc.stage, exc.kind, str(exc), exc.attempts, exc.error_type, item)
         # A stage that retries internally (the HTTP client) reports its own attempt count.
         own_attempts = getattr(exc, "attempts", None)
         return cls(

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import ItemTimeout
 from .gil import in_thread
+from .loops import LoopPool, loop_concurrency, loop_heads
 from .processes import ProcessPool
 from .stage import StageSpec
 from .threads import shutdown_executor
@@ -134,7 +135,30 @@ class ProcessPlacement(Placement):
         return await self.pool.call(value)
 
 
+class LoopsPlacement(Placement):
+    """The head of the pipeline on loop processes (``loops.py``); ``call`` routes."""
+
+    place = "loops"
+
+    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
+        super().__init__(fn, spec)
+        self.pool = LoopPool(
+            loop_heads(spec), concurrency=loop_concurrency(spec), route=spec.route or str
+        )
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def shutdown(self) -> None:
+        await self.pool.close()
+
+    def call(self, value: Any) -> Any:  # type: ignore[override]  # a future, awaited alike
+        return self.pool.call(value)
+
+
 def placement_for(spec: StageSpec, fn: Callable[[Any], Any]) -> Placement:
+    if spec.place == "loops":
+        return LoopsPlacement(fn, spec)
     if spec.place == "loop":
         return LoopPlacement(fn, spec)
     if spec.place == "threads":

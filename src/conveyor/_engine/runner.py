@@ -33,6 +33,7 @@ from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
 from .gc_pause import fewer_collections
 from .gil import GilYield
+from .loops import fold_head
 from .outcomes import Failure
 from .ports import Ledger, Sink
 from .source import BATCH, count_hint, read_batches
@@ -71,6 +72,8 @@ class Runner:
             journal) every so many finished keys or seconds, whichever comes first.
         observers: event subscribers.
         grace: seconds in-flight items may take to finish after ``stop()``.
+        loops: run the pipeline's head (its async first stage, such as the fetch, and the
+            plain inline maps after it) on this many loop processes (``loops.py``).
     """
 
     def __init__(
@@ -91,11 +94,12 @@ class Runner:
         commit_every: int = 10_000,
         commit_interval: float = 1.0,
         queue_size: int = _QUEUE_SIZE,
+        loops: int = 1,
     ) -> None:
         if on_error not in ("record", "raise"):
             raise UsageError(f"on_error={on_error!r}: choose 'record' or 'raise'")
         self._source = source
-        self._specs = tuple(stages)
+        self._specs = fold_head(tuple(stages), loops)
         self._key = key
         self._ordered = ordered
         self._on_error = on_error

@@ -18,7 +18,7 @@ from .limits import parse_limit_per, parse_rate
 from .processes import pickled_function
 from .retry import Retry
 
-Place = Literal["loop", "threads", "processes", "inline"]
+Place = Literal["loop", "threads", "processes", "inline", "loops"]
 Kind = Literal["map", "filter", "flat_map", "batch"]
 _PLACES = ("auto", "loop", "threads", "processes", "inline")
 
@@ -50,6 +50,10 @@ class StageSpec:
     batch_timeout: float | None = None
     factory: StageFactory | None = None
     fn_bytes: bytes | None = None  # the pickled function, for processes
+    # Where a run with several loop processes sends an item: the loop owning this key.
+    route: Callable[[Any], str] | None = None
+    # place="loops": the stages this one stands for, run in the loop processes.
+    remote: tuple[StageSpec, ...] = ()
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -2,16 +2,67 @@
 
 The client applies its own limits and retries (per host, Retry-After, 429 slow-down), so
 the engine stage runs with retries off and as many workers as the client's concurrency.
-One client (one connection pool) is opened per run and closed when the run ends.
+One client (one connection pool) is opened per run and closed when the run ends, in each
+loop process when the run has several (``ClientFactory.share``): there, each item goes to
+the loop that owns its host (``host_of``), and the global limits are divided.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._engine.stage import StageSpec, make_stage
+
+if TYPE_CHECKING:
+    from .._http.config import FetchConfig
+
+
+class ClientFactory:
+    """Opens the run's ``HttpClient``; picklable, so a loop process can open its own."""
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Callable[[Any], Any]]:
+        from .._http.client import HttpClient
+
+        async with HttpClient(self.config) as client:
+            yield client.fetch
+
+    def share(self, index: int, loops: int) -> ClientFactory:
+        """The factory for loop ``index`` of ``loops``: its part of the global limits
+        (concurrency and rate), so that the parts add up to what the user set. Per-host
+        limits stay whole: each host is owned by one loop."""
+        config = self.config
+        concurrency = config.concurrency // loops + (index < config.concurrency % loops)
+        rate = config.rate_per_second
+        return ClientFactory(
+            dataclasses.replace(
+                config,
+                concurrency=max(1, concurrency),
+                rate=None if rate is None else rate / loops,
+            )
+        )
+
+
+def host_of(request: Any) -> str:
+    """The route key of a URL or ``Request``: its scheme-less host:port, lower-cased, cheap
+    (a split, no full parse). A malformed URL routes by its text; it fails in the client."""
+    url = str(getattr(request, "url", request))
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop)
+        if 0 <= found < end:
+            end = found
+    netloc = rest[:end]
+    return netloc.rpartition("@")[2].lower()
 
 
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
@@ -20,21 +71,15 @@ async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by t
 
 def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec:
     """The fetch stage, its client built from ``FetchConfig`` options (a dict of them)."""
-    from .._http.client import HttpClient
     from .._http.config import FetchConfig
 
     config = FetchConfig.coerce(None, options)  # a misspelt option gets a 'did you mean'
-
-    @asynccontextmanager
-    async def client_for_run() -> AsyncIterator[Callable[[Any], Any]]:
-        async with HttpClient(config) as client:
-            yield client.fetch
-
-    return make_stage(
+    stage = make_stage(
         "map",
         _fetch,
         on="loop",
         concurrency=config.concurrency,
         name=name or "fetch",
-        factory=client_for_run,
+        factory=ClientFactory(config),
     )
+    return dataclasses.replace(stage, route=host_of)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._engine.events import ObserverLike
+from .._engine.loops import resolve_loops
 from .._engine.retry import Retry
 from .._engine.runner import OnError, Runner
 from .._engine.stage import StageSpec, make_batch, make_stage
@@ -280,6 +281,7 @@ class Pipeline:
         grace: float,
         consumer: Any = None,
         yield_failures: bool = False,
+        loops: int | Literal["auto"] = 1,
     ) -> Runner:
         return Runner(
             self._source,
@@ -293,6 +295,7 @@ class Pipeline:
             yield_failures=yield_failures,
             observers=observers,
             grace=grace,
+            loops=resolve_loops(loops, self._source),
         )
 
     async def run_async(
@@ -306,6 +309,7 @@ class Pipeline:
         retry_failed: bool = False,
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
+        loops: int | Literal["auto"] = 1,
     ) -> RunResult:
         """Run to the end and return the ``RunResult``; see ``run``."""
         return await self._run(
@@ -318,6 +322,7 @@ class Pipeline:
             observers=observers,
             grace=grace,
             interrupts=None,
+            loops=loops,
         )
 
     async def _run(
@@ -332,12 +337,18 @@ class Pipeline:
         observers: tuple[ObserverLike, ...],
         grace: float,
         interrupts: Interrupts | None,
+        loops: int | Literal["auto"] = 1,
     ) -> RunResult:
         output = prepare_output(
             self, sink, journal=journal, restart=restart, retry_failed=retry_failed
         )
         runner = self._runner(
-            output, ordered=ordered, on_error=on_error, observers=observers, grace=grace
+            output,
+            ordered=ordered,
+            on_error=on_error,
+            observers=observers,
+            grace=grace,
+            loops=loops,
         )
         if interrupts is not None:
             interrupts.runner = runner
@@ -356,6 +367,7 @@ class Pipeline:
         retry_failed: bool = False,
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
+        loops: int | Literal["auto"] = 1,
     ) -> RunResult:
         """Run the pipeline to the end and return what it did.
 
@@ -377,6 +389,13 @@ class Pipeline:
             retry_failed: on resume, run the keys that failed last time again.
             observers: subscribers to the run's events (progress bars, reports).
             grace: seconds in-flight items get to finish after the first Ctrl-C.
+            loops: event loops for the pipeline's head, one per process: its first stage
+                (an async map such as ``fetch``) and the plain ``on="inline"`` maps right
+                after it (module-level functions). Items are routed by host (or by their
+                text), so per-host limits hold as on one loop; ``concurrency`` and ``rate``
+                are divided among the loops. ``"auto"``: one per core when the source
+                says it holds at least 20,000 items, else 1. The rest of the pipeline,
+                the journal and the sink stay in this process.
         """
         result, interrupts = run_blocking(
             lambda interrupts: self._run(
@@ -389,6 +408,7 @@ class Pipeline:
                 observers=observers,
                 grace=grace,
                 interrupts=interrupts,
+                loops=loops,
             )
         )
         if interrupts.count:

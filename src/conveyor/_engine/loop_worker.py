@@ -1,0 +1,174 @@
+"""The code inside one loop process: the head of a pipeline on an event loop of its own.
+
+The parent (``loops.py``) sends batches of ``(id, value)``; this process runs each value
+through the head's stages (an async first stage such as the fetch, then cheap plain
+maps) with ``concurrency`` worker tasks, and sends back batches of outcomes:
+``(id, OK, value)`` or ``(id, FAILED, (stage, kind, message, attempts, error_type))``.
+Batches form naturally: everything that finished in one turn of the loop goes in one
+message. When the parent's end of the socket closes (it exited, or was killed), this
+process ends too: no loop process outlives its parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from .._errors import failure_kind
+
+OK, FAILED = 0, 1
+HEADER = struct.Struct("!I")
+
+
+async def read_message(reader: asyncio.StreamReader) -> Any:
+    (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+    return pickle.loads(await reader.readexactly(size))
+
+
+def frame(message: Any) -> bytes:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(payload)) + payload
+
+
+def loop_main(sock: socket.socket, head: bytes, concurrency: int) -> None:
+    """The loop process's entry point (``multiprocessing`` spawns it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
+    try:
+        import uvloop
+
+        uvloop.run(_serve(sock, head, concurrency))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every non-Windows OS
+        asyncio.run(_serve(sock, head, concurrency))
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the parent dies, even mid-call."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except Exception:  # pragma: no cover - the socket's EOF still ends us
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+async def _serve(sock: socket.socket, head_bytes: bytes, concurrency: int) -> None:
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    async with AsyncExitStack() as stack:
+        try:
+            stages = pickle.loads(head_bytes)
+            chain = await _open_chain(stages, stack)
+        except Exception as exc:
+            writer.write(frame(("init-error", f"{type(exc).__name__}: {exc}")))
+            await writer.drain()
+            return
+        writer.write(frame(("ready", None)))
+        outbox = _Outbox(writer)
+        queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
+        async with asyncio.TaskGroup() as group:
+            workers = [group.create_task(_work(queue, chain, outbox)) for _ in range(concurrency)]
+            await _receive(reader, queue)
+            for _ in workers:
+                queue.put_nowait(None)
+        await outbox.drain()
+    writer.close()
+
+
+async def _receive(reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> None:
+    """Put every item the parent sends into the queue, until it says stop or goes away."""
+    while True:
+        try:
+            message = await read_message(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            os._exit(0)  # the parent is gone: nobody wants what is in flight
+        if message is None:
+            return
+        for item in message:
+            queue.put_nowait(item)
+
+
+Chain = tuple[Callable[[Any], Any], tuple[tuple[str, Callable[[Any], Any]], ...], str]
+
+
+async def _open_chain(stages: Any, stack: AsyncExitStack) -> Chain:
+    """The head's functions: the first (async, perhaps from a per-run factory), then the
+    plain maps, each with its stage name for failures."""
+    first, *rest = stages
+    fn = first.fn if first.factory is None else await stack.enter_async_context(first.factory())
+    return fn, tuple((spec.name, spec.fn) for spec in rest), first.name
+
+
+async def _work(queue: asyncio.Queue[Any], chain: Chain, outbox: _Outbox) -> None:
+    first, rest, first_name = chain
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        ident, value = item
+        stage = first_name
+        try:
+            value = await first(value)
+            for stage, fn in rest:
+                value = fn(value)
+        except Exception as exc:
+            attempts = getattr(exc, "attempts", None)
+            detail = (
+                stage,
+                failure_kind(exc),
+                str(exc) or type(exc).__name__,
+                attempts if isinstance(attempts, int) else 1,
+                type(exc).__name__,
+            )
+            outbox.add((ident, FAILED, detail))
+            continue
+        outbox.add((ident, OK, value))
+
+
+class _Outbox:
+    """Outcomes gathered during one turn of the loop, sent as one message after it."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._pending: list[tuple[int, int, Any]] = []
+        self._loop = asyncio.get_running_loop()
+
+    def add(self, outcome: tuple[int, int, Any]) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._send)
+        self._pending.append(outcome)
+
+    def _send(self) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            data = frame(pending)
+        except Exception:
+            data = frame([_picklable(outcome) for outcome in pending])
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        if self._pending:
+            self._send()
+        await self._writer.drain()
+
+
+def _picklable(outcome: tuple[int, int, Any]) -> tuple[int, int, Any]:
+    try:
+        pickle.dumps(outcome[2])
+    except Exception as exc:
+        message = f"result cannot be sent back from the loop process: {exc}"
+        return (outcome[0], FAILED, ("loops", "error", message, 1, type(exc).__name__))
+    return outcome

@@ -1,0 +1,322 @@
+"""Loop processes: the head of a pipeline on several event loops, one per process.
+
+One event loop is one core. A fetch job whose loop is busy all the time (parsing HTTP,
+building rows) goes faster only with more loops, and in Python that means processes. The
+parent keeps everything that must happen once: it reads the input, keeps the journal and
+writes the sink. The loop processes run the head of the pipeline (the fetch and the cheap
+plain maps fused after it; ``loop_worker.py``).
+
+Each item goes to the loop its *route key* names, by a stable hash (for a fetch, the
+URL's host:port): one host is owned by one loop, so per-host limits, pacing and
+Retry-After pauses hold exactly as on one loop. Items travel in batches over a socket
+pair: everything routed in one turn of the parent's loop goes in one message.
+
+A loop process that dies fails nothing at once: the items it held are sent again to the
+process that replaces it; an item whose loop died under it ``MAX_CRASHES`` times fails
+with kind ``worker-crashed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import pickle
+import socket
+import zlib
+from collections.abc import Callable, Sized
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from .._errors import NotPicklableError, UsageError, WorkerCrashed
+from .loop_worker import FAILED, frame, loop_main, read_message
+from .outcomes import RemoteFailure
+from .stage import StageSpec
+
+MAX_CRASHES = 2
+_START_TIMEOUT = 60.0
+
+
+def route_index(key: str, loops: int) -> int:
+    """The loop that owns ``key``: stable across runs and processes (not ``hash()``)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % loops
+
+
+@dataclass(slots=True)
+class _Pending:
+    value: Any
+    future: asyncio.Future[Any]
+    crashes: int = 0
+
+
+@dataclass(slots=True)
+class _Loop:
+    index: int
+    process: BaseProcess | None = None
+    writer: asyncio.StreamWriter | None = None
+    reader_task: asyncio.Task[None] | None = None
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    outgoing: list[tuple[int, Any]] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    restarts: int = 0
+
+
+class LoopPool:
+    """``loops`` loop processes running ``head`` (pickled stage specs); ``call(value)``
+    routes one value by ``route(value)`` and returns what the head made of it."""
+
+    def __init__(
+        self,
+        heads: list[tuple[StageSpec, ...]],
+        *,
+        concurrency: tuple[int, ...],
+        route: Callable[[Any], str],
+    ) -> None:
+        try:
+            self._heads = [pickle.dumps(head) for head in heads]
+        except Exception as exc:
+            names = ", ".join(spec.name for spec in heads[0])
+            raise NotPicklableError(
+                f"stages {names} cannot be sent to loop processes ({exc}); define their "
+                "functions with `def` at module level, or run with loops=1"
+            ) from None
+        self._concurrency = concurrency
+        self._route = route
+        self._ctx = multiprocessing.get_context("spawn")
+        self._loops = [_Loop(i) for i in range(len(heads))]
+        self._next_id = 0
+        self._flush_scheduled = False
+        self._closing = False
+        self.restarts = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._loops)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self._start(loop) for loop in self._loops))
+
+    async def _start(self, loop: _Loop) -> None:
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with child_end:
+            process = self._ctx.Process(
+                target=loop_main,
+                args=(child_end, self._heads[loop.index], self._concurrency[loop.index]),
+                name=f"conveyor-loop-{loop.index}",
+                daemon=True,
+            )
+            await asyncio.to_thread(process.start)
+        reader, writer = await asyncio.open_unix_connection(sock=parent_end)
+        try:
+            async with asyncio.timeout(_START_TIMEOUT):
+                tag, detail = await read_message(reader)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            process.kill()
+            raise UsageError(
+                f"loop process {loop.index} did not start (exit code {process.exitcode})"
+            ) from None
+        if tag != "ready":
+            process.kill()
+            raise UsageError(f"loop process {loop.index} could not start: {detail}")
+        loop.process, loop.writer = process, writer
+        loop.reader_task = asyncio.get_running_loop().create_task(self._read(loop, reader))
+        loop.ready.set()
+        if loop.pending:  # items it held when its predecessor died
+            loop.outgoing.extend((ident, p.value) for ident, p in loop.pending.items())
+            self._schedule_flush()
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def call(self, value: Any) -> asyncio.Future[Any]:
+        """Send ``value`` to its loop; the future holds the head's result (or raises)."""
+        loop = self._loops[route_index(self._route(value), len(self._loops))]
+        ident = self._next_id
+        self._next_id += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop.pending[ident] = _Pending(value, future)
+        loop.outgoing.append((ident, value))
+        self._schedule_flush()
+        return future
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        for loop in self._loops:
+            if loop.outgoing and loop.writer is not None and loop.ready.is_set():
+                batch, loop.outgoing = loop.outgoing, []
+                loop.writer.write(frame(batch))
+
+    async def _read(self, loop: _Loop, reader: asyncio.StreamReader) -> None:
+        pending = loop.pending
+        try:
+            while True:
+                for ident, status, payload in await read_message(reader):
+                    entry = pending.pop(ident, None)
+                    if entry is None or entry.future.done():
+                        continue
+                    if status == FAILED:
+                        entry.future.set_exception(RemoteFailure(*payload))
+                    else:
+                        entry.future.set_result(payload)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        if not self._closing:
+            await self._replace(loop)
+
+    async def _replace(self, loop: _Loop) -> None:
+        """The loop process died: fail what it broke too often, start another for the rest."""
+        loop.ready.clear()
+        code = loop.process.exitcode if loop.process is not None else None
+        if loop.writer is not None:
+            loop.writer.close()
+        loop.writer = None
+        loop.outgoing.clear()
+        for ident, entry in list(loop.pending.items()):
+            entry.crashes += 1
+            if entry.crashes >= MAX_CRASHES:
+                del loop.pending[ident]
+                if not entry.future.done():
+                    entry.future.set_exception(
+                        WorkerCrashed(
+                            f"loop process {loop.index} died (exit code {code}) while holding "
+                            f"this item, {entry.crashes} times"
+                        )
+                    )
+        loop.restarts += 1
+        self.restarts += 1
+        await self._start(loop)
+
+    # -- the end --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Tell every loop there is no more; wait for them to finish and exit. With items
+        still in flight (the run was cancelled), kill them instead."""
+        if any(loop.pending for loop in self._loops):
+            await self.kill()
+            return
+        self._closing = True
+        self._flush()
+        for loop in self._loops:
+            if loop.writer is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    loop.writer.write(frame(None))
+        await asyncio.to_thread(self._join, 5.0)
+        await self.kill()
+
+    async def kill(self) -> None:
+        self._closing = True
+        for loop in self._loops:
+            if loop.process is not None and loop.process.is_alive():
+                loop.process.kill()
+            if loop.writer is not None:
+                loop.writer.close()
+            if loop.reader_task is not None:
+                loop.reader_task.cancel()
+            for entry in loop.pending.values():
+                if not entry.future.done():
+                    entry.future.cancel()
+        await asyncio.to_thread(self._join, 5.0)
+
+    def _join(self, timeout: float) -> None:
+        for loop in self._loops:
+            if loop.process is not None:
+                loop.process.join(timeout)
+
+
+def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]:
+    """With ``loops`` > 1: the pipeline's head -- its first stage (async, such as the fetch)
+    and the plain inline maps right after it -- becomes one stage placed on loop processes.
+    The rest of the pipeline stays in this process, where it was placed."""
+    if loops <= 1 or not specs:
+        return specs
+    first = specs[0]
+    if not (first.kind == "map" and first.place == "loop" and _never_waits(first)):
+        raise UsageError(
+            f"loops={loops}: the first stage ({first.name!r}) must be an async map such as "
+            ".fetch(), with no rate, limit_per, retries or timeout of its own; "
+            "or run with loops=1"
+        )
+    head = [first]
+    for spec in specs[1:]:
+        if not (spec.kind == "map" and spec.place == "inline" and _never_waits(spec)):
+            break
+        try:
+            pickle.dumps(spec.fn)
+        except Exception:
+            break  # a lambda: it stays here, and gets what the head made
+        head.append(spec)
+    folded = StageSpec(
+        kind="map",
+        name=first.name,
+        fn=first.fn,
+        place="loops",
+        workers=min(loops, first.concurrency),
+        # Room for a batch queued in each loop beside the one in flight.
+        concurrency=2 * first.concurrency,
+        route=first.route,
+        remote=tuple(head),
+    )
+    return (folded, *specs[len(head) :])
+
+
+def _never_waits(spec: StageSpec) -> bool:
+    """No rate, per-key limit, retries or timeout: nothing the parent would have to keep."""
+    return (
+        spec.rate is None
+        and spec.limit_per is None
+        and spec.retry.attempts == 1
+        and spec.timeout is None
+    )
+
+
+def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:
+    """The head each loop process runs: the first stage's per-run factory shares out the
+    global limits (``share(index, loops)``), when it has one."""
+    first, *rest = spec.remote
+    share = getattr(first.factory, "share", None)
+    heads = []
+    for index in range(spec.workers):
+        factory = first.factory if share is None else share(index, spec.workers)
+        heads.append((dataclasses.replace(first, factory=factory), *rest))
+    return heads
+
+
+def loop_concurrency(spec: StageSpec) -> tuple[int, ...]:
+    """Each loop's worker tasks: the first stage's concurrency, divided."""
+    total, loops = spec.remote[0].concurrency, spec.workers
+    return tuple(max(1, total // loops + (i < total % loops)) for i in range(loops))
+
+
+AUTO_MIN_ITEMS = 20_000  # below this, starting processes costs more than they save
+_BYTES_PER_URL = 50  # for a file source, whose size is known at once (its count is not)
+
+
+def resolve_loops(loops: int | str, source: Any) -> int:
+    """``loops=`` as a number: ``"auto"`` is one loop per usable core when the source is
+    large enough to pay for starting them (20,000 items, or a 1 MB file), else one."""
+    if loops == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        cores = cores or os.cpu_count() or 1
+        return cores if cores > 1 and _large(source) else 1
+    if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
+        raise UsageError(f"loops={loops!r} must be a whole number of at least 1, or 'auto'")
+    return loops
+
+
+def _large(source: Any) -> bool:
+    if isinstance(source, Sized):
+        return len(source) >= AUTO_MIN_ITEMS
+    path = getattr(source, "path", None)
+    if isinstance(path, str | os.PathLike):
+        try:
+            return os.path.getsize(path) >= AUTO_MIN_ITEMS * _BYTES_PER_URL
+        except OSError:
+            return False
+    return False

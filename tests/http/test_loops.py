@@ -1,0 +1,128 @@
+"""The fetch on several loop processes (``run(loops=N)``), against the real test site.
+
+Limits are proven by what the server saw (in flight per host, early arrivals after a
+429), a killed loop process by every item still ending once, never by timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from typing import Any
+
+import pytest
+
+import conveyor as cv
+from conveyor._engine.loops import resolve_loops, route_index
+from conveyor._pipeline.fetch import host_of
+from conveyor.testing import RunningSite, run_site
+
+HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+def status_of(response: Any) -> tuple[str, int]:
+    """A module-level plain function: it runs inside the loop processes."""
+    return response.url, response.status
+
+
+@pytest.fixture
+async def four_hosts() -> Any:
+    async with run_site(HOSTS) as running:
+        yield running
+
+
+def urls_over(site: RunningSite, n: int, path: str) -> list[str]:
+    return [site.url(f"{path}{i}", host=i % len(site.bases)) for i in range(n)]
+
+
+async def test_every_url_once_and_per_host_limit_holds_across_loops(
+    four_hosts: RunningSite,
+) -> None:
+    urls = [u + "?delay=0.02" for u in urls_over(four_hosts, 120, "/page/")]
+    out: list[Any] = []
+    result = await (
+        cv.Pipeline(urls)
+        .fetch(concurrency=24, per_host=3)
+        .map(status_of, on="inline")
+        .run_async(sink=out, loops=2)
+    )
+    assert result.results == 120 and result.failed == 0
+    assert sorted(out) == sorted((u, 200) for u in urls)
+    for index in range(len(HOSTS)):
+        assert four_hosts.stats.max_in_flight[four_hosts.host(index)] <= 3
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("conveyor-loop")]
+
+
+async def test_a_429_pause_holds_for_its_host_with_two_loops(four_hosts: RunningSite) -> None:
+    # per_host=1 (as in test_retries): the others wait behind the one that gets the 429; the
+    # host's one loop keeps them all waiting out the pause, however many loops there are.
+    throttled = [four_hosts.url(f"/throttled/{i}?after=1") for i in range(10)]
+    others = urls_over(four_hosts, 40, "/page/")
+    result = await (
+        cv.Pipeline(throttled + others)
+        .fetch(concurrency=8, per_host=1, retries=3, backoff=0.01)
+        .run_async(loops=2)
+    )
+    assert result.results == 50
+    assert four_hosts.stats.state.get("throttled-early", 0) == 0
+
+
+async def test_a_killed_loop_process_fails_nothing_its_items_are_sent_again(
+    four_hosts: RunningSite,
+) -> None:
+    urls = [u + "?delay=0.2" for u in urls_over(four_hosts, 60, "/page/")]
+    killed: list[int] = []
+
+    async def kill_one_loop() -> None:
+        while not killed:
+            await asyncio.sleep(0.05)
+            loops = [p for p in multiprocessing.active_children() if p.name == "conveyor-loop-0"]
+            if loops and sum(four_hosts.stats.hits.values()) >= 10 and loops[0].pid:
+                os.kill(loops[0].pid, signal.SIGKILL)
+                killed.append(loops[0].pid)
+
+    killer = asyncio.create_task(kill_one_loop())
+    out: list[Any] = []
+    result = await cv.Pipeline(urls).fetch(concurrency=20, per_host=5).run_async(sink=out, loops=2)
+    killer.cancel()
+    assert killed, "the loop process was never killed"
+    assert result.failed == 0 and result.results == 60
+    assert sorted(r.url for r in out) == sorted(urls)
+
+
+def test_route_keys_are_host_and_port_and_stable() -> None:
+    assert host_of("http://User@Example.com:8080/a?b#c") == "example.com:8080"
+    assert host_of("https://example.com") == "example.com"
+    assert host_of("not a url") == "not a url"
+    assert host_of(cv.Request("http://h:1/x")) == "h:1"
+    # Stable across processes and runs (not Python's salted hash()).
+    assert route_index("example.com:8080", 2) == route_index("example.com:8080", 2)
+    assert {route_index(f"h{i}:80", 4) for i in range(100)} == {0, 1, 2, 3}
+
+
+def test_loops_argument_is_checked_and_auto_counts_the_source() -> None:
+    assert resolve_loops(3, []) == 3
+    assert resolve_loops("auto", ["u"] * 10) == 1
+    cores = len(os.sched_getaffinity(0))
+    assert resolve_loops("auto", ["u"] * 20_000) == (cores if cores > 1 else 1)
+    with pytest.raises(cv.UsageError, match="loops=0"):
+        resolve_loops(0, [])
+
+
+def test_a_lambda_after_fetch_stays_in_the_parent_and_still_runs(tmp_path: Any) -> None:
+    async def main() -> cv.RunResult:
+        async with run_site(HOSTS[:2]) as site:
+            urls = urls_over(site, 20, "/page/")
+            out: list[Any] = []
+            result = await (
+                cv.Pipeline(urls)
+                .fetch(concurrency=4)
+                .map(lambda r: r.status, on="inline")
+                .run_async(sink=out, loops=2)
+            )
+            assert out == [200] * 20
+            return result
+
+    assert asyncio.run(main()).results == 20
