@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
+
 from .conftest import run_cli
 
 
@@ -19,9 +21,27 @@ def test_demo_summary_to_a_pipe_cuts_no_cell(tmp_path: Path) -> None:
     assert header.split() == ["stage", "on", "ok", "failed", "retried", "p50", "p95", "p99",
                               "busy", "s"]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in result.out.splitlines() if line.strip()}
-    assert rows["fetch"][3:6] == ["1,200", "3", "0"]  # ok, failed, retried, whole
+    assert rows["fetch"][3:5] == ["1,200", "3"]  # ok, failed, whole
     assert rows["process:analyze_text"][1:4] == ["processes", "x2", "1,200"]
     assert all(re.fullmatch(r"[\d,]+\.\d", cell) for cell in rows["fetch"][6:9])  # p50-p99
     assert "wrote 1,203 records" in result.out
+    # Every number reconciles with the records written: retries, and outcomes by status.
+    records = [
+        orjson.loads(line)
+        for line in (tmp_path / "demo-output" / "pages.jsonl").read_bytes().splitlines()
+    ]
+    retries = sum(r["attempts"] - 1 for r in records if r["status"] is not None)
+    assert retries > 0
+    assert rows["fetch"][5] == f"{retries:,}"  # the stage's retried column
+    run = result.out.splitlines()
+    header_at = next(i for i, line in enumerate(run) if line.split()[:2] == ["items", "ok"])
+    columns, values = run[header_at].split(), run[header_at + 2].split()
+    counted = dict(zip(columns, values, strict=False))
+    status = [r["status"] for r in records]
+    assert counted["ok"] == f"{sum(1 for s in status if s is not None and s < 400):,}"
+    assert counted["4xx"] == f"{sum(1 for s in status if s is not None and 400 <= s < 500):,}"
+    assert counted["5xx"] == f"{sum(1 for s in status if s is not None and s >= 500):,}"
+    assert counted["failed"] == f"{sum(1 for s in status if s is None):,}"
+    assert counted["retries"] == f"{retries:,}"
     # The progress lines are unchanged: plain lines on stderr, one every few seconds.
     assert "conveyor demo: done in" in result.err

@@ -3,7 +3,8 @@
 The parent (``loops.py``) sends batches of ``(id, value)``; this process runs each value
 through the head's stages (an async first stage such as the fetch, then cheap plain
 maps) with ``concurrency`` worker tasks, and sends back batches of outcomes:
-``(id, OK, value)`` or ``(id, FAILED, (stage, kind, message, attempts, error_type))``.
+``(id, OK, value, retries)`` or ``(id, FAILED, (stage, kind, message, attempts,
+error_type), 0)``, where ``retries`` are the first stage's own (``StageSpec.own_attempts``).
 Batches form naturally: everything that finished in one turn of the loop goes in one
 message. When the parent's end of the socket closes (it exited, or was killed), this
 process ends too: no loop process outlives its parent.
@@ -101,7 +102,7 @@ async def _receive(reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> N
             queue.put_nowait(item)
 
 
-Chain = tuple[Callable[[Any], Any], tuple[tuple[str, Callable[[Any], Any]], ...], str]
+Chain = tuple[Callable[[Any], Any], tuple[tuple[str, Callable[[Any], Any]], ...], str, bool]
 
 
 async def _open_chain(stages: Any, stack: AsyncExitStack) -> Chain:
@@ -109,19 +110,22 @@ async def _open_chain(stages: Any, stack: AsyncExitStack) -> Chain:
     plain maps, each with its stage name for failures."""
     first, *rest = stages
     fn = first.fn if first.factory is None else await stack.enter_async_context(first.factory())
-    return fn, tuple((spec.name, spec.fn) for spec in rest), first.name
+    return fn, tuple((spec.name, spec.fn) for spec in rest), first.name, first.own_attempts
 
 
 async def _work(queue: asyncio.Queue[Any], chain: Chain, outbox: _Outbox) -> None:
-    first, rest, first_name = chain
+    first, rest, first_name, own_attempts = chain
     while True:
         item = await queue.get()
         if item is None:
             return
         ident, value = item
         stage = first_name
+        retries = 0
         try:
             value = await first(value)
+            if own_attempts:
+                retries = getattr(value, "attempts", 1) - 1
             for stage, fn in rest:
                 value = fn(value)
         except Exception as exc:
@@ -133,9 +137,9 @@ async def _work(queue: asyncio.Queue[Any], chain: Chain, outbox: _Outbox) -> Non
                 attempts if isinstance(attempts, int) else 1,
                 type(exc).__name__,
             )
-            outbox.add((ident, FAILED, detail))
+            outbox.add((ident, FAILED, detail, 0))
             continue
-        outbox.add((ident, OK, value))
+        outbox.add((ident, OK, value, retries))
 
 
 class _Outbox:
@@ -143,10 +147,10 @@ class _Outbox:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
-        self._pending: list[tuple[int, int, Any]] = []
+        self._pending: list[tuple[int, int, Any, int]] = []
         self._loop = asyncio.get_running_loop()
 
-    def add(self, outcome: tuple[int, int, Any]) -> None:
+    def add(self, outcome: tuple[int, int, Any, int]) -> None:
         if not self._pending:
             self._loop.call_soon(self._send)
         self._pending.append(outcome)
@@ -165,10 +169,10 @@ class _Outbox:
         await self._writer.drain()
 
 
-def _picklable(outcome: tuple[int, int, Any]) -> tuple[int, int, Any]:
+def _picklable(outcome: tuple[int, int, Any, int]) -> tuple[int, int, Any, int]:
     try:
         pickle.dumps(outcome[2])
     except Exception as exc:
         message = f"result cannot be sent back from the loop process: {exc}"
-        return (outcome[0], FAILED, ("loops", "error", message, 1, type(exc).__name__))
+        return (outcome[0], FAILED, ("loops", "error", message, 1, type(exc).__name__), 0)
     return outcome

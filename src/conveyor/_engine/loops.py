@@ -62,6 +62,7 @@ class _Loop:
     outgoing: list[tuple[int, Any]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: int = 0
+    dead: str | None = None  # why it could not be replaced
 
 
 class LoopPool:
@@ -91,13 +92,22 @@ class LoopPool:
         self._flush_scheduled = False
         self._closing = False
         self.restarts = 0
+        # Told how many retries the first stage made for results that came back (see
+        # StageSpec.own_attempts); failures carry their own attempts.
+        self.on_retries: Callable[[int], None] | None = None
 
     @property
     def size(self) -> int:
         return len(self._loops)
 
     async def start(self) -> None:
-        await asyncio.gather(*(self._start(loop) for loop in self._loops))
+        started = await asyncio.gather(
+            *(self._start(loop) for loop in self._loops), return_exceptions=True
+        )
+        errors = [e for e in started if isinstance(e, BaseException)]
+        if errors:
+            await self.kill()  # the ones that did start
+            raise errors[0]
 
     async def _start(self, loop: _Loop) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -114,12 +124,10 @@ class LoopPool:
             async with asyncio.timeout(_START_TIMEOUT):
                 tag, detail = await read_message(reader)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            process.kill()
-            raise UsageError(
-                f"loop process {loop.index} did not start (exit code {process.exitcode})"
-            ) from None
+            tag, detail = "init-error", f"it exited with code {process.exitcode}"
         if tag != "ready":
             process.kill()
+            writer.close()
             raise UsageError(f"loop process {loop.index} could not start: {detail}")
         loop.process, loop.writer = process, writer
         loop.reader_task = asyncio.get_running_loop().create_task(self._read(loop, reader))
@@ -136,6 +144,9 @@ class LoopPool:
         ident = self._next_id
         self._next_id += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if loop.dead is not None:
+            future.set_exception(WorkerCrashed(loop.dead))
+            return future
         loop.pending[ident] = _Pending(value, future)
         loop.outgoing.append((ident, value))
         self._schedule_flush()
@@ -157,14 +168,18 @@ class LoopPool:
         pending = loop.pending
         try:
             while True:
-                for ident, status, payload in await read_message(reader):
+                retries = 0
+                for ident, status, payload, retried in await read_message(reader):
                     entry = pending.pop(ident, None)
                     if entry is None or entry.future.done():
                         continue
                     if status == FAILED:
                         entry.future.set_exception(RemoteFailure(*payload))
                     else:
+                        retries += retried
                         entry.future.set_result(payload)
+                if retries and self.on_retries is not None:
+                    self.on_retries(retries)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         if not self._closing:
@@ -191,7 +206,14 @@ class LoopPool:
                     )
         loop.restarts += 1
         self.restarts += 1
-        await self._start(loop)
+        try:
+            await self._start(loop)
+        except UsageError as exc:  # no replacement: what it held, and what comes, fails
+            loop.dead = str(exc)
+            for entry in loop.pending.values():
+                if not entry.future.done():
+                    entry.future.set_exception(WorkerCrashed(loop.dead))
+            loop.pending.clear()
 
     # -- the end --------------------------------------------------------------------------
 
@@ -262,6 +284,7 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
         concurrency=2 * first.concurrency,
         route=first.route,
         remote=tuple(head),
+        own_attempts=first.own_attempts,
     )
     return (folded, *specs[len(head) :])
 

@@ -16,6 +16,7 @@ from .gil import in_thread
 from .loops import LoopPool, loop_concurrency, loop_heads
 from .processes import ProcessPool
 from .stage import StageSpec
+from .stats import StageCounters
 from .threads import shutdown_executor
 
 
@@ -26,6 +27,7 @@ class Placement:
         self.fn = fn
         self.timeout = spec.timeout
         self.abandoned = 0  # threads still running an item that already timed out
+        self.counters: StageCounters | None = None  # the stage's, set before start()
 
     async def start(self) -> None:
         return None
@@ -147,7 +149,13 @@ class LoopsPlacement(Placement):
         )
 
     async def start(self) -> None:
+        if self.counters is not None:
+            self.pool.on_retries = self._count_retries
         await self.pool.start()
+
+    def _count_retries(self, retries: int) -> None:
+        assert self.counters is not None
+        self.counters.retried += retries
 
     async def shutdown(self) -> None:
         await self.pool.close()

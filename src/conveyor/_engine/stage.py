@@ -54,6 +54,9 @@ class StageSpec:
     route: Callable[[Any], str] | None = None
     # place="loops": the stages this one stands for, run in the loop processes.
     remote: tuple[StageSpec, ...] = ()
+    # The function retries inside (the HTTP client): its result's or exception's
+    # ``attempts`` says how many tries an item took, and the stage counts the retries.
+    own_attempts: bool = False
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -101,6 +101,7 @@ class StageRunner:
     async def _run_workers(self, fn: Callable[[Any], Any], out: StageSink) -> None:
         placement = placement_for(self.spec, fn)
         self.placement = placement
+        placement.counters = self.counters
         await placement.start()
         # A loop function without a timeout is awaited straight away: one frame less.
         # Set once the placement runs: until then, fused items wait for ``_ready``.
@@ -145,6 +146,8 @@ class StageRunner:
         stage adds to a fetch)."""
         inbox, emit = self.inbox, out.emit
         call, inline = self._call, self._inline
+        # A loop-processes placement counts its own (it sees the fetch's results there).
+        own_attempts = self.spec.own_attempts and self.spec.place != "loops"
         assert call is not None, "the stage's placement starts before its workers"
         while True:
             envelope = await inbox.get()
@@ -166,6 +169,8 @@ class StageRunner:
                 self._count_call(began)
                 raise
             self._succeeded(envelope, began)
+            if own_attempts:
+                self.counters.retried += getattr(value, "attempts", 1) - 1
             envelope.value = value
             await emit(envelope)
 
@@ -183,7 +188,7 @@ class StageRunner:
 
     def _begin(self, envelope: Envelope) -> float:
         """Count a plain stage's call (its one attempt) as started; the time it starts."""
-        if self._bus.active:
+        if self._bus.started:
             self._bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
         self.counters.started += 1
         self.counters.in_flight += 1
@@ -239,7 +244,7 @@ class StageRunner:
         attempt = 0
         while True:
             attempt += 1
-            if bus.active:
+            if bus.started if attempt == 1 else bus.active:
                 bus.emit(ItemStarted(spec.name, envelope.key, attempt))
             key: Hashable = None
             if limited:
@@ -291,6 +296,8 @@ class StageRunner:
         failure = Failure.from_exception(
             exc, key=envelope.key, stage=self.spec.name, attempts=attempt, item=envelope.value
         )
+        if self.spec.own_attempts and failure.stage == self.spec.name:
+            self.counters.retried += max(0, failure.attempts - 1)  # a bad URL: 0 attempts
         if self._bus.active:
             self._bus.emit(ItemFailed(failure))
         await out.fail(envelope, failure, exc)

@@ -56,10 +56,15 @@ def _stage_row(s: StageStatistics) -> list[str]:
 
 
 def _cards(result: RunResult, data: ReportData) -> str:
-    cards = [
-        ("items", f"{result.items:,}", False),
-        ("results", f"{result.results:,}", False),
-        ("failed", f"{result.failed:,}", result.failed > 0),
+    cards = [("items", f"{result.items:,}", False)]
+    if data.outcomes:  # fetch records: how each ended (see summary.counts_table)
+        cards += [(name, f"{n:,}", n > 0 and name != "ok") for name, n in data.outcomes.items()]
+    else:
+        cards += [
+            ("results", f"{result.results:,}", False),
+            ("failed", f"{result.failed:,}", result.failed > 0),
+        ]
+    cards += [
         ("filtered", f"{result.filtered:,}", False),
         ("skipped", f"{result.skipped:,}", False),
         ("retries", f"{data.retries:,}", False),

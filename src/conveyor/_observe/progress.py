@@ -201,6 +201,8 @@ class Progress:
         refresh_per_second: how often the live display redraws.
     """
 
+    wants_item_started = False  # only a retry's ItemStarted (always sent) matters here
+
     def __init__(
         self,
         *,

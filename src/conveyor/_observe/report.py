@@ -17,7 +17,6 @@ from .._engine.events import (
     Event,
     ItemFailed,
     ItemFinished,
-    ItemRetrying,
     ItemStarted,
     RunFinished,
     RunStarted,
@@ -54,6 +53,8 @@ class RunReport:
             small.
         top_hosts: how many of the hosts with most errors the summary and the report list.
     """
+
+    wants_item_started = False  # only a retry's ItemStarted (always sent) matters here
 
     def __init__(
         self,
@@ -99,9 +100,8 @@ class RunReport:
             buckets.add(event.seconds)
         elif type(event) is Tick:
             s = event.statistics
+            self._retries = sum(stage.retried for stage in s.stages)
             self._advance(s.elapsed, s.results + s.failed + s.filtered, s.failed)
-        elif type(event) is ItemRetrying:
-            self._retries += 1
         elif type(event) is ItemFailed:
             self._failures_by_kind[event.failure.kind] += 1
         elif type(event) is RunStarted:
@@ -110,6 +110,8 @@ class RunReport:
         elif type(event) is RunFinished:
             r = event.result
             self._result = r
+            # Every retry the stages made, the fetch's own included (the engine counts them).
+            self._retries = sum(stage.retried for stage in r.stages)
             self._advance(r.wall_seconds, r.results + r.failed + r.filtered, r.failed)
 
     def _advance(self, at: float, done: int, failed: int) -> None:
@@ -157,10 +159,30 @@ class RunReport:
             latency=latency,
             retries=self._retries,
             status_codes=status,
+            outcomes=self.outcomes(),
             hosts=hosts,
             records=records,
             hosts_dropped=dropped,
         )
+
+    def outcomes(self) -> dict[str, int]:
+        """The records by how they ended: ``ok`` (a 1xx-3xx status), ``4xx``,
+        ``5xx`` (the server answered with an error, after any retries) and ``failed``
+        (no response, or a later stage failed: an error kind instead of a status).
+        Thread-safe; empty before any record."""
+        with self._lock:
+            status = list(self._status.items())
+        found = {"ok": 0, "4xx": 0, "5xx": 0, "failed": 0}
+        for label, n in status:
+            if label == NO_RESPONSE:
+                found["failed"] += n
+            elif label[:1] == "4":
+                found["4xx"] += n
+            elif label[:1] == "5":
+                found["5xx"] += n
+            else:
+                found["ok"] += n
+        return found if any(found.values()) else {}
 
     @property
     def failures_by_kind(self) -> dict[str, int]:

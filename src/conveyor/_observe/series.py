@@ -158,6 +158,8 @@ class ReportData:
         records: how many fetch records ``add_record`` received.
         hosts_dropped: records whose host was lumped into ``"(other hosts)"`` because the
             number of distinct hosts tracked reached its bound.
+        outcomes: the fetch records by how they ended (``RunReport.outcomes``): ``ok``,
+            ``4xx``, ``5xx``, ``failed``; empty when no record was tallied.
     """
 
     stages: tuple[str, ...] = ()
@@ -171,6 +173,7 @@ class ReportData:
     hosts: tuple[HostErrors, ...] = ()
     records: int = 0
     hosts_dropped: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
 
 
 def format_seconds(seconds: float) -> str:

@@ -44,27 +44,29 @@ def _table(title: str) -> Table:
 
 
 def counts_table(result: RunResult, data: ReportData) -> Table:
-    """Items in and out, the rate, and how the run ended."""
+    """Items in and out, the rate, and how the run ended. With fetch records tallied, the
+    records by outcome (ok, HTTP 4xx, HTTP 5xx, failed) instead of results and failures:
+    a 404 is a result of the run, not a page that was fetched ok."""
     # How the run ended goes in the title: one column fewer keeps the table in 80 columns.
     table = _table("Run (interrupted)" if result.interrupted else "Run")
-    table.add_column("items", justify="right")
-    table.add_column("results", justify="right", style="green")
-    table.add_column("failed", justify="right", style="red" if result.failed else None)
-    table.add_column("filtered", justify="right")
-    table.add_column("skipped", justify="right")
-    table.add_column("retries", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("items/s", justify="right", style="bold")
-    table.add_row(
-        f"{result.items:,}",
-        f"{result.results:,}",
-        f"{result.failed:,}",
-        f"{result.filtered:,}",
-        f"{result.skipped:,}",
-        f"{data.retries:,}",
-        f"{result.wall_seconds:,.2f}",
-        f"{result.items_per_second:,.1f}",
-    )
+    cells: list[tuple[str, str, str | None]] = [("items", f"{result.items:,}", None)]
+    if data.outcomes:
+        styles = {"ok": "green", "4xx": "yellow", "5xx": "red", "failed": "red"}
+        for name, n in data.outcomes.items():
+            cells.append((name, f"{n:,}", styles[name] if n or name == "ok" else None))
+    else:
+        cells.append(("results", f"{result.results:,}", "green"))
+        cells.append(("failed", f"{result.failed:,}", "red" if result.failed else None))
+    cells += [
+        ("filtered", f"{result.filtered:,}", None),
+        ("skipped", f"{result.skipped:,}", None),
+        ("retries", f"{data.retries:,}", None),
+        ("seconds", f"{result.wall_seconds:,.2f}", None),
+        ("items/s", f"{result.items_per_second:,.1f}", "bold"),
+    ]
+    for name, _, style in cells:
+        table.add_column(name, justify="right", style=style)
+    table.add_row(*(value for _, value, _ in cells))
     return table
 
 

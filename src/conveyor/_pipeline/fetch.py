@@ -82,4 +82,4 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         name=name or "fetch",
         factory=ClientFactory(config),
     )
-    return dataclasses.replace(stage, route=host_of)
+    return dataclasses.replace(stage, route=host_of, own_attempts=True)
