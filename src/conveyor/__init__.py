@@ -127,8 +127,7 @@ from ._io import (
     to_record as to_record,
 )
 from ._pipeline.pipeline import Pipeline as Pipeline
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
     "BadURL",
