@@ -127,7 +127,8 @@ from ._io import (
     to_record as to_record,
 )
 from ._pipeline.pipeline import Pipeline as Pipeline
-from ._version import __version__ as __version__
+
+__version__ = "0.1.0"
 
 __all__ = [
     "BadURL",
