@@ -100,7 +100,7 @@ def _imported_layers(path: Path) -> set[str]:
 
 def test_layering_test_resolves_package_root_imports() -> None:
     assert _top([], ["Pipeline", "__version__"]) == {FACE}
-    assert _top([], ["_io", "_version"]) == {"_io", "_version"}
+    assert _top([], ["_io", "_errors"]) == {"_io", "_errors"}
     assert _top([], []) == {FACE}
     assert _top(["http"], ["HttpClient"]) == {FACE}
     assert _top(["_http", "config"], ["FetchConfig"]) == {"_http"}
