@@ -96,7 +96,9 @@ def encode_keys(keys: Sequence[Hashable]) -> tuple[list[Any], list[Any]]:
 
 def travelled(stored: Any) -> str | int | bytes:
     """The stored key from its form in a JSON answer of SQLite (see ``schema.KEY_OUT``)."""
-    return stored["b"].encode() if type(stored) is dict else stored  # type: ignore[no-any-return]
+    if type(stored) is dict:
+        return cast(str, stored["b"]).encode()
+    return cast("str | int", stored)
 
 
 def decode_key(stored: str | int | bytes) -> Any:

@@ -178,14 +178,14 @@ class KeyedKeys:
             (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts)
             for key, outcome in zip(travelling[len(plain) :], others, strict=True)
         ]
-        positions = list(map(self.pending.get, codes))
+        positions: list[Any] = list(map(self.pending.get, codes))
         # A retried key's position is in a span of an earlier run already, and a key this
         # run did not admit has none.
         if retried:
             positions = [p for p, c in zip(positions, codes, strict=True) if c not in retried]
         if None in positions:
             positions = [p for p in positions if p is not None]
-        return Finished(codes, travelling[: len(plain)], rows, positions, remember=True)  # type: ignore[arg-type]
+        return Finished(codes, travelling[: len(plain)], rows, positions, remember=True)
 
     def committed(self, codes: list[Any]) -> None:
         # Forgotten only now that the rows are committed (see admit); in C, not a loop.
