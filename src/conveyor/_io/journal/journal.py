@@ -440,7 +440,7 @@ class Journal:
         spans: list[tuple[int, int]] | None,
         meta: list[tuple[str, Any]] | None,
     ) -> None:
-        """Write keys, spans and meta rows in one statement (see ``_SCHEMA``)."""
+        """Write keys, spans and meta rows in one statement (see ``schema.SCHEMA``)."""
         self._writer().execute(
             schema.RECORD,
             (
