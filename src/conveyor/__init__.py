@@ -130,6 +130,7 @@ from ._io import (
     to_record as to_record,
 )
 from ._pipeline.pipeline import Pipeline as Pipeline
+from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for checkers here
     from ._observe import Progress as Progress
@@ -138,8 +139,6 @@ if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for chec
     from .http import HttpClient as HttpClient
     from .http import Request as Request
     from .http import Response as Response
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BadURL",
