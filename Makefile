@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FLOORS := .venv-floors
 
-.PHONY: test demo lint typecheck unit bench clean
+.PHONY: test test-floors demo lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+# The dev tools at the versions constraints-dev.txt pins, so a new ruff or mypy release
+# cannot fail `make test` on a fresh machine with code nobody changed.
+$(STAMP): pyproject.toml constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -24,12 +27,26 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Proof that the floors in pyproject.toml are true: a second venv with every dependency at
+# the lowest version pyproject.toml allows (.ci/floors.py pins them; wheels only, so a
+# floor with no wheel for this Python fails here), the dev tools as constraints-dev.txt
+# pins them, then the quick tests. The SIGKILL timing tests (-m slow) are left to `make
+# test`: what they check does not depend on the versions.
+test-floors:
+	rm -rf $(FLOORS)
+	$(PYTHON) -m venv $(FLOORS)
+	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS)/bin/python .ci/floors.py pyproject.toml > $(FLOORS)/constraints-floors.txt
+	$(FLOORS)/bin/python -m pip install --quiet --only-binary :all: \
+		-c constraints-dev.txt -c $(FLOORS)/constraints-floors.txt -e '.[dev]'
+	$(FLOORS)/bin/pytest -q -x -m "not slow" -p no:cacheprovider tests/http tests/io tests/engine
+
 demo: $(STAMP)  ## the main job on the built-in demo site (examples/hybrid.py: the engine alone)
 	$(BIN)/conveyor demo
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev,bench]'
 	$(BIN)/python benchmarks/engine.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOORS) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,9 @@ Async I/O on the event loop, blocking work on threads, pure-Python CPU work on p
 bounded, observable and resumable. Start with ``Pipeline``.
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._engine.events import (
     Event as Event,
 )
@@ -127,8 +130,15 @@ from ._io import (
     to_record as to_record,
 )
 from ._pipeline.pipeline import Pipeline as Pipeline
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for checkers here
+    from ._observe import Progress as Progress
+    from ._observe import RunReport as RunReport
+    from .http import FetchConfig as FetchConfig
+    from .http import HttpClient as HttpClient
+    from .http import Request as Request
+    from .http import Response as Response
 
 __all__ = [
     "BadURL",
@@ -159,11 +169,13 @@ __all__ = [
     "Observer",
     "Parquet",
     "Pipeline",
+    "Progress",
     "Request",
     "Response",
     "Retry",
     "RunFinished",
     "RunInterrupted",
+    "RunReport",
     "RunResult",
     "RunStarted",
     "RunStatistics",
@@ -182,15 +194,16 @@ __all__ = [
     "to_record",
 ]
 
-# The HTTP client loads lazily, so `import conveyor` and `conveyor --help` stay quick.
+# The HTTP client and the observers (rich) load lazily, so `import conveyor` and
+# `conveyor --help` stay quick.
 _HTTP_NAMES = {"FetchConfig", "HttpClient", "Request", "Response"}
+_OBSERVE_NAMES = {"Progress", "RunReport"}
 
 
 def __getattr__(name: str) -> object:
-    if name in _HTTP_NAMES:
-        from . import http
-
-        value = getattr(http, name)
+    if name in _HTTP_NAMES or name in _OBSERVE_NAMES:
+        module = importlib.import_module(".http" if name in _HTTP_NAMES else "._observe", __name__)
+        value = getattr(module, name)
         if getattr(value, "__module__", "").startswith("conveyor._"):
             value.__module__ = "conveyor"
         globals()[name] = value
@@ -200,7 +213,7 @@ def __getattr__(name: str) -> object:
 
 # Public names report the public module, like trio and httpx do.
 for _name in __all__:
-    if _name in _HTTP_NAMES:
+    if _name in _HTTP_NAMES or _name in _OBSERVE_NAMES:
         continue
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("conveyor._"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -96,8 +97,12 @@ async def https_base(certificate: tuple[Path, Path]) -> AsyncIterator[str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
+    # The bound port from the socket: on aiohttp 3.10 site.name says the port asked, 0.
+    server = site._server
+    assert isinstance(server, asyncio.base_events.Server)
+    port = server.sockets[0].getsockname()[1]
     try:
-        yield site.name
+        yield f"https://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
 

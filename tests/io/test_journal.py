@@ -425,3 +425,135 @@ def test_admit_and_record_on_two_threads_catch_every_duplicate(tmp_path: Path, a
             recorder.join()
         assert j.statistics().done == 3000
         assert j.statistics().duplicates == 3000
+
+
+# -- keys of any characters --------------------------------------------------------------
+
+# SQLite's JSON functions (how keys travel to it) end a string at a NUL, so such keys were
+# stored cut short and never found again: each repeat was run and written once more.
+AWKWARD = [
+    "a\x00b", "a\x00c", "a", "\x00", "\x00\x00", "", "tab\there", "\x01\x02\x1f\x7f",
+    "esc\x1b[0m", "\u2028\ufeff", "\U0001f600\x00", '"\\u0000"', "\ud800", "x\udfffy",
+    "a\x00\ud800",
+]  # fmt: skip
+
+
+def test_keys_of_any_characters_are_each_kept_apart_and_found_again(tmp_path: Path) -> None:
+    huge = "h" * 5_000_000 + "\x00"
+    keys = [*AWKWARD, huge, ("a\x00", "\ud801"), b"\x00"]
+    with journal(tmp_path) as j:
+        assert j.admit(keys) == [True] * len(keys)
+        assert j.admit([*keys, "a\x00d"]) == [False] * len(keys) + [True]
+        j.record([KeyOutcome("a\x00b", "failed", "dns", 1), KeyOutcome("\ud800", "filtered")],
+                 {"bytes": 1}, done=[k for k in keys if k not in ("a\x00b", "\ud800")])  # fmt: skip
+        # Committed now: found in the file, not among the keys in flight.
+        assert j.admit([*keys, "a\x00e"]) == [False] * len(keys) + [True]
+    stored = rows(tmp_path, "SELECT count(*) FROM keys")
+    assert stored == [(len(keys),)]  # none cut short onto another
+    with journal(tmp_path) as j:
+        assert j.statistics().done == len(keys) - 2
+        assert j.admit([*keys, "a\x00f", "\udc00"]) == [False] * len(keys) + [True, True]
+        assert list(j.failed_keys()) == [("a\x00b", "dns", 1)]
+    with journal(tmp_path, retry_failed=True) as j:
+        assert j.admit(keys) == [k == "a\x00b" for k in keys]
+
+
+def _awkward_lines(count: int) -> list[str]:
+    """A URL list, every other line malformed on purpose (NUL and control characters
+    inside), each malformed line ``count`` apart from its copy: by the copy, the first
+    one's key is committed (every 10,000 items)."""
+    lines = []
+    for i in range(count):
+        lines.append(f"https://example.com/page/{i}")
+        lines.append(f"bad\x00{i % (count // 2)}\x01" if i % 3 else f"\x07\x00{i % (count // 2)}")
+    return lines
+
+
+def _one_record_per_key(output: Path, lines: list[str]) -> None:
+    from .helpers import read_records
+
+    written = [record["key"] for record in read_records(output)]
+    assert len(written) == len(set(lines))
+    assert sorted(written) == sorted(ascii(line) for line in set(lines))
+
+
+def _as_record(line: str) -> dict[str, str]:
+    return {"key": ascii(line)}  # ascii(): a lone surrogate cannot go into a JSON file
+
+
+def _own_key(line: str) -> str:
+    return line
+
+
+def test_a_pipeline_writes_each_key_once_whatever_characters_it_holds(tmp_path: Path) -> None:
+    import conveyor as cv
+    from conveyor._io import JsonLines, read_lines
+
+    lines = _awkward_lines(15_000)
+    (tmp_path / "urls.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output, path = tmp_path / "out.jsonl", tmp_path / "run.journal"
+
+    def run() -> cv.RunStats:
+        pipeline = cv.Pipeline(read_lines(tmp_path / "urls.txt"), key=_own_key).map(_as_record)
+        return pipeline.run(sink=JsonLines(output), journal=path)
+
+    result = run()
+    assert result.results == len(set(lines)) == 22_500
+    assert result.skipped == len(lines) - len(set(lines))
+    _one_record_per_key(output, lines)
+    before = output.read_bytes()
+    again = run()  # resumed with everything done: nothing new
+    assert again.results == 0
+    assert again.skipped == len(lines)
+    assert output.read_bytes() == before
+
+
+def test_keys_with_lone_surrogates_go_through_a_pipeline_once(tmp_path: Path) -> None:
+    import conveyor as cv
+    from conveyor._io import JsonLines
+
+    lines = [*AWKWARD, *(f"s\ud800{i % 5000}" for i in range(10_000))] * 2
+    for _ in range(2):  # the second run resumes a finished job: nothing new
+        pipeline = cv.Pipeline(lines, key=_own_key).map(_as_record)
+        pipeline.run(sink=JsonLines(tmp_path / "out.jsonl"), journal=tmp_path / "run.journal")
+        _one_record_per_key(tmp_path / "out.jsonl", lines)
+
+
+_KILLED_MIDWAY = """
+import os, sys, threading
+import conveyor as cv
+from conveyor._io import JsonLines, read_lines
+seen = 0
+lock = threading.Lock()
+def work(line):
+    global seen
+    with lock:
+        seen += 1
+        if seen == int(sys.argv[3]):
+            os.kill(os.getpid(), 9)
+    return {"key": ascii(line)}
+pipeline = cv.Pipeline(read_lines(sys.argv[1]), key=lambda line: line).map(work)
+pipeline.run(sink=JsonLines(sys.argv[2]), journal=sys.argv[1] + ".journal")
+"""
+
+
+def test_a_killed_run_with_awkward_keys_resumes_to_each_key_once(tmp_path: Path) -> None:
+    lines = _awkward_lines(15_000)
+    source, output = tmp_path / "urls.txt", tmp_path / "out.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def run(kill_at: int) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", _KILLED_MIDWAY, str(source), str(output), str(kill_at)]
+        return subprocess.run(command, check=False, capture_output=True, text=True)
+
+    killed = run(kill_at=20_000)
+    assert killed.returncode == -9, killed.stderr
+    db = sqlite3.connect(f"{source}.journal")
+    try:
+        (done,) = db.execute("SELECT value FROM meta WHERE name = 'done'").fetchone()
+    finally:
+        db.close()
+    assert 0 < done < len(set(lines))  # it committed some of the job, not all
+    resumed = run(kill_at=0)  # the same job, to its end
+    assert resumed.returncode == 0, resumed.stderr
+    _one_record_per_key(output, lines)

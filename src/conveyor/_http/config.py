@@ -16,6 +16,7 @@ from typing import Any
 
 from .._engine.limits import parse_rate
 from .._errors import UsageError
+from .._version import __version__
 from .safety import parse_networks
 
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -27,11 +28,8 @@ HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 @functools.cache
 def default_user_agent() -> str:
-    """``conveyor/<version>``: the package's ``__version__`` (importlib.metadata is ~10 ms)."""
-    import conveyor
-
-    version = getattr(conveyor, "__version__", None)
-    return f"conveyor/{version}" if version else "conveyor"
+    """``conveyor/<version>``, from ``_version`` (importlib.metadata is ~10 ms)."""
+    return f"conveyor/{__version__}"
 
 
 def normalise_headers(
