@@ -35,7 +35,7 @@ PAGE = (
     b"<body>" + b"<p>conveyor benchmark body text.</p>" * 16 + b"</body></html>"
 )
 
-NGINX_CONF = """
+NGINX_CONF = r"""
 worker_processes {workers};
 daemon off;
 pid {root}/nginx.pid;

@@ -9,8 +9,9 @@ user would write it: a plain ``.map`` with the default placement.
 import sys
 from typing import Any
 
-import conveyor as cv
 from gather_script import summary
+
+import conveyor as cv
 
 
 def page(response: Any) -> dict[str, object]:

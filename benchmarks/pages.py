@@ -91,7 +91,9 @@ def measure(commands: list[list[str]], outputs: list[Path], expected: int) -> di
             leftover.unlink()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for cmd in commands]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for cmd in commands
+    ]
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode:
@@ -125,7 +127,11 @@ def interleaved(
 
 
 def table(title: str, runs: dict[str, list[dict[str, float]]], n: int, peer: str) -> list[str]:
-    lines = [f"### {title}", "", "| contender | median wall s | pages/s | CPU ms per page | vs the script |"]
+    lines = [
+        f"### {title}",
+        "",
+        "| contender | median wall s | pages/s | CPU ms per page | vs the script |",
+    ]
     lines.append("| --- | --- | --- | --- | --- |")
     theirs = statistics.median(r["wall"] for r in runs[peer])
     for name, measured in runs.items():
@@ -142,7 +148,9 @@ def startup(repeats: int, base: str, folder: Path) -> list[str]:
     cases = {
         "conveyor --help": [*CONVEYOR, "--help"],
         "conveyor fetch --help": [*CONVEYOR, "fetch", "--help"],
-        "conveyor fetch (one URL)": [*CONVEYOR, "fetch", str(one), "-o", str(folder / "one.jsonl"), "-q", "--restart"],
+        "conveyor fetch (one URL)": [
+            *CONVEYOR, "fetch", str(one), "-o", str(folder / "one.jsonl"), "-q", "--restart"
+        ],
     }  # fmt: skip
     lines = ["### start-up", "", "| command | median s |", "| --- | --- |"]
     for name, cmd in cases.items():
@@ -156,7 +164,9 @@ def startup(repeats: int, base: str, folder: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("-n", type=int, help="URLs for the throughput cases (default 100,000)")
@@ -167,7 +177,11 @@ def main() -> None:
     repeats = options.repeats or (1 if options.quick else 3)
     n = options.n or (20_000 if options.quick else 100_000)
     only = set(options.only or ["one-loop", "cores", "latency", "startup"])
-    report = [f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {repeats} interleaved repeat(s), {n:,} URLs", ""]
+    report = [
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"{repeats} interleaved repeat(s), {n:,} URLs",
+        "",
+    ]
     print(report[0], flush=True)
     with tempfile.TemporaryDirectory(dir=HERE) as tmp:  # the real disk, not a tmpfs
         folder = Path(tmp)
@@ -191,7 +205,9 @@ def main() -> None:
                     "conveyor fetch --loops 2": cli(c, "2"),
                     "conveyor fetch (default: --loops auto, journal)": cli_journal(c, "auto"),
                 }, urls, n, repeats, folder)  # fmt: skip
-                report += table(f"every core: {n:,} URLs, concurrency {c}", runs, n, "gather script")
+                report += table(
+                    f"every core: {n:,} URLs, concurrency {c}", runs, n, "gather script"
+                )
             if "startup" in only:
                 report += startup(repeats, base, folder)
         if "latency" in only:
@@ -205,7 +221,13 @@ def main() -> None:
                     "conveyor fetch": cli_journal(c_lat, "auto"),
                 }, urls, n_lat, repeats, folder)  # fmt: skip
             ideal = n_lat * delay / c_lat
-            report += table(f"latency: {n_lat:,} URLs at {delay * 1000:.0f} ms, concurrency {c_lat} (ideal {ideal:.1f} s)", runs, n_lat, "gather script")
+            report += table(
+                f"latency: {n_lat:,} URLs at {delay * 1000:.0f} ms, concurrency {c_lat} "
+                f"(ideal {ideal:.1f} s)",
+                runs,
+                n_lat,
+                "gather script",
+            )
             for name, measured in runs.items():
                 wall = statistics.median(r["wall"] for r in measured)
                 report.append(f"- {name}: {ideal / wall:.2f} of ideal")

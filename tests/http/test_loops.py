@@ -48,7 +48,8 @@ async def test_every_url_once_and_per_host_limit_holds_across_loops(
         .map(status_of, on="inline")
         .run_async(sink=out, loops=2)
     )
-    assert result.results == 120 and result.failed == 0
+    assert result.results == 120
+    assert result.failed == 0
     assert sorted(out) == sorted((u, 200) for u in urls)
     for index in range(len(HOSTS)):
         assert four_hosts.stats.max_in_flight[four_hosts.host(index)] <= 3
@@ -88,7 +89,8 @@ async def test_a_killed_loop_process_fails_nothing_its_items_are_sent_again(
     result = await cv.Pipeline(urls).fetch(concurrency=20, per_host=5).run_async(sink=out, loops=2)
     killer.cancel()
     assert killed, "the loop process was never killed"
-    assert result.failed == 0 and result.results == 60
+    assert result.failed == 0
+    assert result.results == 60
     assert sorted(r.url for r in out) == sorted(urls)
 
 

@@ -34,7 +34,7 @@ class FetchJob:
     column: str | None = None
     fetch_options: dict[str, Any] = field(default_factory=dict)
     process: str | None = None
-    on: str = "threads"
+    on: Literal["threads", "processes"] = "threads"
     workers: int | None = None
     loops: int | Literal["auto"] = "auto"
     journal: str | None = None

@@ -126,7 +126,8 @@ async def _work(queue: asyncio.Queue[Any], chain: Chain, outbox: _Outbox) -> Non
             value = await first(value)
             if own_attempts:
                 retries = getattr(value, "attempts", 1) - 1
-            for stage, fn in rest:
+            for name, fn in rest:
+                stage = name  # named in the failure if this one raises
                 value = fn(value)
         except Exception as exc:
             attempts = getattr(exc, "attempts", None)

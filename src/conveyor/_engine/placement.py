@@ -160,7 +160,7 @@ class LoopsPlacement(Placement):
     async def shutdown(self) -> None:
         await self.pool.close()
 
-    def call(self, value: Any) -> Any:  # type: ignore[override]  # a future, awaited alike
+    def call(self, value: Any) -> Any:  # a future, awaited as the coroutine would be
         return self.pool.call(value)
 
 
