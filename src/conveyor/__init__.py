@@ -7,47 +7,6 @@ bounded, observable and resumable. Start with ``Pipeline``.
 import importlib
 from typing import TYPE_CHECKING
 
-from ._engine.events import (
-    Event as Event,
-)
-from ._engine.events import (
-    ItemFailed as ItemFailed,
-)
-from ._engine.events import (
-    ItemFinished as ItemFinished,
-)
-from ._engine.events import (
-    ItemRetrying as ItemRetrying,
-)
-from ._engine.events import (
-    ItemStarted as ItemStarted,
-)
-from ._engine.events import (
-    Observer as Observer,
-)
-from ._engine.events import (
-    RunFinished as RunFinished,
-)
-from ._engine.events import (
-    RunStarted as RunStarted,
-)
-from ._engine.events import (
-    Tick as Tick,
-)
-from ._engine.outcomes import Failure as Failure
-from ._engine.ports import KeyOutcome as KeyOutcome
-from ._engine.ports import Ledger as Ledger
-from ._engine.ports import Sink as Sink
-from ._engine.retry import Retry as Retry
-from ._engine.stats import (
-    RunResult as RunResult,
-)
-from ._engine.stats import (
-    RunStatistics as RunStatistics,
-)
-from ._engine.stats import (
-    StageStatistics as StageStatistics,
-)
 from ._errors import (
     BadURL as BadURL,
 )
@@ -99,46 +58,7 @@ from ._errors import (
 from ._errors import (
     WorkerCrashed as WorkerCrashed,
 )
-from ._io import (
-    Csv as Csv,
-)
-from ._io import (
-    JsonLines as JsonLines,
-)
-from ._io import (
-    Parquet as Parquet,
-)
-from ._io import (
-    Sqlite as Sqlite,
-)
-from ._io import (
-    read_csv as read_csv,
-)
-from ._io import (
-    read_jsonl as read_jsonl,
-)
-from ._io import (
-    read_lines as read_lines,
-)
-from ._io import (
-    read_parquet as read_parquet,
-)
-from ._io import (
-    sink_for as sink_for,
-)
-from ._io import (
-    to_record as to_record,
-)
-from ._pipeline.pipeline import Pipeline as Pipeline
 from ._version import __version__ as __version__
-
-if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for checkers here
-    from ._observe import Progress as Progress
-    from ._observe import RunReport as RunReport
-    from .http import FetchConfig as FetchConfig
-    from .http import HttpClient as HttpClient
-    from .http import Request as Request
-    from .http import Response as Response
 
 __all__ = [
     "BadURL",
@@ -194,31 +114,126 @@ __all__ = [
     "to_record",
 ]
 
-# The HTTP client and the observers (rich) load lazily, so `import conveyor` and
-# `conveyor --help` stay quick.
-_HTTP_NAMES = {"FetchConfig", "HttpClient", "Request", "Response"}
-_OBSERVE_NAMES = {"Progress", "RunReport"}
+# Every public name but the errors loads on first use (PEP 562), so that `import conveyor`
+# and `conveyor --help` stay quick: the pipeline, the journal, aiohttp and rich are loaded
+# by what needs them, not by the import of the package.
+_LAZY = {
+    "Event": "._engine.events",
+    "ItemFailed": "._engine.events",
+    "ItemFinished": "._engine.events",
+    "ItemRetrying": "._engine.events",
+    "ItemStarted": "._engine.events",
+    "Observer": "._engine.events",
+    "RunFinished": "._engine.events",
+    "RunStarted": "._engine.events",
+    "Tick": "._engine.events",
+    "Failure": "._engine.outcomes",
+    "KeyOutcome": "._engine.ports",
+    "Ledger": "._engine.ports",
+    "Sink": "._engine.ports",
+    "Retry": "._engine.retry",
+    "RunResult": "._engine.stats",
+    "RunStatistics": "._engine.stats",
+    "StageStatistics": "._engine.stats",
+    "Csv": "._io",
+    "JsonLines": "._io",
+    "Parquet": "._io",
+    "Sqlite": "._io",
+    "read_csv": "._io",
+    "read_jsonl": "._io",
+    "read_lines": "._io",
+    "read_parquet": "._io",
+    "sink_for": "._io",
+    "to_record": "._io",
+    "Pipeline": "._pipeline.pipeline",
+    "__version__": "._version",
+    "FetchConfig": ".http",
+    "HttpClient": ".http",
+    "Request": ".http",
+    "Response": ".http",
+    "Progress": "._observe",
+    "RunReport": "._observe",
+}
+
+if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for checkers here
+    from ._engine.events import Event as Event
+    from ._engine.events import ItemFailed as ItemFailed
+    from ._engine.events import ItemFinished as ItemFinished
+    from ._engine.events import ItemRetrying as ItemRetrying
+    from ._engine.events import ItemStarted as ItemStarted
+    from ._engine.events import Observer as Observer
+    from ._engine.events import RunFinished as RunFinished
+    from ._engine.events import RunStarted as RunStarted
+    from ._engine.events import Tick as Tick
+    from ._engine.outcomes import Failure as Failure
+    from ._engine.ports import KeyOutcome as KeyOutcome
+    from ._engine.ports import Ledger as Ledger
+    from ._engine.ports import Sink as Sink
+    from ._engine.retry import Retry as Retry
+    from ._engine.stats import RunResult as RunResult
+    from ._engine.stats import RunStatistics as RunStatistics
+    from ._engine.stats import StageStatistics as StageStatistics
+    from ._io import Csv as Csv
+    from ._io import JsonLines as JsonLines
+    from ._io import Parquet as Parquet
+    from ._io import Sqlite as Sqlite
+    from ._io import read_csv as read_csv
+    from ._io import read_jsonl as read_jsonl
+    from ._io import read_lines as read_lines
+    from ._io import read_parquet as read_parquet
+    from ._io import sink_for as sink_for
+    from ._io import to_record as to_record
+    from ._observe import Progress as Progress
+    from ._observe import RunReport as RunReport
+    from ._pipeline.pipeline import Pipeline as Pipeline
+    from ._version import __version__ as __version__
+    from .http import FetchConfig as FetchConfig
+    from .http import HttpClient as HttpClient
+    from .http import Request as Request
+    from .http import Response as Response
 
 
 def __getattr__(name: str) -> object:
-    if name in _HTTP_NAMES or name in _OBSERVE_NAMES:
-        module = importlib.import_module(".http" if name in _HTTP_NAMES else "._observe", __name__)
-        value = getattr(module, name)
-        if getattr(value, "__module__", "").startswith("conveyor._"):
-            value.__module__ = "conveyor"
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    _public(value)
+    globals()[name] = value
+    return value
 
 
-# Public names report the public module, like trio and httpx do.
-for _name in __all__:
-    if _name in _HTTP_NAMES or _name in _OBSERVE_NAMES:
-        continue
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("conveyor._"):
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _public(obj: object) -> None:
+    """Public names report the public module, like trio and httpx do."""
+    if getattr(obj, "__module__", "").startswith("conveyor._"):
         try:
-            _obj.__module__ = "conveyor"
+            obj.__module__ = "conveyor"
         except (AttributeError, TypeError):  # pragma: no cover - type aliases
             pass
-del _name, _obj
+
+
+for _name in [
+    "BadURL",
+    "Blocked",
+    "ConnectError",
+    "ConnectionReset",
+    "ConveyorError",
+    "DNSError",
+    "FetchError",
+    "FetchTimeout",
+    "ItemError",
+    "ItemTimeout",
+    "JobMismatchError",
+    "JournalError",
+    "NotPicklableError",
+    "RunInterrupted",
+    "SinkError",
+    "UsageError",
+    "WorkerCrashed",
+]:
+    _public(globals()[_name])
+del _name

@@ -71,3 +71,21 @@ def pid(_: int) -> int:
 
 def identity_pair(item: tuple[int, int]) -> tuple[int, int]:
     return item
+
+
+def count_up(n: int) -> int:
+    """A few ms of pure-Python CPU work that holds the GIL throughout."""
+    total = 0
+    for i in range(150_000):
+        total += i & 7
+    return n + total * 0
+
+
+_DATA = bytes(range(256)) * 16_384  # 4 MiB, made once
+
+
+def digest(n: int) -> int:
+    """A few ms of hashing: hashlib lets the GIL go for big buffers."""
+    import hashlib
+
+    return n + len(hashlib.sha256(_DATA).hexdigest()) * 0

@@ -8,7 +8,6 @@ analysis step on processes. Everything stays on 127.0.0.x; nothing reaches the i
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,6 @@ from pathlib import Path
 import click
 
 from .errors import fail
-from .job import FetchJob
-from .running import run_with_display
 
 DEMO_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 # Lines a real URL list might hold by mistake: they become bad-url records, not a crash.
@@ -87,6 +84,9 @@ def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool) -> None:
     try:
         urls = folder / "urls.txt"
         write_urls(urls, bases, pages)
+        from .job import FetchJob  # loaded here: `conveyor --help` must stay quick
+        from .running import run_with_display
+
         job = FetchJob(
             input=str(urls),
             output=str(folder / f"pages.{fmt}"),
@@ -150,4 +150,6 @@ def serve_command(pages: int, hosts: str, port: int, urls_path: str | None) -> N
         write_urls(
             Path(urls_path), [f"http://{a}:{port}" for a in addresses], pages, malformed=False
         )
+    import asyncio
+
     asyncio.run(serve(addresses, pages, port))

@@ -7,9 +7,7 @@ from typing import Any
 import click
 
 from .errors import INTERRUPTED_EXIT
-from .job import FetchJob, default_journal
 from .options import HEADER, LOOPS, RATE, SIZE, TARGET
-from .running import run_with_display
 
 
 @click.command("fetch")
@@ -112,6 +110,10 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
     read transparently), a CSV, JSON-lines or Parquet file with --column, or - for stdin.
     Running the same command again resumes where it stopped.
     """
+    # Loaded here, not at the top: `conveyor --help` must not pay for the pipeline.
+    from .job import FetchJob, default_journal
+    from .running import run_with_display
+
     fetch_options: dict[str, Any] = {
         "concurrency": options["concurrency"],
         "per_host": options["per_host"],

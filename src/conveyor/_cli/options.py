@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from .._engine.limits import parse_rate
 from .._errors import UsageError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -20,6 +19,8 @@ class RateType(click.ParamType):  # type: ignore[type-arg]
     name = "RATE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .._engine.limits import parse_rate  # loaded when a rate is given
+
         try:
             rate = float(value) if re.fullmatch(r"\d+(\.\d+)?", str(value)) else str(value)
             parse_rate(rate, name=param.name if param else "rate")

@@ -254,7 +254,8 @@ class LoopPool:
 
 def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]:
     """With ``loops`` > 1: the pipeline's head -- its first stage (async, such as the fetch)
-    and the plain inline maps right after it -- becomes one stage placed on loop processes.
+    and the plain maps right after it (inline or auto, module-level) -- becomes one stage
+    placed on loop processes.
     The rest of the pipeline stays in this process, where it was placed."""
     if loops <= 1 or not specs:
         return specs
@@ -267,7 +268,9 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
         )
     head = [first]
     for spec in specs[1:]:
-        if not (spec.kind == "map" and spec.place == "inline" and _never_waits(spec)):
+        # Inline maps, and plain ones left to on="auto": in a loop process they run inline
+        # (a loop process is a process of its own: CPU work there is on another core).
+        if not (spec.kind == "map" and spec.place in ("inline", "auto") and _never_waits(spec)):
             break
         try:
             pickle.dumps(spec.fn)

@@ -167,6 +167,10 @@ class LoopsPlacement(Placement):
 def placement_for(spec: StageSpec, fn: Callable[[Any], Any]) -> Placement:
     if spec.place == "loops":
         return LoopsPlacement(fn, spec)
+    if spec.place == "auto":
+        from .auto import AutoPlacement  # it builds on the placements above
+
+        return AutoPlacement(fn, spec)
     if spec.place == "loop":
         return LoopPlacement(fn, spec)
     if spec.place == "threads":

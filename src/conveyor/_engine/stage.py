@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import pickle
 from collections.abc import Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from .limits import parse_limit_per, parse_rate
 from .processes import pickled_function
 from .retry import Retry
 
-Place = Literal["loop", "threads", "processes", "inline", "loops"]
+Place = Literal["loop", "threads", "processes", "inline", "loops", "auto"]
 Kind = Literal["map", "filter", "flat_map", "batch"]
 _PLACES = ("auto", "loop", "threads", "processes", "inline")
 
@@ -104,7 +105,7 @@ def make_stage(
     timeout: float | None = None,
     limit_per: tuple[Callable[[Any], Hashable], int] | None = None,
     name: str | None = None,
-    sync_default: Place = "threads",
+    sync_default: Place = "auto",
     factory: StageFactory | None = None,
 ) -> StageSpec:
     """Check every argument of ``map``/``filter``/``flat_map`` and build the stage."""
@@ -126,6 +127,10 @@ def make_stage(
     elif place == "threads":
         n_workers = workers or min(32, cpus + 4)
         slots = concurrency or n_workers
+    elif place == "auto":  # measured at run time (auto.py): inline, threads or processes
+        n_workers = workers or min(32, cpus + 4)
+        slots = concurrency or max(n_workers, cpus * 64)  # enough to fill process chunks
+        fn_bytes = _pickled_or_none(fn)
     elif place == "processes":
         fn_bytes = pickled_function(fn, stage_name)
         n_workers = workers or cpus
@@ -148,6 +153,14 @@ def make_stage(
         factory=factory,
         fn_bytes=fn_bytes,
     )
+
+
+def _pickled_or_none(fn: Callable[[Any], Any]) -> bytes | None:
+    """The pickled function when it can go to processes; None keeps it off them."""
+    try:
+        return pickle.dumps(fn)
+    except Exception:
+        return None
 
 
 def make_batch(size: int, timeout: float | None, name: str | None) -> StageSpec:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import Any
 
+from .auto import AutoPlacement
 from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ItemFailed, ItemFinished, ItemRetrying, ItemStarted
@@ -74,7 +76,7 @@ class StageRunner:
         spec = self.spec
         return (
             spec.kind in ("map", "filter")
-            and spec.place == "inline"
+            and spec.place in ("inline", "auto")  # auto: inline once measured cheap
             and spec.factory is None
             and self._never_waits
         )
@@ -102,6 +104,8 @@ class StageRunner:
         placement = placement_for(self.spec, fn)
         self.placement = placement
         placement.counters = self.counters
+        if isinstance(placement, AutoPlacement):
+            placement.on_decided = self._placed
         await placement.start()
         # A loop function without a timeout is awaited straight away: one frame less.
         # Set once the placement runs: until then, fused items wait for ``_ready``.
@@ -121,6 +125,19 @@ class StageRunner:
             placement.close()
             await placement.shutdown()
             self.counters.timeouts_abandoned = placement.abandoned
+
+    def _placed(self, auto: AutoPlacement) -> None:
+        """``on="auto"`` has chosen (``auto.py``): show it, and call inline from now on."""
+        chosen = auto.chosen
+        assert chosen is not None
+        self.counters.place = chosen.place
+        self.counters.reason = auto.reason
+        if chosen.place == "processes":
+            self.counters.workers = min(self.counters.workers, os.cpu_count() or 1)
+        elif chosen.place == "inline":
+            self.counters.workers = 1
+            if self.plain:
+                self._plain_inline = chosen.fn
 
     @property
     def plain(self) -> bool:

@@ -57,6 +57,7 @@ class StageCounters:
         "latency",
         "name",
         "place",
+        "reason",
         "retried",
         "started",
         "succeeded",
@@ -67,6 +68,7 @@ class StageCounters:
     def __init__(self, name: str, place: str, workers: int) -> None:
         self.name = name
         self.place = place
+        self.reason = ""  # why on="auto" chose ``place``
         self.workers = workers
         self.started = 0
         self.succeeded = 0
@@ -96,6 +98,7 @@ class StageCounters:
             p50=lat.percentile(50),
             p95=lat.percentile(95),
             p99=lat.percentile(99),
+            reason=self.reason,
         )
 
 
@@ -118,6 +121,7 @@ class StageStatistics:
     p50: float | None
     p95: float | None
     p99: float | None
+    reason: str = ""  # why on="auto" placed the stage where it is (empty: placed by hand)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ def _table(headers: list[str], rows: list[list[str]], *, message_last: bool = Fa
 
 def _stage_row(s: StageStatistics) -> list[str]:
     counts = [f"{s.succeeded:,}", f"{s.failed:,}", f"{s.retried:,}"]
-    return [s.name, s.place, str(s.workers), *counts, _ms(s.p50), _ms(s.p95), _ms(s.p99)]
+    place = f"{s.place} (auto: {s.reason})" if s.reason else s.place
+    return [s.name, place, str(s.workers), *counts, _ms(s.p50), _ms(s.p95), _ms(s.p99)]
 
 
 def _cards(result: RunResult, data: ReportData) -> str:

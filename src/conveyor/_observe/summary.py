@@ -99,6 +99,18 @@ def stages_table(result: RunResult) -> Table:
     return table
 
 
+def placement_table(result: RunResult) -> Table:
+    """Stages that ``on="auto"`` placed by measuring them, and why there."""
+    table = _table("Placed by measurement (on='auto')")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("on", no_wrap=True)
+    table.add_column("because")
+    for s in result.stages:
+        if s.reason:
+            table.add_row(s.name, s.place, s.reason)
+    return table
+
+
 def failures_table(result: RunResult) -> Table:
     """Failures by kind, most common first, each with its share of all failures."""
     table = _table("Failures by kind")
@@ -139,6 +151,8 @@ def summary_group(result: RunResult, data: ReportData) -> Group:
     parts: list[RenderableType] = [counts_table(result, data)]
     if result.stages:
         parts.append(stages_table(result))
+    if any(s.reason for s in result.stages):
+        parts.append(placement_table(result))
     if result.failures_by_kind:
         parts.append(failures_table(result))
     if data.status_codes:

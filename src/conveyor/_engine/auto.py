@@ -1,0 +1,187 @@
+"""``on="auto"`` for a plain function: placed by measuring it on the run's first items.
+
+Where a plain function should run depends on what it costs and on whether it holds the
+GIL, which its code does not say. So the first items are the probe:
+
+1. the first item runs alone on a probe thread, timed in that thread's CPU time (so a busy
+   machine does not make it look dearer). Under ``CHEAP_SECONDS``: the stage runs inline on
+   the loop from then on, fused into the previous stage's workers (a thread hop costs
+   ~100 µs, far more than such a call);
+2. otherwise the next two items run at once on two probe threads. If the two together took
+   about as long as their CPU times added up, they took turns: the function holds the GIL,
+   and goes to processes (where it can be pickled, and where the interpreter has a GIL at
+   all); if the wall time was well under that sum, the function let the GIL go (hashlib,
+   zlib, NumPy, I/O) and stays on threads.
+
+Every probe call's result is a real result: each item is called once. The choice and its
+reason show in the stage's statistics (``place``, ``reason``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .gil import in_thread
+from .placement import Placement, ProcessPlacement, ThreadPlacement
+from .stage import StageSpec
+from .threads import shutdown_executor
+
+CHEAP_SECONDS = 50e-6  # CPU per call below which the loop runs it inline
+RELEASES_GIL = 0.75  # wall / CPU of two calls at once below this: they ran side by side
+_PARTNER_WAIT = 0.05  # how long the second probe item waits for a third to pair with
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def gil_enabled() -> bool:
+    """False on a free-threaded interpreter running without its GIL (3.13t and later)."""
+    check = getattr(sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())
+
+
+def _timed(fn: Callable[[Any], Any], value: Any) -> tuple[Any, float, float, float]:
+    """``fn(value)`` on this thread: the result, its start, its end and its CPU seconds."""
+    began, cpu = time.perf_counter(), time.thread_time()
+    result = fn(value)
+    return result, began, time.perf_counter(), time.thread_time() - cpu
+
+
+class AutoPlacement(Placement):
+    place = "auto"
+
+    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
+        super().__init__(fn, spec)
+        self._spec = spec
+        self._probe = ThreadPoolExecutor(2, thread_name_prefix=f"conveyor-{spec.name}-probe")
+        self._decided: asyncio.Future[Placement | None] | None = None
+        self._first: asyncio.Future[None] | None = None  # the first probe call is done
+        self._partner: asyncio.Future[Any] | None = None  # the second item, waiting for a third
+        self.chosen: Placement | None = None
+        self.reason = ""
+        # Told the choice, so the stage can take the inline fast path from then on.
+        self.on_decided: Callable[[AutoPlacement], None] | None = None
+
+    async def start(self) -> None:
+        self._decided = asyncio.get_running_loop().create_future()
+
+    async def serve(self) -> None:
+        assert self._decided is not None
+        chosen = await self._decided
+        if chosen is not None:
+            await chosen.serve()
+
+    def close(self) -> None:
+        if self._decided is not None and not self._decided.done():
+            self._decided.set_result(None)  # never decided: no items came
+        if self.chosen is not None:
+            self.chosen.close()
+
+    async def shutdown(self) -> None:
+        await shutdown_executor(self._probe)
+        if self.chosen is not None:
+            await self.chosen.shutdown()
+            self.abandoned = self.chosen.abandoned
+
+    @property
+    def decided_inline(self) -> bool:
+        return self.chosen is not None and type(self.chosen) is Placement
+
+    async def call(self, value: Any) -> Any:
+        assert self._decided is not None
+        while True:
+            chosen = self.chosen
+            if chosen is not None:
+                return self.fn(value) if type(chosen) is Placement else await chosen.call(value)
+            if self._first is None:  # the first item: timed alone
+                return await self._probe_first(value)
+            await self._first
+            if self.chosen is not None:
+                continue
+            if self._partner is None:  # the second item: waits for a third, then both run
+                return await self._pair(value)
+            if not self._partner.done():  # the third: runs beside the second
+                self._partner.set_result(value)
+                return await self._pair_result
+            await asyncio.shield(self._decided)  # the rest wait for the choice
+
+    async def _probe_first(self, value: Any) -> Any:
+        self._first = asyncio.get_running_loop().create_future()
+        try:
+            result, _, _, cpu = await self._run(_timed, self.fn, value)
+            if cpu < CHEAP_SECONDS:
+                await self._decide(Placement(self.fn, self._spec), f"{cpu * 1e6:.0f} µs a call")
+        finally:
+            self._first.set_result(None)
+        return result
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await in_thread(loop.run_in_executor(self._probe, fn, *args))
+
+    async def _pair(self, value: Any) -> Any:
+        """The second item: wait briefly for a third, time both at once, decide."""
+        loop = asyncio.get_running_loop()
+        self._partner = loop.create_future()
+        self._pair_result: asyncio.Future[Any] = loop.create_future()
+        try:
+            async with asyncio.timeout(_PARTNER_WAIT):
+                other = await asyncio.shield(self._partner)
+        except TimeoutError:
+            self._partner.cancel()
+            result, _, _, cpu = await self._run(_timed, self.fn, value)
+            await self._decide(*self._heavy(cpu, ratio=None))
+            return result
+        both: tuple[Any, Any] = await asyncio.gather(
+            self._run(_timed, self.fn, value),
+            self._run(_timed, self.fn, other),
+            return_exceptions=True,
+        )
+        mine, theirs = both
+        if isinstance(theirs, BaseException):
+            self._pair_result.set_exception(theirs)
+        else:
+            self._pair_result.set_result(theirs[0])
+        if isinstance(mine, BaseException):
+            if not self._decided.done():  # type: ignore[union-attr]
+                await self._decide(ThreadPlacement(self.fn, self._spec), "its probe raised")
+            raise mine
+        if isinstance(theirs, BaseException):
+            await self._decide(ThreadPlacement(self.fn, self._spec), "its probe raised")
+            return mine[0]
+        wall = max(mine[2], theirs[2]) - min(mine[1], theirs[1])
+        cpu = mine[3] + theirs[3]
+        await self._decide(*self._heavy(cpu / 2, ratio=wall / cpu if cpu > 0 else 1.0))
+        return mine[0]
+
+    def _heavy(self, cpu: float, *, ratio: float | None) -> tuple[Placement, str]:
+        cost = f"{cpu * 1e3:.2f} ms a call"
+        if ratio is not None and ratio < RELEASES_GIL:
+            return ThreadPlacement(self.fn, self._spec), f"{cost}, lets the GIL go"
+        if not gil_enabled():
+            return ThreadPlacement(self.fn, self._spec), f"{cost}, no GIL in this interpreter"
+        if self._spec.fn_bytes is None:
+            return ThreadPlacement(self.fn, self._spec), f"{cost}, cannot be pickled"
+        # One process per core at most (the stage's worker count was sized for threads).
+        spec = dataclasses.replace(self._spec, workers=min(self._spec.workers, _cores()))
+        if ratio is None:
+            return ProcessPlacement(self.fn, spec), f"{cost}, CPU work"
+        return ProcessPlacement(self.fn, spec), f"{cost}, holds the GIL"
+
+    async def _decide(self, chosen: Placement, reason: str) -> None:
+        assert self._decided is not None
+        if self._decided.done():
+            return
+        await chosen.start()
+        self.chosen, self.reason = chosen, reason
+        self._decided.set_result(chosen)
+        if self.on_decided is not None:
+            self.on_decided(self)

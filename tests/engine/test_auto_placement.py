@@ -1,0 +1,99 @@
+"""``on="auto"`` measures a plain function on the first items and places it.
+
+Each test runs real work and reads the choice back from the stage's statistics; none
+asserts on a timing. Where the machine's load could blur the two-thread probe (another
+process on the other core), a test allows a few attempts, as the GIL test does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import conveyor as cv
+from conveyor._engine import auto
+
+from .procfns import count_up, digest
+
+
+def placed(fn: Callable[[Any], Any], n: int = 24, **options: Any) -> cv.StageStatistics:
+    out: list[Any] = []
+    result = cv.Pipeline(range(n)).map(fn, **options).run(sink=out)
+    assert sorted(out) == sorted(fn(i) for i in range(n))
+    assert result.results == n
+    return result.stages[0]
+
+
+def test_a_cheap_function_runs_inline_on_the_loop() -> None:
+    stage = placed(lambda x: x + 1)
+    assert stage.place == "inline"
+    assert "µs a call" in stage.reason
+
+
+def test_pure_python_cpu_work_goes_to_processes() -> None:
+    for _ in range(3):
+        stage = placed(count_up)
+        if stage.place == "processes":
+            break
+    assert stage.place == "processes", stage.reason
+    assert "holds the GIL" in stage.reason or "CPU work" in stage.reason
+
+
+def test_hashing_that_lets_the_gil_go_stays_on_threads() -> None:
+    for _ in range(3):
+        stage = placed(digest)
+        if stage.place == "threads":
+            break
+    assert stage.place == "threads", stage.reason
+    assert "lets the GIL go" in stage.reason
+
+
+def test_async_def_stays_on_the_loop() -> None:
+    async def wait(x: int) -> int:
+        await asyncio.sleep(0)
+        return x
+
+    result = cv.Pipeline(range(10)).map(wait).run()
+    assert result.stages[0].place == "loop"
+    assert result.stages[0].reason == ""
+
+
+def test_without_a_gil_cpu_work_stays_on_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auto, "gil_enabled", lambda: False)  # as on a free-threaded build
+    stage = placed(count_up)
+    assert stage.place == "threads"
+    assert "no GIL" in stage.reason or "lets the GIL go" in stage.reason
+
+
+def test_an_explicit_on_always_wins() -> None:
+    stage = placed(lambda x: x + 1, on="threads")
+    assert stage.place == "threads"
+    assert stage.reason == ""
+
+
+def test_gil_bound_work_that_cannot_be_pickled_stays_on_threads() -> None:
+    def local_spin(n: int) -> int:  # a local function: no pickling, so no processes
+        return count_up(n)
+
+    for _ in range(3):
+        stage = placed(local_spin, n=8)
+        if "cannot be pickled" in stage.reason:
+            break
+    assert stage.place == "threads"
+    assert "cannot be pickled" in stage.reason or "lets the GIL go" in stage.reason
+
+
+def test_every_item_is_called_once_during_the_probe() -> None:
+    calls: list[int] = []
+
+    def record(x: int) -> int:
+        calls.append(x)
+        return x
+
+    out: list[int] = []
+    cv.Pipeline(range(50)).map(record).run(sink=out)
+    assert sorted(calls) == list(range(50))
+    assert sorted(out) == list(range(50))
