@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import html
 import re
-from functools import lru_cache
 
-from .._http.charset import charset_from_content_type, decode
+from .._http.charset import declared_encoding, decode
 
 _TITLE = re.compile(rb"<title(?:[\s/][^>]*)?>(.*?)(?:</title|\Z)", re.S)
 _META = re.compile(rb"<meta[\s/][^>]*>")
@@ -35,13 +34,13 @@ _RAW = re.compile(
     re.S,
 )
 _ATTRIBUTE = re.compile(rb"""([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
-_ASCII_UNSAFE = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
+_ASCII_UNSAFE = ("utf-16", "utf_16", "utf-32", "utf_32")
 
 
 def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, str | None, int]:
     """``(title, description, links)`` of an HTML page."""
-    codec = _declared_codec(charset_from_content_type(content_type))
-    if codec in _ASCII_UNSAFE or body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    codec = declared_encoding(body, content_type)  # WHATWG labels, as a browser reads them
+    if codec is not None and codec.startswith(_ASCII_UNSAFE):
         # The scans need ASCII-compatible bytes: UTF-16 pages are decoded first.
         text, _ = decode(body, content_type)
         body, codec = text.encode("utf-8", "surrogatepass"), "utf-8"
@@ -92,19 +91,3 @@ def _text(raw: bytes, codec: str | None, body: bytes, content_type: str | None) 
     if "&" in text:
         text = html.unescape(text)
     return text.strip() or None
-
-
-@lru_cache(maxsize=64)
-def _declared_codec(label: str | None) -> str | None:
-    """The Python codec for a declared charset label; None when absent or unknown."""
-    if not label:
-        return None
-    import codecs
-
-    try:
-        name = codecs.lookup(label).name
-    except LookupError:
-        return None
-    if not codecs.lookup(name)._is_text_encoding:  # rot13, zlib ...: not a page encoding
-        return None
-    return "cp1252" if name in ("ascii", "latin-1", "iso8859-1") else name
