@@ -35,28 +35,31 @@ _RAW = re.compile(
 )
 _ATTRIBUTE = re.compile(rb"""([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
 _ASCII_UNSAFE = ("utf-16", "utf_16", "utf-32", "utf_32")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, str | None, int]:
     """``(title, description, links)`` of an HTML page."""
-    codec = declared_encoding(body, content_type)  # WHATWG labels, as a browser reads them
-    if codec is not None and codec.startswith(_ASCII_UNSAFE):
-        # The scans need ASCII-compatible bytes: UTF-16 pages are decoded first.
-        text, _ = decode(body, content_type)
-        body, codec = text.encode("utf-8", "surrogatepass"), "utf-8"
+    if body[:2] in _UTF16_BOMS or (content_type and "16" in content_type):
+        codec = declared_encoding(body, content_type)  # WHATWG labels, as a browser reads them
+        if codec is not None and codec.startswith(_ASCII_UNSAFE):
+            # The scans need ASCII-compatible bytes: UTF-16 pages are decoded first.
+            text, _ = decode(body, content_type)
+            body = text.encode("utf-8", "surrogatepass")
+            content_type = "text/html; charset=utf-8"
     low = body.lower()  # one copy, so every scan below is a case-sensitive literal search
     raw = [match.span() for match in _RAW.finditer(low)] if _RAW_START.search(low) else []
     title = description = None
     for match in _TITLE.finditer(low):
         if not _inside(raw, match.start()):
-            title = _text(body[match.start(1) : match.end(1)], codec, body, content_type)
+            title = _text(body[match.start(1) : match.end(1)], body, content_type)
             break
     for match in _META.finditer(low):
         if b"description" in match.group() and not _inside(raw, match.start()):
             attributes = _attributes(body[match.start() + 5 : match.end() - 1])
             if attributes.get(b"name", b"").lower() == b"description":
                 content = attributes.get(b"content")
-                description = None if content is None else _text(content, codec, body, content_type)
+                description = None if content is None else _text(content, body, content_type)
                 break
     links = len(_LINK.findall(low))
     for start, end in raw:
@@ -80,14 +83,18 @@ def _attributes(tag: bytes) -> dict[bytes, bytes]:
     return found
 
 
-def _text(raw: bytes, codec: str | None, body: bytes, content_type: str | None) -> str | None:
-    if codec is None:
+def _text(raw: bytes, body: bytes, content_type: str | None) -> str | None:
+    """A snippet as text: ASCII reads the same in every page encoding (the common case, no
+    encoding looked up); else the page's declared encoding, UTF-8, or detection's guess."""
+    if raw.isascii():
+        text = raw.decode("ascii")
+    elif (codec := declared_encoding(body, content_type)) is not None:
+        text = raw.decode(codec, "replace")
+    else:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:  # undeclared and not UTF-8: the whole page's best guess
             text = raw.decode(decode(body, content_type)[1], "replace")
-    else:
-        text = raw.decode(codec, "replace")
     if "&" in text:
         text = html.unescape(text)
     return text.strip() or None

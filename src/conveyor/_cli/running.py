@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from .._errors import ConveyorError, JobMismatchError, JournalError, RunInterrupted, SinkError
 from .._observe import Progress, RunReport
 from .._observe.summary import summary_console
+from .._pipeline.fetch import host_of
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .job import FetchJob, output_sink, run_job
 
 
 def _host(url: Any) -> str | None:
-    try:
-        return urlsplit(str(url)).netloc or None
-    except ValueError:
-        return None
+    """The record's host for the report (host:port, as the fetch routes it); None for a
+    line that is no URL. A split, not a parse: it runs for every record."""
+    text = str(url)
+    return (host_of(text) or None) if "://" in text else None
 
 
 def run_with_display(

@@ -283,8 +283,9 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
         fn=first.fn,
         place="loops",
         workers=min(loops, first.concurrency),
-        # Room for a batch queued in each loop beside the one in flight.
-        concurrency=2 * first.concurrency,
+        # One budget for all loops, kept here: never more than this many items out, however
+        # they are spread (a loop owning the busy hosts may hold all of them).
+        concurrency=first.concurrency,
         route=first.route,
         remote=tuple(head),
         own_attempts=first.own_attempts,
@@ -315,9 +316,9 @@ def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:
 
 
 def loop_concurrency(spec: StageSpec) -> tuple[int, ...]:
-    """Each loop's worker tasks: the first stage's concurrency, divided."""
-    total, loops = spec.remote[0].concurrency, spec.workers
-    return tuple(max(1, total // loops + (i < total % loops)) for i in range(loops))
+    """Each loop's worker tasks: the whole budget, since the parent never sends more than
+    that many items out in all (``fold_head``)."""
+    return (spec.remote[0].concurrency,) * spec.workers
 
 
 AUTO_MIN_ITEMS = 20_000  # below this, starting processes costs more than they save

@@ -2,15 +2,17 @@
 
 Data flow (numbers match ``docs/architecture.md``):
 
-1. the source task reads the input in batches (``source.py``), asks the journal which keys
-   still need doing (``Writer.admit``), numbers each admitted item (its *root*) and puts it
-   into the first stage's bounded inbox — so the input is read only as fast as the
-   pipeline drains it;
-2. each stage (``stages.py``) runs its workers over its inbox and hands every envelope to the
-   next stage's inbox, or to the output queue when it is the last, or as a failure;
-3. the output task (``_collect``) counts outcomes, releases results per root through the
-   ``RootTracker`` (in input order when ``ordered``), and passes them to the consumer or to
-   the ``Writer``, which writes, flushes and commits the journal on its own thread.
+1. the source task (``_pump``) reads the input in batches (``source.py``), has the journal
+   check each batch's keys ahead of time (``Writer.start_admit``), numbers each admitted
+   item (its *root*) and puts it into the first stage's bounded inbox — so the input is
+   read only as fast as the pipeline drains it;
+2. each stage (``stages.py``) runs its workers over its inbox and hands every envelope to
+   the next stage's inbox (or straight into it, when it is fusible), or, from the last
+   stage, to the output, or reports it as a failure;
+3. the last stage's workers deliver each envelope themselves (``_put_result``,
+   ``_deliver``): counted, released per root through the ``RootTracker`` (in input order
+   when ``ordered``), and passed to the consumer or to the ``Writer``, which writes,
+   flushes and commits the journal on its own thread.
 
 All tasks live in one ``asyncio.TaskGroup``. A stop (first Ctrl-C) ends only the source;
 what is in flight drains. An abort (second Ctrl-C, or the grace period running out) cancels
@@ -202,7 +204,6 @@ class Runner:
             self._sink,
             self._ledger,
             writer_thread,
-            failures_to_sink=True,
             commit_every=self._commit_every,
             commit_interval=self._commit_interval,
             finished=self._finished_keys,
@@ -229,7 +230,7 @@ class Runner:
                 if not self._aborted:
                     raise
             except BaseExceptionGroup as group:
-                raise _first_error(group) from None
+                raise first_error(group) from None
             finally:
                 # Whatever happened, commit what finished: an interrupted run resumes from it.
                 try:
@@ -534,7 +535,7 @@ def _fused(
     return emit
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception to show for a failed task group: the first real one, unwrapped."""
     leaves: list[BaseException] = []
 

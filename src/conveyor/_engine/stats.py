@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .outcomes import Failure
 
@@ -148,11 +148,13 @@ class RunResult:
         failed: items that ended as a ``Failure``.
         filtered: items a ``filter`` dropped.
         skipped: input items not run because a journal says they are done or duplicates.
-        failures: the failures themselves (the first ``failures_kept``).
+        failures: the failures themselves (the first 10,000; ``failures_dropped`` counts
+            the rest, which are still in ``failures_by_kind`` and in the sink).
         failures_by_kind: every failure counted by kind.
         stages: per-stage statistics, with latency percentiles and busy time.
         wall_seconds: the run's duration.
         interrupted: True when Ctrl-C (or a stop) ended the run before the input did.
+        failures_dropped: failures not kept in ``failures`` (past the first 10,000).
     """
 
     items: int
@@ -166,7 +168,6 @@ class RunResult:
     wall_seconds: float
     interrupted: bool = False
     failures_dropped: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def items_per_second(self) -> float:

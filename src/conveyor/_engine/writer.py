@@ -47,7 +47,6 @@ class Writer:
         open_ledger: Callable[[], Ledger] | None,
         thread: ThreadPoolExecutor,
         *,
-        failures_to_sink: bool,
         commit_every: int,
         commit_interval: float,
         finished: Finished | None = None,
@@ -62,7 +61,6 @@ class Writer:
             ThreadPoolExecutor(1, thread_name_prefix="conveyor-journal") if open_ledger else None
         )
         self._admitting = 0  # admit() calls on the journal's thread not answered yet
-        self._failures_to_sink = failures_to_sink
         self._every = commit_every
         self._interval = commit_interval
         self._results: list[Any] = []
@@ -77,7 +75,6 @@ class Writer:
         self._opened = False
         self._broken = False  # a write failed: write and record nothing more
         self._unflushed = False  # written since the last flush (set on the thread)
-        self.commits = 0
         self.active = sink is not None or open_ledger is not None
 
     async def open(self) -> None:
@@ -132,7 +129,7 @@ class Writer:
         self._done.append(key)
 
     def add_failure(self, failure: Failure) -> None:
-        if self._sink is not None and self._failures_to_sink:
+        if self._sink is not None:
             self._failures.append(failure)
             self._gathered += 1
 
@@ -226,7 +223,6 @@ class Writer:
                     ledger.record(others, position, done)
                 elif done or others:
                     ledger.stage(others, done)
-        self.commits += 1
 
     @contextlib.contextmanager
     def _breaking_on_error(self) -> Iterator[None]:

@@ -34,19 +34,14 @@ class ClientFactory:
             yield client.fetch
 
     def share(self, index: int, loops: int) -> ClientFactory:
-        """The factory for loop ``index`` of ``loops``: its part of the global limits
-        (concurrency and rate), so that the parts add up to what the user set. Per-host
-        limits stay whole: each host is owned by one loop."""
-        config = self.config
-        concurrency = config.concurrency // loops + (index < config.concurrency % loops)
-        rate = config.rate_per_second
-        return ClientFactory(
-            dataclasses.replace(
-                config,
-                concurrency=max(1, concurrency),
-                rate=None if rate is None else rate / loops,
-            )
-        )
+        """The factory for loop ``index`` of ``loops``. The global rate is divided, so the
+        parts add up to what the user set. Concurrency stays whole: the parent never has
+        more than ``concurrency`` requests out across all loops, so a loop owning the busy
+        hosts may use all of it. Per-host limits stay whole: each host has one loop."""
+        rate = self.config.rate_per_second
+        if rate is None:
+            return self
+        return ClientFactory(dataclasses.replace(self.config, rate=rate / loops))
 
 
 def host_of(request: Any) -> str:

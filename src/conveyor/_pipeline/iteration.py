@@ -18,7 +18,7 @@ from typing import Any
 
 from .._engine.envelope import END
 from .._engine.gil import in_thread
-from .._engine.runner import Runner
+from .._engine.runner import Runner, first_error
 from .._engine.threads import shutdown_executor
 from .portal import new_event_loop
 
@@ -40,15 +40,10 @@ async def iterate_async(make: MakeRunner) -> AsyncGenerator[Any, None]:
             while (value := await results.get()) is not END:
                 yield value
     except BaseExceptionGroup as group_error:
-        raise _unwrap(group_error) from None
+        raise first_error(group_error) from None
     finally:
         # A consumer that stops early (break, aclose) must not leave the run going.
         runner.abort()
-
-
-def _unwrap(error: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = error.exceptions[0]
-    return _unwrap(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _Closed(Exception):
