@@ -97,3 +97,28 @@ def test_every_item_is_called_once_during_the_probe() -> None:
     cv.Pipeline(range(50)).map(record).run(sink=out)
     assert sorted(calls) == list(range(50))
     assert sorted(out) == list(range(50))
+
+
+def test_probe_calls_that_raise_are_failures_and_the_probe_goes_on() -> None:
+    calls: dict[int, int] = {}
+
+    def first_try_fails(x: int) -> int:
+        calls[x] = calls.get(x, 0) + 1
+        if calls[x] == 1:
+            raise ValueError(f"not yet {x}")
+        return x
+
+    out: list[int] = []
+    result = cv.Pipeline(range(6)).map(first_try_fails, retries=2).run(sink=out)
+    assert sorted(out) == list(range(6))
+    assert result.failed == 0
+    assert all(n == 2 for n in calls.values())  # each item: one failure, one success
+
+
+def test_a_function_that_always_raises_fails_every_item_and_ends() -> None:
+    def broken(x: int) -> int:
+        raise RuntimeError("broken")
+
+    result = cv.Pipeline(range(20)).map(broken).run()
+    assert result.failed == 20
+    assert result.failures_by_kind == {"error": 20}

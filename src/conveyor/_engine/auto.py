@@ -24,6 +24,7 @@ import dataclasses
 import os
 import sys
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,6 +37,7 @@ from .threads import shutdown_executor
 CHEAP_SECONDS = 50e-6  # CPU per call below which the loop runs it inline
 RELEASES_GIL = 0.75  # wall / CPU of two calls at once below this: they ran side by side
 _PARTNER_WAIT = 0.05  # how long the second probe item waits for a third to pair with
+_MAX_FAILED_PROBES = 3  # probe calls that raised before the stage settles on threads
 
 
 def _cores() -> int:
@@ -65,6 +67,9 @@ class AutoPlacement(Placement):
         self._decided: asyncio.Future[Placement | None] | None = None
         self._first: asyncio.Future[None] | None = None  # the first probe call is done
         self._partner: asyncio.Future[Any] | None = None  # the second item, waiting for a third
+        self._pair_result: asyncio.Future[Any] | None = None  # the third item's result
+        self._failed_probes = 0
+        self._reprobe: asyncio.Future[None]  # replaced each time a probe call raises
         self.chosen: Placement | None = None
         self.reason = ""
         # Told the choice, so the stage can take the inline fast path from then on.
@@ -72,6 +77,7 @@ class AutoPlacement(Placement):
 
     async def start(self) -> None:
         self._decided = asyncio.get_running_loop().create_future()
+        self._reprobe = asyncio.get_running_loop().create_future()
 
     async def serve(self) -> None:
         assert self._decided is not None
@@ -110,18 +116,46 @@ class AutoPlacement(Placement):
                 return await self._pair(value)
             if not self._partner.done():  # the third: runs beside the second
                 self._partner.set_result(value)
+                assert self._pair_result is not None
                 return await self._pair_result
-            await asyncio.shield(self._decided)  # the rest wait for the choice
+            # The rest wait for the choice, or for a probe that raised (then one of them
+            # takes its place).
+            await asyncio.wait((self._decided, self._reprobe), return_when=FIRST_COMPLETED)
 
     async def _probe_first(self, value: Any) -> Any:
-        self._first = asyncio.get_running_loop().create_future()
+        self._first = first = asyncio.get_running_loop().create_future()
         try:
             result, _, _, cpu = await self._run(_timed, self.fn, value)
-            if cpu < CHEAP_SECONDS:
-                await self._decide(Placement(self.fn, self._spec), f"{cpu * 1e6:.0f} µs a call")
+        except Exception:
+            self._probe_raised()  # the next item is the first probe again
+            raise
         finally:
-            self._first.set_result(None)
+            first.set_result(None)
+        if cpu < CHEAP_SECONDS:
+            await self._decide(Placement(self.fn, self._spec), f"{cpu * 1e6:.0f} µs a call")
         return result
+
+    def _probe_raised(self) -> None:
+        """A probe call raised: it timed nothing. Probe again on later items; after a few
+        such items, settle on threads (they suit any plain function)."""
+        self._failed_probes += 1
+        if self._failed_probes >= _MAX_FAILED_PROBES:
+            self._settle_on_threads()
+        elif self.chosen is None:
+            self._first = None if self._partner is None else self._first
+            self._partner = None
+        self._reprobe.set_result(None)  # wake the waiting items: one takes the probe's place
+        self._reprobe = asyncio.get_running_loop().create_future()
+
+    def _settle_on_threads(self) -> None:
+        assert self._decided is not None
+        if self._decided.done():
+            return
+        chosen = ThreadPlacement(self.fn, self._spec)
+        self.chosen, self.reason = chosen, "its first calls raised"
+        self._decided.set_result(chosen)
+        if self.on_decided is not None:
+            self.on_decided(self)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -130,14 +164,18 @@ class AutoPlacement(Placement):
     async def _pair(self, value: Any) -> Any:
         """The second item: wait briefly for a third, time both at once, decide."""
         loop = asyncio.get_running_loop()
-        self._partner = loop.create_future()
-        self._pair_result: asyncio.Future[Any] = loop.create_future()
+        self._partner = partner = loop.create_future()
+        self._pair_result = paired = loop.create_future()
         try:
             async with asyncio.timeout(_PARTNER_WAIT):
-                other = await asyncio.shield(self._partner)
+                other = await asyncio.shield(partner)
         except TimeoutError:
-            self._partner.cancel()
-            result, _, _, cpu = await self._run(_timed, self.fn, value)
+            partner.cancel()
+            try:
+                result, _, _, cpu = await self._run(_timed, self.fn, value)
+            except Exception:
+                self._probe_raised()
+                raise
             await self._decide(*self._heavy(cpu, ratio=None))
             return result
         both: tuple[Any, Any] = await asyncio.gather(
@@ -147,15 +185,13 @@ class AutoPlacement(Placement):
         )
         mine, theirs = both
         if isinstance(theirs, BaseException):
-            self._pair_result.set_exception(theirs)
+            paired.set_exception(theirs)
         else:
-            self._pair_result.set_result(theirs[0])
-        if isinstance(mine, BaseException):
-            if not self._decided.done():  # type: ignore[union-attr]
-                await self._decide(ThreadPlacement(self.fn, self._spec), "its probe raised")
-            raise mine
-        if isinstance(theirs, BaseException):
-            await self._decide(ThreadPlacement(self.fn, self._spec), "its probe raised")
+            paired.set_result(theirs[0])
+        if isinstance(mine, BaseException) or isinstance(theirs, BaseException):
+            self._probe_raised()
+            if isinstance(mine, BaseException):
+                raise mine
             return mine[0]
         wall = max(mine[2], theirs[2]) - min(mine[1], theirs[1])
         cpu = mine[3] + theirs[3]

@@ -108,7 +108,8 @@ def plain_line(title: str, view: ProgressView, retrying: int) -> str:
     )
     line = (
         f"{title}: [{clock(s.elapsed)}] {where} {_rate_text(view.rate)}{eta} | "
-        f"ok {s.results:,} failed {s.failed:,} retrying {retrying:,}"
+        f"ok {s.results:,} failed {s.failed:,} retrying {retrying:,} "
+        f"retries {sum(st.retried for st in s.stages):,}"
     )
     return f"{line} | {stages}" if stages else line
 
@@ -249,6 +250,8 @@ class Progress:
                 self._retrying -= 1  # the retry's wait is over: it is running again
         elif type(event) is Tick:
             stats = event.statistics
+            # Every stage's retries, the fetch's own included (counted by the engine).
+            self._retries = sum(stage.retried for stage in stats.stages)
             self._window.append((stats.elapsed, stats.admitted))
             rate, eta = estimate(self._window, stats, self._retrying)
             self._view = ProgressView(stats, rate, eta)
@@ -257,11 +260,11 @@ class Progress:
                 self._write(plain_line(self.title, self._view, self._retrying))
         elif type(event) is ItemRetrying:
             self._retrying += 1
-            self._retries += 1
         elif type(event) is RunStarted:
             self._reset()
         elif type(event) is RunFinished:
             self._retrying = 0
+            self._retries = sum(stage.retried for stage in event.result.stages)
             self._view = ProgressView(self._view.stats, None, None, event.result)
             if self.mode == "plain":
                 self._write(plain_line(self.title, self._view, 0))

@@ -4,7 +4,7 @@ The client applies its own limits and retries (per host, Retry-After, 429 slow-d
 the engine stage runs with retries off and as many workers as the client's concurrency.
 One client (one connection pool) is opened per run and closed when the run ends, in each
 loop process when the run has several (``ClientFactory.share``): there, each item goes to
-the loop that owns its host (``host_of``), and the global limits are divided.
+the loop that owns its host (``host_of``), and the global rate is divided.
 """
 
 from __future__ import annotations

@@ -390,12 +390,13 @@ class Pipeline:
             observers: subscribers to the run's events (progress bars, reports).
             grace: seconds in-flight items get to finish after the first Ctrl-C.
             loops: event loops for the pipeline's head, one per process: its first stage
-                (an async map such as ``fetch``) and the plain ``on="inline"`` maps right
-                after it (module-level functions). Items are routed by host (or by their
-                text), so per-host limits hold as on one loop; ``concurrency`` and ``rate``
-                are divided among the loops. ``"auto"``: one per core when the source
-                says it holds at least 20,000 items, else 1. The rest of the pipeline,
-                the journal and the sink stay in this process.
+                (an async map such as ``fetch``) and the plain maps right after it
+                (``on="inline"`` or ``"auto"``, module-level functions). Items are routed
+                by host (or by their text), so per-host limits hold as on one loop;
+                ``concurrency`` is one budget for all loops, ``rate`` is divided among
+                them. ``"auto"``: one per core when the source holds at least 20,000
+                items (or is a 1 MB file), else 1. The rest of the pipeline, the journal
+                and the sink stay in this process. See ``docs/guide.md``.
         """
         result, interrupts = run_blocking(
             lambda interrupts: self._run(
