@@ -37,7 +37,9 @@ def test_stages_run_where_they_belong() -> None:
         return x
 
     out: list[int] = []
-    result = cv.Pipeline(range(200)).map(on_loop).map(on_threads, workers=3).run(sink=out)
+    result = (
+        cv.Pipeline(range(200)).map(on_loop).map(on_threads, on="threads", workers=3).run(sink=out)
+    )
     assert sorted(out) == list(range(200))
     assert result.items == 200
     assert result.results == 200

@@ -33,7 +33,7 @@ def slow_pipeline(n: int = 60) -> cv.Pipeline:
     return (
         cv.Pipeline(range(n))
         .map(nap, concurrency=2)
-        .map(square, workers=2)
+        .map(square, on="threads", workers=2)
         .map(fail_sevens, name="checker")
     )
 

@@ -152,7 +152,7 @@ def test_live_display_shows_bar_counters_and_stage_rows() -> None:
     assert f"failed {result.failed}" in final
     assert "retrying 0" in final
     for stage in ("nap", "square", "checker"):
-        assert re.search(rf"^{stage}\s+(loop|threads)\s", final, re.MULTILINE), stage
+        assert re.search(rf"^{stage}\s+(loop|threads|inline)\s", final, re.MULTILINE), stage
 
 
 def test_live_display_renders_without_a_run_and_stops_cleanly() -> None:
@@ -190,5 +190,5 @@ def test_plain_line_before_the_first_tick_and_without_a_total() -> None:
     assert plain_line("c", ProgressView(), 0) == "c: starting"
     view = ProgressView(_stats(2.0, 1234, total=None), 617.0, None)
     assert plain_line("c", view, 3) == (
-        "c: [0:00:02] 1,234 items 617/s | ok 1,234 failed 0 retrying 3"
+        "c: [0:00:02] 1,234 items 617/s | ok 1,234 failed 0 retrying 3 retries 0"
     )

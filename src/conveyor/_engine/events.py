@@ -85,11 +85,12 @@ class EventBus:
         # False when nobody listens, so callers can skip building per-item events. A plain
         # attribute, not a property: it is read several times for every item.
         self.active = bool(self._handlers)
-        # ``ItemStarted`` for first attempts: one event per item per stage that most
-        # observers ignore. An observer that needs none says so with a class attribute
-        # ``wants_item_started = False`` (the progress display and the report do); a retry's
-        # ``ItemStarted`` (attempt > 1) is always sent.
-        self.started = any(getattr(o, "wants_item_started", True) for o in observers)
+        # ``ItemStarted`` (first attempts) and ``ItemFinished``: an event per item and stage
+        # that most observers do not need. An observer that needs neither says so with a
+        # class attribute ``wants_item_events = False`` (the progress display and the
+        # report do: the report's latency comes with the result); ``ItemRetrying``,
+        # ``ItemFailed`` and a retry's ``ItemStarted`` are always sent.
+        self.items = any(getattr(o, "wants_item_events", True) for o in observers)
 
     def emit(self, event: Event) -> None:
         for handler in tuple(self._handlers):
@@ -98,5 +99,5 @@ class EventBus:
             except Exception:
                 self._handlers.remove(handler)
                 self.active = bool(self._handlers)
-                self.started = self.started and self.active
+                self.items = self.items and self.active
                 logger.exception("conveyor observer %r raised; it is detached", handler)

@@ -113,6 +113,10 @@ def make_stage(
         raise UsageError(f"{kind}() needs a function, got {fn!r}")
     stage_name = name or getattr(fn, "__name__", None) or kind
     place = _place_for(fn, on, stage_name, sync_default=sync_default)
+    if place == "auto" and timeout is not None:
+        # A timeout is for calls that may block: threads, where a late call is abandoned.
+        # (The probe of on="auto" would run its first calls with no deadline.)
+        place = "threads"
     cpus = os.cpu_count() or 1
     if workers is not None:
         _positive_int(workers, "workers")

@@ -205,7 +205,7 @@ class StageRunner:
 
     def _begin(self, envelope: Envelope) -> float:
         """Count a plain stage's call (its one attempt) as started; the time it starts."""
-        if self._bus.started:
+        if self._bus.items:
             self._bus.emit(ItemStarted(self.spec.name, envelope.key, 1))
         self.counters.started += 1
         self.counters.in_flight += 1
@@ -221,7 +221,7 @@ class StageRunner:
         seconds = self._count_call(began)
         self.counters.succeeded += 1
         self.counters.latency.add(seconds)
-        if self._bus.active:
+        if self._bus.items:
             self._bus.emit(ItemFinished(self.spec.name, envelope.key, seconds))
 
     async def handle(self, envelope: Envelope, out: StageSink) -> None:
@@ -261,7 +261,7 @@ class StageRunner:
         attempt = 0
         while True:
             attempt += 1
-            if bus.started if attempt == 1 else bus.active:
+            if bus.items if attempt == 1 else bus.active:
                 bus.emit(ItemStarted(spec.name, envelope.key, attempt))
             key: Hashable = None
             if limited:

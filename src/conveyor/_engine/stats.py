@@ -33,6 +33,15 @@ class LatencyHistogram:
         self.count += 1
         self.total += seconds
 
+    def samples(self) -> tuple[tuple[float, int], ...]:
+        """``(seconds, count)`` for every non-empty bucket: its middle and how many fell in
+        it. For charts (the report's latency bars) without an event per item."""
+        return tuple(
+            (_MIN if index == 0 else _MIN * _GROWTH ** (index - 0.5), n)
+            for index, n in enumerate(self._counts)
+            if n
+        )
+
     def percentile(self, p: float) -> float | None:
         if not self.count:
             return None
@@ -80,7 +89,8 @@ class StageCounters:
         self.timeouts_abandoned = 0
         self.latency = LatencyHistogram()
 
-    def snapshot(self, queue_depth: int) -> StageStatistics:
+    def snapshot(self, queue_depth: int, *, final: bool = False) -> StageStatistics:
+        """The stage now; ``final`` (the run's result) also carries the latency samples."""
         lat = self.latency
         return StageStatistics(
             name=self.name,
@@ -99,6 +109,7 @@ class StageCounters:
             p95=lat.percentile(95),
             p99=lat.percentile(99),
             reason=self.reason,
+            latency=lat.samples() if final else (),
         )
 
 
@@ -122,6 +133,8 @@ class StageStatistics:
     p95: float | None
     p99: float | None
     reason: str = ""  # why on="auto" placed the stage where it is (empty: placed by hand)
+    # In the run's result only: (seconds, count) per latency bucket of successful attempts.
+    latency: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

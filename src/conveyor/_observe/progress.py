@@ -202,7 +202,7 @@ class Progress:
         refresh_per_second: how often the live display redraws.
     """
 
-    wants_item_started = False  # only a retry's ItemStarted (always sent) matters here
+    wants_item_events = False  # see EventBus.items: neither ItemStarted nor ItemFinished
 
     def __init__(
         self,

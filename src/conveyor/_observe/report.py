@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 from .._engine.events import (
     Event,
     ItemFailed,
-    ItemFinished,
-    ItemStarted,
     RunFinished,
     RunStarted,
     Tick,
@@ -54,7 +52,7 @@ class RunReport:
         top_hosts: how many of the hosts with most errors the summary and the report list.
     """
 
-    wants_item_started = False  # only a retry's ItemStarted (always sent) matters here
+    wants_item_events = False  # see EventBus.items: neither ItemStarted nor ItemFinished
 
     def __init__(
         self,
@@ -91,14 +89,7 @@ class RunReport:
     def on_event(self, event: Event) -> None:
         """Update the gathered state; O(1) per event, called on the event loop's thread."""
         # Dispatch on the exact type, most frequent first: item events can be 10k+/s.
-        if type(event) is ItemStarted:
-            return
-        if type(event) is ItemFinished:
-            buckets = self._latency.get(event.stage)
-            if buckets is None:
-                buckets = self._latency[event.stage] = LatencyBuckets()
-            buckets.add(event.seconds)
-        elif type(event) is Tick:
+        if type(event) is Tick:
             s = event.statistics
             self._retries = sum(stage.retried for stage in s.stages)
             self._advance(s.elapsed, s.results + s.failed + s.filtered, s.failed)
@@ -110,6 +101,11 @@ class RunReport:
         elif type(event) is RunFinished:
             r = event.result
             self._result = r
+            for stage in r.stages:  # latency bars from the engine's histograms
+                buckets = LatencyBuckets()
+                for seconds, n in stage.latency:
+                    buckets.add(seconds, n)
+                self._latency[stage.name] = buckets
             # Every retry the stages made, the fetch's own included (the engine counts them).
             self._retries = sum(stage.retried for stage in r.stages)
             self._advance(r.wall_seconds, r.results + r.failed + r.filtered, r.failed)

@@ -38,13 +38,13 @@ class LatencyBuckets:
         self.counts = [0] * LATENCY_BUCKETS
         self.count = 0
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, n: int = 1) -> None:
         if seconds < _LOW:
             index = 0
         else:
             index = min(int(math.log10(seconds / _LOW) * _PER_DECADE) + 1, LATENCY_BUCKETS - 1)
-        self.counts[index] += 1
-        self.count += 1
+        self.counts[index] += n
+        self.count += n
 
     def bars(self) -> tuple[tuple[float, float, int], ...]:
         """``(low, high, count)`` for every bucket from the first to the last non-empty one.
