@@ -21,20 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import pickle
 import socket
 import zlib
 from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import NotPicklableError, UsageError, WorkerCrashed
 from .loop_worker import FAILED, frame, loop_main, read_message
 from .outcomes import RemoteFailure
 from .stage import StageSpec
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
 
 MAX_CRASHES = 2
 _START_TIMEOUT = 60.0
@@ -86,6 +87,8 @@ class LoopPool:
             ) from None
         self._concurrency = concurrency
         self._route = route
+        import multiprocessing  # here: a run with one loop never loads it
+
         self._ctx = multiprocessing.get_context("spawn")
         self._loops = [_Loop(i) for i in range(len(heads))]
         self._next_id = 0
