@@ -98,6 +98,7 @@ class LoopPool:
         # Told how many retries the first stage made for results that came back (see
         # StageSpec.own_attempts); failures carry their own attempts.
         self.on_retries: Callable[[int], None] | None = None
+        self.details_by_loop: dict[int, dict[str, Any]] = {}  # each loop's latest details
 
     @property
     def size(self) -> int:
@@ -172,7 +173,11 @@ class LoopPool:
         try:
             while True:
                 retries = 0
-                for ident, status, payload, retried in await read_message(reader):
+                message = await read_message(reader)
+                if type(message) is tuple:  # ("details", {...}): see loop_worker
+                    self.details_by_loop[loop.index] = message[1]
+                    continue
+                for ident, status, payload, retried in message:
                     entry = pending.pop(ident, None)
                     if entry is None or entry.future.done():
                         continue
@@ -217,6 +222,23 @@ class LoopPool:
                 if not entry.future.done():
                     entry.future.set_exception(WorkerCrashed(loop.dead))
             loop.pending.clear()
+
+    def details(self) -> dict[str, Any]:
+        """The loops' latest details as one: counts added up, paused hosts together (each
+        host has one loop); limits as the loops were given them."""
+        merged: dict[str, Any] = {}
+        paused: dict[str, float] = {}
+        for details in self.details_by_loop.values():
+            for name, value in details.items():
+                if name == "paused":
+                    paused.update(value)
+                elif name in ("concurrency", "per_host"):
+                    merged[name] = value
+                elif isinstance(value, int | float):
+                    merged[name] = merged.get(name, 0) + value
+        if merged:
+            merged["paused"] = dict(sorted(paused.items(), key=lambda item: -item[1])[:5])
+        return merged
 
     # -- the end --------------------------------------------------------------------------
 

@@ -156,6 +156,9 @@ class LoopsPlacement(Placement):
             self.pool.on_retries = self._count_retries
         await self.pool.start()
 
+    def details(self) -> dict[str, Any]:
+        return self.pool.details()
+
     def _count_retries(self, retries: int) -> None:
         assert self.counters is not None
         self.counters.retried += retries
