@@ -20,7 +20,7 @@ from .._engine.envelope import END
 from .._engine.gil import in_thread
 from .._engine.runner import Runner, first_error
 from .._engine.threads import shutdown_executor
-from .portal import new_event_loop
+from .portal import run_on_new_loop
 
 MakeRunner = Callable[["asyncio.Queue[Any]"], Runner]
 _HANDOFF_BATCH = 256
@@ -78,8 +78,7 @@ def iterate_sync(make: MakeRunner) -> Iterator[Any]:
     def target() -> None:
         outcome: Any = END
         try:
-            with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                runner.run(pump())
+            run_on_new_loop(pump())
         except _Closed:
             return  # the consumer left: nobody to tell
         except BaseException as exc:

@@ -28,6 +28,13 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def run_on_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to the end on a new event loop (uvloop when installed) in this thread:
+    the one way conveyor starts a loop, here and on its background threads."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def loop_is_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -81,8 +88,7 @@ def _run_on_thread(
 
     def target() -> None:
         try:
-            with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                box["value"] = runner.run(main(interrupts))
+            box["value"] = run_on_new_loop(main(interrupts))
         except BaseException as exc:
             box["error"] = exc
 
