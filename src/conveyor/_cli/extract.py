@@ -20,6 +20,7 @@ or, for an undeclared page that is not UTF-8, what detection guesses).
 from __future__ import annotations
 
 import html
+import itertools
 import re
 
 from .._http.charset import declared_encoding, decode
@@ -54,7 +55,12 @@ def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, s
         if not _inside(raw, match.start()):
             title = _text(body[match.start(1) : match.end(1)], body, content_type)
             break
-    for match in _META.finditer(low):
+    # <meta> belongs in the head: look there first (a quarter of the scan), then, for the
+    # odd page that puts its description in the body, in the rest.
+    head_end = low.find(b"</head")
+    head_end = len(low) if head_end < 0 else head_end
+    metas = _META.finditer(low, 0, head_end)
+    for match in itertools.chain(metas, _META.finditer(low, head_end) if head_end else ()):
         if b"description" in match.group() and not _inside(raw, match.start()):
             attributes = _attributes(body[match.start() + 5 : match.end() - 1])
             if attributes.get(b"name", b"").lower() == b"description":
