@@ -12,7 +12,6 @@ and the others resume from their journals.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import sqlite3
@@ -24,11 +23,11 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from .._engine.stats import RunResult, StageStatistics
 from .._errors import ConveyorError, JobMismatchError
 from .._observe import RunReport
 from .._observe.summary import summary_console
 from .._pipeline.fetch import host_of
+from .._pipeline.sharded_run import combine
 from .._pipeline.shards import (
     FORMATS,
     Layout,
@@ -146,59 +145,6 @@ def _journal_counts(path: Path) -> int:
     return 0
 
 
-def _merge_stages(results: list[RunResult]) -> tuple[StageStatistics, ...]:
-    """One row per stage over all shards: counts added; the percentiles are those of the
-    shard that ran the most items (Ray gives no shared histogram to merge them exactly)."""
-    by_name: dict[str, list[StageStatistics]] = {}
-    for result in results:
-        for stage in result.stages:
-            by_name.setdefault(stage.name, []).append(stage)
-    merged = []
-    for group in by_name.values():
-        top = max(group, key=lambda s: s.succeeded)
-        buckets: dict[float, int] = {}
-        for stage in group:
-            for bound, n in stage.latency:
-                buckets[bound] = buckets.get(bound, 0) + n
-        merged.append(
-            dataclasses.replace(
-                top,
-                workers=sum(s.workers for s in group),
-                started=sum(s.started for s in group),
-                succeeded=sum(s.succeeded for s in group),
-                failed=sum(s.failed for s in group),
-                filtered=sum(s.filtered for s in group),
-                retried=sum(s.retried for s in group),
-                in_flight=0,
-                queue_depth=0,
-                busy_seconds=sum(s.busy_seconds for s in group),
-                abandoned_threads=sum(s.abandoned_threads for s in group),
-                latency=tuple(sorted(buckets.items())),
-            )
-        )
-    return tuple(merged)
-
-
-def combine(outcomes: list[ShardOutcome], skipped_records: int, wall: float) -> RunResult:
-    """The shards' results as one run's."""
-    results = [o.result for o in outcomes]
-    kinds: dict[str, int] = {}
-    for result in results:
-        for kind, n in result.failures_by_kind.items():
-            kinds[kind] = kinds.get(kind, 0) + n
-    return RunResult(
-        items=sum(r.items for r in results),
-        results=sum(r.results for r in results),
-        failed=sum(r.failed for r in results),
-        filtered=sum(r.filtered for r in results),
-        skipped=sum(r.skipped for r in results) + skipped_records,
-        failures=(),
-        failures_by_kind=kinds,
-        stages=_merge_stages(results),
-        wall_seconds=wall,
-    )
-
-
 @contextlib.contextmanager
 def _live(console: Console, quiet: bool) -> Iterator[Any]:
     if quiet:
@@ -286,7 +232,7 @@ def run_sharded(
         return USAGE_EXIT
     counts = [n or 0 for n in records]
     write_manifest(layout, plan["fingerprint"] if isinstance(plan, dict) else None, counts)
-    result = combine(outcomes, skipped_records, time.monotonic() - started)
+    result = combine([o.result for o in outcomes], skipped_records, time.monotonic() - started)
     if not quiet:
         console.print(tally.summary_table(result))
     if report:

@@ -368,6 +368,9 @@ class Pipeline:
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
         loops: int | Literal["auto"] = 1,
+        backend: Literal["local", "ray"] = "local",
+        shards: int | None = None,
+        address: str | None = None,
     ) -> RunResult:
         """Run the pipeline to the end and return what it did.
 
@@ -397,7 +400,32 @@ class Pipeline:
                 them. ``"auto"``: one per core when the source holds at least 20,000
                 items (or is a 1 MB file), else 1. The rest of the pipeline, the journal
                 and the sink stay in this process. See ``docs/guide.md``.
+            backend: ``"ray"`` runs the pipeline as ``shards`` Ray tasks (default: the
+                cluster's CPUs) on the cluster at ``address`` (``"auto"``, ``ray://…``;
+                default: ``RAY_ADDRESS``, else a new one on this machine). ``sink`` is then
+                a folder path (``"out.jsonl"``: parts ``part-0000N.jsonl``, each with its
+                journal, so running again resumes; ``journal`` stays unset), joined with
+                ``conveyor merge``. ``observers`` and ``ordered`` are not used. See
+                ``docs/scale.md``.
         """
+        if backend == "ray":
+            if ordered or observers:
+                raise UsageError("backend='ray' keeps no input order and takes no observers")
+            from .sharded_run import run_on_ray  # Ray is imported only now
+
+            return run_on_ray(
+                self,
+                sink,
+                journal=journal,
+                shards=shards,
+                address=address,
+                restart=restart,
+                retry_failed=retry_failed,
+            )
+        if backend != "local":
+            raise UsageError(f"backend={backend!r}: use 'local' or 'ray'")
+        if shards is not None or address is not None:
+            raise UsageError("shards= and address= go with backend='ray'")
         result, interrupts = run_blocking(
             lambda interrupts: self._run(
                 sink,
