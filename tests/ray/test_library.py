@@ -18,8 +18,10 @@ def _square(item: dict[str, int]) -> dict[str, int]:
 
 def test_a_pipeline_runs_as_shards_and_resumes(tmp_path: Path, ray_cluster: str) -> None:
     items = [{"n": n} for n in range(3000)]
-    pipeline = Pipeline(items, key=lambda item: item["n"]).map(_square).filter(
-        lambda row: row["n"] % 3 != 0
+    pipeline = (
+        Pipeline(items, key=lambda item: item["n"])
+        .map(_square)
+        .filter(lambda row: row["n"] % 3 != 0)
     )
     outdir = tmp_path / "squares.db"
     result = pipeline.run(str(outdir), backend="ray", shards=4, address=ray_cluster)
