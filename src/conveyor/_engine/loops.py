@@ -21,20 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import pickle
 import socket
 import zlib
 from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import NotPicklableError, UsageError, WorkerCrashed
 from .loop_worker import FAILED, frame, loop_main, read_message
 from .outcomes import RemoteFailure
-from .stage import StageSpec
+from .spec import StageSpec
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
 
 MAX_CRASHES = 2
 _START_TIMEOUT = 60.0
@@ -61,7 +62,6 @@ class _Loop:
     pending: dict[int, _Pending] = field(default_factory=dict)
     outgoing: list[tuple[int, Any]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    restarts: int = 0
     dead: str | None = None  # why it could not be replaced
 
 
@@ -86,19 +86,18 @@ class LoopPool:
             ) from None
         self._concurrency = concurrency
         self._route = route
+        import multiprocessing  # here: a run with one loop never loads it
+
         self._ctx = multiprocessing.get_context("spawn")
         self._loops = [_Loop(i) for i in range(len(heads))]
         self._next_id = 0
         self._flush_scheduled = False
         self._closing = False
-        self.restarts = 0
+        self.restarts = 0  # loop processes replaced after dying (in the details)
         # Told how many retries the first stage made for results that came back (see
         # StageSpec.own_attempts); failures carry their own attempts.
         self.on_retries: Callable[[int], None] | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self._loops)
+        self.details_by_loop: dict[int, dict[str, Any]] = {}  # each loop's latest details
 
     async def start(self) -> None:
         started = await asyncio.gather(
@@ -132,8 +131,8 @@ class LoopPool:
         loop.process, loop.writer = process, writer
         loop.reader_task = asyncio.get_running_loop().create_task(self._read(loop, reader))
         loop.ready.set()
-        if loop.pending:  # items it held when its predecessor died
-            loop.outgoing.extend((ident, p.value) for ident, p in loop.pending.items())
+        if loop.pending:  # what its predecessor held, and what came while it started
+            loop.outgoing = [(ident, p.value) for ident, p in loop.pending.items()]
             self._schedule_flush()
 
     # -- calls ----------------------------------------------------------------------------
@@ -169,7 +168,11 @@ class LoopPool:
         try:
             while True:
                 retries = 0
-                for ident, status, payload, retried in await read_message(reader):
+                message = await read_message(reader)
+                if type(message) is tuple:  # ("details", {...}): see loop_worker
+                    self.details_by_loop[loop.index] = message[1]
+                    continue
+                for ident, status, payload, retried in message:
                     entry = pending.pop(ident, None)
                     if entry is None or entry.future.done():
                         continue
@@ -204,7 +207,6 @@ class LoopPool:
                             f"this item, {entry.crashes} times"
                         )
                     )
-        loop.restarts += 1
         self.restarts += 1
         try:
             await self._start(loop)
@@ -214,6 +216,24 @@ class LoopPool:
                 if not entry.future.done():
                     entry.future.set_exception(WorkerCrashed(loop.dead))
             loop.pending.clear()
+
+    def details(self) -> dict[str, Any]:
+        """The loops' latest details as one: counts added up, paused hosts together (each
+        host has one loop); limits as the loops were given them."""
+        merged: dict[str, Any] = {}
+        paused: dict[str, float] = {}
+        for details in self.details_by_loop.values():
+            for name, value in details.items():
+                if name == "paused":
+                    paused.update(value)
+                elif name in ("concurrency", "per_host"):
+                    merged[name] = value
+                elif isinstance(value, int | float):
+                    merged[name] = merged.get(name, 0) + value
+        if merged:
+            merged["paused"] = dict(sorted(paused.items(), key=lambda item: -item[1])[:5])
+            merged["loop_restarts"] = self.restarts
+        return merged
 
     # -- the end --------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from .loops import fold_head
 from .outcomes import Failure
 from .ports import Ledger, Sink
 from .source import BATCH, count_hint, read_batches
-from .stage import StageSpec
+from .spec import StageSpec
 from .stages import StageRunner, StageSink
 from .stats import RunResult, RunStatistics
 from .threads import shutdown_executor
@@ -507,7 +507,7 @@ class Runner:
             results=self._results,
             failed=self._failed,
             filtered=self._filtered,
-            stages=tuple(s.counters.snapshot(s.inbox.qsize()) for s in self._stages),
+            stages=tuple(s.snapshot() for s in self._stages),
         )
 
     def _result(self) -> RunResult:
@@ -519,7 +519,7 @@ class Runner:
             skipped=self._skipped,
             failures=tuple(self._failures),
             failures_by_kind=dict(self._by_kind),
-            stages=tuple(s.counters.snapshot(0, final=True) for s in self._stages),
+            stages=tuple(s.snapshot(final=True) for s in self._stages),
             wall_seconds=time.perf_counter() - self._started,
             interrupted=self._stopped,
             failures_dropped=self._failed - len(self._failures),
