@@ -130,7 +130,8 @@ def test_per_host_holds_across_the_cluster(
     outdir = tmp_path / "out.csv"
     driver = conveyor(
         "fetch", str(source), "-o", str(outdir), "--backend", "ray", "--address", ray_cluster,
-        "--shards", SHARDS, "--per-host", "3", cwd=tmp_path,
+        "--shards", SHARDS, "--per-host", "3", "--report", str(tmp_path / "r.html"),
+        cwd=tmp_path,
     )  # fmt: skip
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 0, err
@@ -138,4 +139,5 @@ def test_per_host_holds_across_the_cluster(
     assert set(seen) == {ray_site.site.host(i) for i in range(4)}
     assert max(seen.values()) <= 3  # --per-host, though shards ran on two nodes at once
     assert f"wrote {len(urls)} records" in out  # one summary for the whole job
+    assert "<html" in (tmp_path / "r.html").read_text()
     assert _merged_urls(tmp_path, outdir) == Counter(urls)

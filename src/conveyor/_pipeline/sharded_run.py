@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._engine.stage import StageSpec
+from .._engine.spec import StageSpec
 from .._engine.stats import RunResult, StageStatistics
 from .._errors import JobMismatchError, UsageError
 from .output import describe
