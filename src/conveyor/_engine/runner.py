@@ -414,25 +414,25 @@ class Runner:
         which results leave their key retryable (chosen once per stage, not per item)."""
         return self._put_result if self._retry_on_resume is None else self._put_checked
 
-    async def _put_checked(self, envelope: Envelope) -> None:
+    def _put_checked(self, envelope: Envelope) -> Awaitable[None]:
         """``_put_result`` for a run given ``retry_on_resume``: one call of the predicate
         per result. A retryable result is written as any other, and its root is ended as
-        a failure for the journal (the tracker keeps its root's first failure)."""
+        a failure for the journal (the tracker keeps its root's first failure). Not a
+        coroutine itself: it hands back the one its caller awaits, so a result that
+        stays done costs the predicate's call and nothing more."""
         assert self._retry_on_resume is not None
         try:
             verdict = self._retry_on_resume(envelope.value)
-            if verdict is not None:
-                kind, attempts = (verdict, 1) if isinstance(verdict, str) else verdict
-                kind, attempts = str(kind), int(attempts)
+            if verdict is None:
+                return self._put_result(envelope)
+            kind, attempts = (verdict, 1) if isinstance(verdict, str) else verdict
+            kind, attempts = str(kind), int(attempts)
         except Exception as exc:  # the user's predicate: the run ends, as with on_error="raise"
             exc.add_note(f"conveyor: retry_on_resume raised on the result of {envelope.key!r}")
             self._fail_run(exc)
-            return
-        if verdict is None:
-            await self._put_result(envelope)
-            return
+            return _done()
         self._results += 1
-        await self._deliver(
+        return self._deliver(
             envelope, (False, envelope.value), failed=kind, attempts=attempts, result=True
         )
 
@@ -562,6 +562,10 @@ class Runner:
             interrupted=self._stopped,
             failures_dropped=self._failed - len(self._failures),
         )
+
+
+async def _done() -> None:
+    """An awaitable that does nothing."""
 
 
 def _fused(
