@@ -12,6 +12,7 @@ from .._observe import Progress, RunReport
 from .._observe.summary import summary_console
 from .._pipeline.fetch import host_of
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
+from .hints import PerHostHint
 from .job import FetchJob, output_sink, run_job
 
 
@@ -39,11 +40,13 @@ def run_with_display(
 
     sink = output_sink(job.output, tally)
     interrupted = False
+    per_host = PerHostHint()  # given the display's note() once the display is up
     try:
         with Progress(
             console=progress_console, mode="quiet" if quiet else "auto", title=title
         ) as progress:
-            result = run_job(job, sink, observers=(progress, run_report))
+            per_host = PerHostHint(tell=progress.note)
+            result = run_job(job, sink, observers=(progress, run_report, per_host))
     except RunInterrupted as stop:
         result = stop.result
         interrupted = True
@@ -58,6 +61,8 @@ def run_with_display(
         return USAGE_EXIT
     if not quiet or interrupted:
         console.print(run_report.summary_table(result))
+    if per_host.message is not None:
+        console.print(f"hint: {per_host.message}", style="yellow")
     if report:
         run_report.write_html(report, result, title=f"{title}: {job.input}")
         console.print(f"report: {report}")

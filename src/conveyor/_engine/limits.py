@@ -158,6 +158,10 @@ class KeyedLimiter:
             if not waiters:
                 del self._waiters[key]
 
+    @property
+    def limit(self) -> int:
+        return self._limit
+
     def held(self) -> dict[Hashable, int]:
         """Holders per key, for the keys held now."""
         return dict(self._active)

@@ -4,7 +4,9 @@ The parent (``loops.py``) sends batches of ``(id, value)``; this process runs ea
 through the head's stages (an async first stage such as the fetch, then cheap plain
 maps) with ``concurrency`` worker tasks, and sends back batches of outcomes:
 ``(id, OK, value, retries)`` or ``(id, FAILED, (stage, kind, message, attempts,
-error_type), 0)``, where ``retries`` are the first stage's own (``StageSpec.own_attempts``).
+error_type), 0)``, where ``retries`` are the first stage's own (``StageSpec.own_attempts``);
+and, a few times a second, ``("details", {...})``: what the first stage's function says of
+itself (the HTTP client's requests out, hosts waiting or paused).
 Batches form naturally: everything that finished in one turn of the loop goes in one
 message. When the parent's end of the socket closes (it exited, or was killed), this
 process ends too: no loop process outlives its parent.
@@ -26,6 +28,7 @@ from typing import Any
 from .._errors import failure_kind
 
 OK, FAILED = 0, 1
+DETAILS_EVERY = 0.25  # seconds between two ("details", ...) messages
 HEADER = struct.Struct("!I")
 
 
@@ -80,13 +83,27 @@ async def _serve(sock: socket.socket, head_bytes: bytes, concurrency: int) -> No
         writer.write(frame(("ready", None)))
         outbox = _Outbox(writer)
         queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
+        # What the first stage's function tells of itself (the HTTP client's details).
+        details = getattr(getattr(chain[0], "__self__", None), "details", None)
+        ticker = asyncio.create_task(_tell(details, writer)) if details is not None else None
         async with asyncio.TaskGroup() as group:
             workers = [group.create_task(_work(queue, chain, outbox)) for _ in range(concurrency)]
             await _receive(reader, queue)
             for _ in workers:
                 queue.put_nowait(None)
+        if ticker is not None:
+            ticker.cancel()
+        if details is not None:
+            writer.write(frame(("details", details())))  # the last word, after the last item
         await outbox.drain()
     writer.close()
+
+
+async def _tell(details: Callable[[], Any], writer: asyncio.StreamWriter) -> None:
+    """Send ``("details", details())`` a few times a second (progress, hints)."""
+    while True:
+        await asyncio.sleep(DETAILS_EVERY)
+        writer.write(frame(("details", details())))
 
 
 async def _receive(reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> None:

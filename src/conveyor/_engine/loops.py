@@ -21,20 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import pickle
 import socket
 import zlib
 from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import NotPicklableError, UsageError, WorkerCrashed
 from .loop_worker import FAILED, frame, loop_main, read_message
 from .outcomes import RemoteFailure
 from .stage import StageSpec
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
 
 MAX_CRASHES = 2
 _START_TIMEOUT = 60.0
@@ -86,6 +87,8 @@ class LoopPool:
             ) from None
         self._concurrency = concurrency
         self._route = route
+        import multiprocessing  # here: a run with one loop never loads it
+
         self._ctx = multiprocessing.get_context("spawn")
         self._loops = [_Loop(i) for i in range(len(heads))]
         self._next_id = 0
@@ -95,6 +98,7 @@ class LoopPool:
         # Told how many retries the first stage made for results that came back (see
         # StageSpec.own_attempts); failures carry their own attempts.
         self.on_retries: Callable[[int], None] | None = None
+        self.details_by_loop: dict[int, dict[str, Any]] = {}  # each loop's latest details
 
     @property
     def size(self) -> int:
@@ -169,7 +173,11 @@ class LoopPool:
         try:
             while True:
                 retries = 0
-                for ident, status, payload, retried in await read_message(reader):
+                message = await read_message(reader)
+                if type(message) is tuple:  # ("details", {...}): see loop_worker
+                    self.details_by_loop[loop.index] = message[1]
+                    continue
+                for ident, status, payload, retried in message:
                     entry = pending.pop(ident, None)
                     if entry is None or entry.future.done():
                         continue
@@ -214,6 +222,23 @@ class LoopPool:
                 if not entry.future.done():
                     entry.future.set_exception(WorkerCrashed(loop.dead))
             loop.pending.clear()
+
+    def details(self) -> dict[str, Any]:
+        """The loops' latest details as one: counts added up, paused hosts together (each
+        host has one loop); limits as the loops were given them."""
+        merged: dict[str, Any] = {}
+        paused: dict[str, float] = {}
+        for details in self.details_by_loop.values():
+            for name, value in details.items():
+                if name == "paused":
+                    paused.update(value)
+                elif name in ("concurrency", "per_host"):
+                    merged[name] = value
+                elif isinstance(value, int | float):
+                    merged[name] = merged.get(name, 0) + value
+        if merged:
+            merged["paused"] = dict(sorted(paused.items(), key=lambda item: -item[1])[:5])
+        return merged
 
     # -- the end --------------------------------------------------------------------------
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from .._errors import ItemTimeout
 from .gil import in_thread
-from .loops import LoopPool, loop_concurrency, loop_heads
-from .processes import ProcessPool
+from .loops import loop_concurrency, loop_heads
 from .stage import StageSpec
 from .stats import StageCounters
 from .threads import shutdown_executor
@@ -117,6 +116,8 @@ class ProcessPlacement(Placement):
     def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
         super().__init__(fn, spec)
         assert spec.fn_bytes is not None
+        from .processes import ProcessPool  # here: multiprocessing loads only when used
+
         self.pool = ProcessPool(
             spec.fn_bytes, workers=spec.workers, timeout=spec.timeout, name=spec.name
         )
@@ -144,6 +145,8 @@ class LoopsPlacement(Placement):
 
     def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
         super().__init__(fn, spec)
+        from .loops import LoopPool
+
         self.pool = LoopPool(
             loop_heads(spec), concurrency=loop_concurrency(spec), route=spec.route or str
         )
@@ -152,6 +155,9 @@ class LoopsPlacement(Placement):
         if self.counters is not None:
             self.pool.on_retries = self._count_retries
         await self.pool.start()
+
+    def details(self) -> dict[str, Any]:
+        return self.pool.details()
 
     def _count_retries(self, retries: int) -> None:
         assert self.counters is not None

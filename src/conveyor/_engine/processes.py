@@ -18,15 +18,13 @@ import collections
 import math
 import multiprocessing
 import multiprocessing.connection
-import pickle
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from .._errors import ItemTimeout, NotPicklableError, UsageError, WorkerCrashed
+from .._errors import ItemTimeout, UsageError, WorkerCrashed
 from ._worker import worker_main
 from .gil import in_thread
 from .threads import shutdown_executor
@@ -34,19 +32,6 @@ from .threads import shutdown_executor
 _CHUNK_SECONDS = 0.02  # aim for this much work per chunk
 _MAX_CHUNK = 64
 _POLL = 0.05  # how often a host thread checks a worker's deadline
-
-
-def pickled_function(fn: Callable[..., Any], stage: str) -> bytes:
-    """Pickle ``fn`` now, so a lambda or a local function is refused before the run."""
-    try:
-        return pickle.dumps(fn)
-    except Exception as exc:
-        name = getattr(fn, "__qualname__", repr(fn))
-        raise NotPicklableError(
-            f"stage {stage!r}: {name} cannot be sent to worker processes ({exc}); "
-            "define it with `def` at module level (not a lambda or a nested function), "
-            "or run it with on='threads'"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -545,7 +545,7 @@ class Runner:
             results=self._results,
             failed=self._failed,
             filtered=self._filtered,
-            stages=tuple(s.counters.snapshot(s.inbox.qsize()) for s in self._stages),
+            stages=tuple(s.snapshot() for s in self._stages),
         )
 
     def _result(self) -> RunResult:
@@ -557,7 +557,7 @@ class Runner:
             skipped=self._skipped,
             failures=tuple(self._failures),
             failures_by_kind=dict(self._by_kind),
-            stages=tuple(s.counters.snapshot(0, final=True) for s in self._stages),
+            stages=tuple(s.snapshot(final=True) for s in self._stages),
             wall_seconds=time.perf_counter() - self._started,
             interrupted=self._stopped,
             failures_dropped=self._failed - len(self._failures),

@@ -14,9 +14,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._errors import UsageError
+from .._errors import NotPicklableError, UsageError
 from .limits import parse_limit_per, parse_rate
-from .processes import pickled_function
 from .retry import Retry
 
 Place = Literal["loop", "threads", "processes", "inline", "loops", "auto"]
@@ -157,6 +156,19 @@ def make_stage(
         factory=factory,
         fn_bytes=fn_bytes,
     )
+
+
+def pickled_function(fn: Callable[..., Any], stage: str) -> bytes:
+    """Pickle ``fn`` now, so a lambda or a local function is refused before the run."""
+    try:
+        return pickle.dumps(fn)
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise NotPicklableError(
+            f"stage {stage!r}: {name} cannot be sent to worker processes ({exc}); "
+            "define it with `def` at module level (not a lambda or a nested function), "
+            "or run it with on='threads'"
+        ) from None
 
 
 def _pickled_or_none(fn: Callable[[Any], Any]) -> bytes | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import Any
@@ -23,7 +23,7 @@ from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure
 from .placement import Placement, placement_for
 from .stage import StageSpec
-from .stats import StageCounters
+from .stats import StageCounters, StageStatistics
 from .threads import take
 
 Emit = Callable[[Envelope], Awaitable[None]]
@@ -62,6 +62,7 @@ class StageRunner:
         self._inline: Callable[[Any], Any] | None = None  # called, not awaited
         self._plain_inline: Callable[[Any], Any] | None = None  # the same, for a plain map
         self._io: ThreadPoolExecutor | None = None
+        self._details: Callable[[], Mapping[str, Any]] | None = None
 
     @property
     def fusible(self) -> bool:
@@ -96,6 +97,8 @@ class StageRunner:
         assert self.spec.fn is not None
         if self.spec.factory is not None:
             async with self.spec.factory() as bound:
+                # A bound method whose object tells of itself (the HTTP client's details).
+                self._details = getattr(getattr(bound, "__self__", None), "details", None)
                 await self._run_workers(bound, out)
         else:
             await self._run_workers(self.spec.fn, out)
@@ -125,6 +128,15 @@ class StageRunner:
             placement.close()
             await placement.shutdown()
             self.counters.timeouts_abandoned = placement.abandoned
+
+    def snapshot(self, *, final: bool = False) -> StageStatistics:
+        """The stage now, with what its function or placement says of itself."""
+        details = self._details or getattr(self.placement, "details", None)
+        return self.counters.snapshot(
+            0 if final else self.inbox.qsize(),
+            final=final,
+            details=details() if details is not None else None,
+        )
 
     def _placed(self, auto: AutoPlacement) -> None:
         """``on="auto"`` has chosen (``auto.py``): show it, and call inline from now on."""

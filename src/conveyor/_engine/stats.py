@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .outcomes import Failure
 
@@ -89,7 +91,13 @@ class StageCounters:
         self.timeouts_abandoned = 0
         self.latency = LatencyHistogram()
 
-    def snapshot(self, queue_depth: int, *, final: bool = False) -> StageStatistics:
+    def snapshot(
+        self,
+        queue_depth: int,
+        *,
+        final: bool = False,
+        details: Mapping[str, Any] | None = None,
+    ) -> StageStatistics:
         """The stage now; ``final`` (the run's result) also carries the latency samples."""
         lat = self.latency
         return StageStatistics(
@@ -110,6 +118,7 @@ class StageCounters:
             p99=lat.percentile(99),
             reason=self.reason,
             latency=lat.samples() if final else (),
+            details=details,
         )
 
 
@@ -135,6 +144,8 @@ class StageStatistics:
     reason: str = ""  # why on="auto" placed the stage where it is (empty: placed by hand)
     # In the run's result only: (seconds, count) per latency bucket of successful attempts.
     latency: tuple[tuple[float, int], ...] = ()
+    # What the stage's function says of itself, when it can (the fetch: HttpClient.details).
+    details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

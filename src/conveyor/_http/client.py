@@ -379,6 +379,26 @@ class HttpClient:
         self._bytes += raw
         return _Hop(resp, body=memory.value(), raw=raw)
 
+    def details(self) -> dict[str, Any]:
+        """What the fetch stage's statistics carry (``StageStatistics.details``), a few
+        times a second: requests out against the limits, requests waiting for a busy host,
+        hosts paused by a 429 or Retry-After (seconds left). Plain data: it crosses from
+        loop processes too."""
+        limits = self._limits
+        cfg = self.config
+        if limits is None:
+            return {}
+        return {
+            "requests": self._requests,
+            "retries": self._retries,
+            "in_flight": limits.in_flight(),
+            "concurrency": cfg.concurrency,
+            "per_host": cfg.per_host,
+            "waiting_for_host": limits.waiting(),
+            "hosts_at_limit": limits.hosts_at_limit(),
+            "paused": limits.pacer.paused(),
+        }
+
     def statistics(self) -> HttpStats:
         limits = self._limits
         return HttpStats(

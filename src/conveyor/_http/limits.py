@@ -99,6 +99,13 @@ class HostPacer:
         for host in idle:
             del self._hosts[host]
 
+    def paused(self, limit: int = 5) -> dict[str, float]:
+        """Up to ``limit`` hosts paused now by a 429 or Retry-After: seconds left, longest
+        first."""
+        now = self._clock()
+        left = {h: s.paused_until - now for h, s in self._hosts.items() if s.paused_until > now}
+        return dict(sorted(left.items(), key=lambda item: -item[1])[:limit])
+
     def slowed_hosts(self) -> dict[str, float]:
         """Hosts slowed by a 429 and their current interval in seconds."""
         return {h: s.slow_interval for h, s in self._hosts.items() if s.slow_interval}
@@ -208,7 +215,13 @@ class Limits:
         return cast("dict[str, int]", self._hosts.held())
 
     def waiting(self) -> int:
+        """Requests waiting for a slot of their host (the host has ``per_host`` out)."""
         return self._hosts.statistics().waiting
+
+    def hosts_at_limit(self) -> int:
+        """Hosts with all their ``per_host`` slots taken."""
+        limit = self._hosts.limit
+        return sum(1 for held in self._hosts.held().values() if held >= limit)
 
 
 async def _sleep(delay: float) -> None:

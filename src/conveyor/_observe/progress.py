@@ -84,6 +84,22 @@ def _rate_text(rate: float | None) -> str:
     return "-/s" if rate is None else f"{rate:,.1f}/s" if rate < 100 else f"{rate:,.0f}/s"
 
 
+def paused_hosts(stats: RunStatistics | None) -> dict[str, float]:
+    """Hosts paused now by a 429 or Retry-After (seconds left), from the stages' details."""
+    found: dict[str, float] = {}
+    for stage in stats.stages if stats is not None else ():
+        paused = (stage.details or {}).get("paused")
+        if paused:
+            found.update(paused)
+    return found
+
+
+def _paused_text(paused: dict[str, float]) -> str:
+    shown = ", ".join(f"{host} {seconds:.0f} s" for host, seconds in list(paused.items())[:3])
+    more = f" and {len(paused) - 3} more" if len(paused) > 3 else ""
+    return f"paused by the server (429 / Retry-After): {shown}{more}"
+
+
 def plain_line(title: str, view: ProgressView, retrying: int) -> str:
     """One line of plain progress, for logs and pipes (no colour, no cursor movement)."""
     result = view.result
@@ -111,10 +127,14 @@ def plain_line(title: str, view: ProgressView, retrying: int) -> str:
         f"ok {s.results:,} failed {s.failed:,} retrying {retrying:,} "
         f"retries {sum(st.retried for st in s.stages):,}"
     )
-    return f"{line} | {stages}" if stages else line
+    line = f"{line} | {stages}" if stages else line
+    paused = paused_hosts(s)
+    return f"{line} | {_paused_text(paused)}" if paused else line
 
 
-def render(title: str, view: ProgressView, retrying: int, retries: int) -> RenderableType:
+def render(
+    title: str, view: ProgressView, retrying: int, retries: int, notes: tuple[str, ...] = ()
+) -> RenderableType:
     """The live display: a bar line, a counters line and one row per stage."""
     s = view.stats
     result = view.result
@@ -178,7 +198,12 @@ def render(title: str, view: ProgressView, retrying: int, retries: int) -> Rende
             f"{st.retried:,}",
             "-" if st.p50 is None else f"{st.p50 * 1000:,.1f}",
         )
-    return Group(head, counters, table)
+    lines: list[RenderableType] = [head, counters, table]
+    paused = paused_hosts(s) if result is None else {}
+    if paused:
+        lines.append(Text(_paused_text(paused), style="yellow"))
+    lines.extend(Text(note, style="yellow") for note in notes)
+    return Group(*lines)
 
 
 class Progress:
@@ -229,7 +254,17 @@ class Progress:
         self._stream = stream
         self._refresh = refresh_per_second
         self._live: Live | None = None
+        self._notes: tuple[str, ...] = ()  # lines from note(), shown until the run ends
         self._reset()
+
+    def note(self, text: str) -> None:
+        """Show ``text`` from now on: below the live display, or once as a plain line.
+        Callable from the loop's thread (an observer reacting to a tick)."""
+        if self.mode == "quiet" or text in self._notes:
+            return
+        self._notes = (*self._notes, text)
+        if self.mode == "plain":
+            self._write(f"{self.title}: {text}")
 
     def _reset(self) -> None:
         self._view = ProgressView()
@@ -237,6 +272,7 @@ class Progress:
         self._retrying = 0
         self._retries = 0
         self._next_line = self._plain_interval
+        self._notes = ()
 
     # -- the observer -------------------------------------------------------------------
 
@@ -299,7 +335,7 @@ class Progress:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         # Called on rich's refresh thread: reads one immutable view and two ints.
-        yield render(self.title, self._view, self._retrying, self._retries)
+        yield render(self.title, self._view, self._retrying, self._retries, self._notes)
 
     # -- the live display's lifetime ----------------------------------------------------
 

@@ -1,0 +1,56 @@
+"""Hints the fetch job gives when a setting, not the network, is what keeps it slow.
+
+``PerHostHint`` watches the fetch stage's details at every tick (``HttpClient.details``,
+added up over the loop processes). When requests wait for a busy host while slots of
+``--concurrency`` stand free, the per-host limit is what holds the job back; when that
+lasts a second or more, the hint is given once: live (``Progress.note``) and in the
+summary, with the flag that changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._engine.events import Event, Tick
+
+_TICKS = 4  # consecutive ticks (~1 s) the per-host limit must hold the job back
+
+
+class PerHostHint:
+    wants_item_events = False  # ticks are enough
+
+    def __init__(self, tell: Callable[[str], None] | None = None) -> None:
+        self._tell = tell
+        self._streak = 0
+        self.message: str | None = None
+
+    def on_event(self, event: Event) -> None:
+        if self.message is not None or type(event) is not Tick:
+            return
+        for stage in event.statistics.stages:
+            details = stage.details
+            if details and "per_host" in details:
+                self._look(details)
+                return
+
+    def _look(self, details: dict[str, Any] | Any) -> None:
+        waiting, out = details["waiting_for_host"], details["in_flight"]
+        concurrency, per_host = details["concurrency"], details["per_host"]
+        free = concurrency - out
+        # Held back by the hosts: requests wait for their host's slots while at least a
+        # tenth of the global slots (and one) stand idle.
+        if waiting > 0 and free >= max(1, concurrency // 10):
+            self._streak += 1
+        else:
+            self._streak = 0
+        if self._streak < _TICKS:
+            return
+        self.message = (
+            f"--per-host {per_host} is what holds this job back: {waiting:,} requests wait "
+            f"for their host while {free:,} of --concurrency {concurrency:,} slots are free. "
+            "Raise --per-host to go faster, if the sites can take it (the default, 8, is "
+            "there to be polite to servers)."
+        )
+        if self._tell is not None:
+            self._tell(self.message)
