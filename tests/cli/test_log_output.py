@@ -43,5 +43,9 @@ def test_demo_summary_to_a_pipe_cuts_no_cell(tmp_path: Path) -> None:
     assert counted["5xx"] == f"{sum(1 for s in status if s is not None and s >= 500):,}"
     assert counted["failed"] == f"{sum(1 for s in status if s is None):,}"
     assert counted["retries"] == f"{retries:,}"
+    # The progress lines count the same way: the last one says how the records ended.
+    last = next(line for line in reversed(result.err.splitlines()) if "done in" in line)
+    expected = ", ".join(f"{name} {counted[name]}" for name in ("ok", "4xx", "5xx", "failed"))
+    assert expected in last
     # The progress lines are unchanged: plain lines on stderr, one every few seconds.
     assert "conveyor demo: done in" in result.err

@@ -43,7 +43,10 @@ def run_with_display(
     per_host = PerHostHint()  # given the display's note() once the display is up
     try:
         with Progress(
-            console=progress_console, mode="quiet" if quiet else "auto", title=title
+            console=progress_console,
+            mode="quiet" if quiet else "auto",
+            title=title,
+            outcomes=run_report.outcomes,  # records by ok / 4xx / 5xx / failed, live
         ) as progress:
             per_host = PerHostHint(tell=progress.note)
             result = run_job(job, sink, observers=(progress, run_report, per_host))

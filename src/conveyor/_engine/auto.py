@@ -31,7 +31,7 @@ from typing import Any
 
 from .gil import in_thread
 from .placement import Placement, ProcessPlacement, ThreadPlacement
-from .stage import StageSpec
+from .spec import StageSpec
 from .threads import shutdown_executor
 
 CHEAP_SECONDS = 50e-6  # CPU per call below which the loop runs it inline

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import NotPicklableError, UsageError, WorkerCrashed
 from .loop_worker import FAILED, frame, loop_main, read_message
 from .outcomes import RemoteFailure
-from .stage import StageSpec
+from .spec import StageSpec
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess

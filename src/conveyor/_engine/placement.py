@@ -14,7 +14,7 @@ from typing import Any
 from .._errors import ItemTimeout
 from .gil import in_thread
 from .loops import loop_concurrency, loop_heads
-from .stage import StageSpec
+from .spec import StageSpec
 from .stats import StageCounters
 from .threads import shutdown_executor
 

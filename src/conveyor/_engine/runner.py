@@ -39,7 +39,7 @@ from .loops import fold_head
 from .outcomes import Failure
 from .ports import Ledger, Sink
 from .source import BATCH, count_hint, read_batches
-from .stage import StageSpec
+from .spec import StageSpec
 from .stages import StageRunner, StageSink
 from .stats import RunResult, RunStatistics
 from .threads import shutdown_executor

@@ -22,7 +22,7 @@ from .gil import in_thread
 from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure
 from .placement import Placement, placement_for
-from .stage import StageSpec
+from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
 

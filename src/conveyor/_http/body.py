@@ -115,7 +115,7 @@ class MemorySink:
         return b"".join(self.parts)
 
 
-class FileSink:
+class BodyFile:
     """Writes to a temporary name beside the target, renamed into place when complete.
 
     File calls run on a thread (never block the loop) and in batches of ``WRITE_BATCH``
@@ -206,7 +206,7 @@ async def save_body(
     chunks: AsyncIterable[bytes], decoder: Decoder | None, path: Path, *, max_bytes: int, url: str
 ) -> int:
     """Stream a body into ``path`` (complete, or not there at all); returns the raw count."""
-    sink = FileSink(path)
+    sink = BodyFile(path)
     await sink.open()
     try:
         raw = await read_body(chunks, decoder, sink, max_bytes=max_bytes, url=url)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Literal, TextIO
@@ -42,12 +43,22 @@ class ProgressView:
         rate: input items taken in per second over the last few seconds.
         eta: seconds left, only when the source's total is known and items are moving.
         result: the final result once the run has finished.
+        outcomes: counts to show instead of ok/failed, when the display was given a
+            source of them (``conveyor fetch``: records by ok / 4xx / 5xx / failed).
     """
 
     stats: RunStatistics | None = None
     rate: float | None = None
     eta: float | None = None
     result: RunResult | None = None
+    outcomes: Mapping[str, int] | None = None
+
+
+def _outcome_pairs(view: ProgressView, ok: int, failed: int) -> list[tuple[str, int]]:
+    """What the counters line starts with: the given outcomes, or ok and failed."""
+    if view.outcomes:
+        return list(view.outcomes.items())
+    return [("ok", ok), ("failed", failed)]
 
 
 def estimate(
@@ -105,9 +116,12 @@ def plain_line(title: str, view: ProgressView, retrying: int) -> str:
     result = view.result
     if result is not None:
         ended = "interrupted" if result.interrupted else "done"
+        counts = ", ".join(
+            f"{name} {n:,}" for name, n in _outcome_pairs(view, result.results, result.failed)
+        )
         return (
             f"{title}: {ended} in {result.wall_seconds:.1f} s: {result.items:,} items, "
-            f"ok {result.results:,}, failed {result.failed:,}, filtered {result.filtered:,}, "
+            f"{counts}, filtered {result.filtered:,}, "
             f"skipped {result.skipped:,} ({result.items_per_second:,.1f} items/s)"
         )
     s = view.stats
@@ -124,7 +138,8 @@ def plain_line(title: str, view: ProgressView, retrying: int) -> str:
     )
     line = (
         f"{title}: [{clock(s.elapsed)}] {where} {_rate_text(view.rate)}{eta} | "
-        f"ok {s.results:,} failed {s.failed:,} retrying {retrying:,} "
+        + " ".join(f"{name} {n:,}" for name, n in _outcome_pairs(view, s.results, s.failed))
+        + f" retrying {retrying:,} "
         f"retries {sum(st.retried for st in s.stages):,}"
     )
     line = f"{line} | {stages}" if stages else line
@@ -164,11 +179,13 @@ def render(
         eta = f"ETA {clock(view.eta)}" if view.eta is not None else "ETA -:--:--"
         tail = f"{where}  {_rate_text(rate)}  {eta if total else ''}".rstrip()
     head.add_row(title, ProgressBar(total=total or None, completed=taken), tail)
+    styles = {"ok": "green", "failed": "red", "4xx": "yellow", "5xx": "red"}
+    parts: list[tuple[str, str] | str] = []
+    for name, n in _outcome_pairs(view, ok, failed):
+        style = styles.get(name, "") if n or name == "ok" else ""
+        parts += [(f"{'   ' if parts else ''}{name} ", "dim"), (f"{n:,}", style)]
     counters = Text.assemble(
-        ("ok ", "dim"),
-        (f"{ok:,}", "green"),
-        ("   failed ", "dim"),
-        (f"{failed:,}", "red" if failed else ""),
+        *parts,
         ("   retrying ", "dim"),
         (f"{retrying:,}", "yellow" if retrying else ""),
         ("   retries ", "dim"),
@@ -225,6 +242,8 @@ class Progress:
         stream: where plain lines go; default the console's file when a console is given,
             else ``sys.stderr`` (looked up when writing, so redirections are honoured).
         refresh_per_second: how often the live display redraws.
+        outcomes: a function giving counts to show instead of "ok" and "failed" (called at
+            each tick on the loop's thread; ``RunReport.outcomes`` for fetch records).
     """
 
     wants_item_events = False  # see EventBus.items: neither ItemStarted nor ItemFinished
@@ -238,6 +257,7 @@ class Progress:
         title: str = "conveyor",
         stream: TextIO | None = None,
         refresh_per_second: float = 4.0,
+        outcomes: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         if mode not in ("auto", "live", "plain", "quiet"):
             raise ValueError(f"mode must be 'auto', 'live', 'plain' or 'quiet', not {mode!r}")
@@ -254,8 +274,12 @@ class Progress:
         self._stream = stream
         self._refresh = refresh_per_second
         self._live: Live | None = None
+        self._outcomes = outcomes
         self._notes: tuple[str, ...] = ()  # lines from note(), shown until the run ends
         self._reset()
+
+    def _counted(self) -> Mapping[str, int] | None:
+        return self._outcomes() if self._outcomes is not None else None
 
     def note(self, text: str) -> None:
         """Show ``text`` from now on: below the live display, or once as a plain line.
@@ -290,7 +314,7 @@ class Progress:
             self._retries = sum(stage.retried for stage in stats.stages)
             self._window.append((stats.elapsed, stats.admitted))
             rate, eta = estimate(self._window, stats, self._retrying)
-            self._view = ProgressView(stats, rate, eta)
+            self._view = ProgressView(stats, rate, eta, outcomes=self._counted())
             if self.mode == "plain" and stats.elapsed >= self._next_line:
                 self._next_line = stats.elapsed + self._plain_interval
                 self._write(plain_line(self.title, self._view, self._retrying))
@@ -301,7 +325,9 @@ class Progress:
         elif type(event) is RunFinished:
             self._retrying = 0
             self._retries = sum(stage.retried for stage in event.result.stages)
-            self._view = ProgressView(self._view.stats, None, None, event.result)
+            self._view = ProgressView(
+                self._view.stats, None, None, event.result, outcomes=self._counted()
+            )
             if self.mode == "plain":
                 self._write(plain_line(self.title, self._view, 0))
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._engine.stage import StageSpec, make_stage
+from .._engine.spec import StageSpec, make_stage
 
 if TYPE_CHECKING:
     from .._http.config import FetchConfig

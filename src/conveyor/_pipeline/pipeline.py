@@ -17,7 +17,7 @@ from .._engine.events import ObserverLike
 from .._engine.loops import resolve_loops
 from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
-from .._engine.stage import StageSpec, make_batch, make_stage
+from .._engine.spec import StageSpec, make_batch, make_stage
 from .._engine.stats import RunResult
 from .._errors import RunInterrupted, UsageError
 from .iteration import iterate_async, iterate_sync
