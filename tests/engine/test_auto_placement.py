@@ -43,7 +43,7 @@ def test_pure_python_cpu_work_goes_to_processes() -> None:
 
 
 def test_hashing_that_lets_the_gil_go_stays_on_threads() -> None:
-    for _ in range(3):
+    for _ in range(5):  # two threads need two free cores: a busy machine blurs a probe
         stage = placed(digest)
         if stage.place == "threads":
             break

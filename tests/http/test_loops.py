@@ -92,6 +92,9 @@ async def test_a_killed_loop_process_fails_nothing_its_items_are_sent_again(
     assert result.failed == 0
     assert result.results == 60
     assert sorted(r.url for r in out) == sorted(urls)
+    details = result.stages[0].details
+    assert details is not None
+    assert details["loop_restarts"] >= 1
 
 
 def test_route_keys_are_host_and_port_and_stable() -> None:

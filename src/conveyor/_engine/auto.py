@@ -7,11 +7,14 @@ GIL, which its code does not say. So the first items are the probe:
    machine does not make it look dearer). Under ``CHEAP_SECONDS``: the stage runs inline on
    the loop from then on, fused into the previous stage's workers (a thread hop costs
    ~100 µs, far more than such a call);
-2. otherwise the next two items run at once on two probe threads. If the two together took
-   about as long as their CPU times added up, they took turns: the function holds the GIL,
-   and goes to processes (where it can be pickled, and where the interpreter has a GIL at
-   all); if the wall time was well under that sum, the function let the GIL go (hashlib,
-   zlib, NumPy, I/O) and stays on threads.
+2. otherwise the next two items run at once on two probe threads (and if they turn out
+   cheap after all, the first call paid for warming caches: inline). If the two together
+   took about as long as their CPU times added up, they took turns: the function holds the
+   GIL. From ``PROCESS_SECONDS`` a call it goes to processes (where it can be pickled, and
+   where the interpreter has a GIL at all); a shorter one stays inline, where a thread
+   would only take turns with the loop and a process would cost more to send its item to
+   than it saves. If the wall time was well under that sum, the function let the GIL go
+   (hashlib, zlib, NumPy, I/O) and stays on threads.
 
 Every probe call's result is a real result: each item is called once. The choice and its
 reason show in the stage's statistics (``place``, ``reason``).
@@ -35,6 +38,7 @@ from .spec import StageSpec
 from .threads import shutdown_executor
 
 CHEAP_SECONDS = 50e-6  # CPU per call below which the loop runs it inline
+PROCESS_SECONDS = 500e-6  # GIL-bound calls this long or longer go to processes
 RELEASES_GIL = 0.75  # wall / CPU of two calls at once below this: they ran side by side
 _PARTNER_WAIT = 0.05  # how long the second probe item waits for a third to pair with
 _MAX_FAILED_PROBES = 3  # probe calls that raised before the stage settles on threads
@@ -69,6 +73,7 @@ class AutoPlacement(Placement):
         self._partner: asyncio.Future[Any] | None = None  # the second item, waiting for a third
         self._pair_result: asyncio.Future[Any] | None = None  # the third item's result
         self._failed_probes = 0
+        self._first_cpu = float("inf")  # the first probe call's CPU seconds
         self._reprobe: asyncio.Future[None]  # replaced each time a probe call raises
         self.chosen: Placement | None = None
         self.reason = ""
@@ -131,6 +136,7 @@ class AutoPlacement(Placement):
             raise
         finally:
             first.set_result(None)
+        self._first_cpu = cpu
         if cpu < CHEAP_SECONDS:
             await self._decide(Placement(self.fn, self._spec), f"{cpu * 1e6:.0f} µs a call")
         return result
@@ -199,13 +205,21 @@ class AutoPlacement(Placement):
         return mine[0]
 
     def _heavy(self, cpu: float, *, ratio: float | None) -> tuple[Placement, str]:
+        # The cheapest call measured: a first call often pays for warming caches.
+        cpu = min(cpu, self._first_cpu)
         cost = f"{cpu * 1e3:.2f} ms a call"
+        if cpu < CHEAP_SECONDS:
+            return Placement(self.fn, self._spec), f"{cpu * 1e6:.0f} µs a call"
         if ratio is not None and ratio < RELEASES_GIL:
             return ThreadPlacement(self.fn, self._spec), f"{cost}, lets the GIL go"
         if not gil_enabled():
             return ThreadPlacement(self.fn, self._spec), f"{cost}, no GIL in this interpreter"
         if self._spec.fn_bytes is None:
             return ThreadPlacement(self.fn, self._spec), f"{cost}, cannot be pickled"
+        if cpu < PROCESS_SECONDS:
+            # Holding the GIL, a thread would only take turns with the loop; and a call this
+            # short would pay more to pickle its item to a process than it saves there.
+            return Placement(self.fn, self._spec), f"{cost}, holds the GIL, too short for processes"
         # One process per core at most (the stage's worker count was sized for threads).
         spec = dataclasses.replace(self._spec, workers=min(self._spec.workers, _cores()))
         if ratio is None:

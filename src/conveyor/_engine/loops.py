@@ -62,7 +62,6 @@ class _Loop:
     pending: dict[int, _Pending] = field(default_factory=dict)
     outgoing: list[tuple[int, Any]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    restarts: int = 0
     dead: str | None = None  # why it could not be replaced
 
 
@@ -94,15 +93,11 @@ class LoopPool:
         self._next_id = 0
         self._flush_scheduled = False
         self._closing = False
-        self.restarts = 0
+        self.restarts = 0  # loop processes replaced after dying (in the details)
         # Told how many retries the first stage made for results that came back (see
         # StageSpec.own_attempts); failures carry their own attempts.
         self.on_retries: Callable[[int], None] | None = None
         self.details_by_loop: dict[int, dict[str, Any]] = {}  # each loop's latest details
-
-    @property
-    def size(self) -> int:
-        return len(self._loops)
 
     async def start(self) -> None:
         started = await asyncio.gather(
@@ -136,8 +131,8 @@ class LoopPool:
         loop.process, loop.writer = process, writer
         loop.reader_task = asyncio.get_running_loop().create_task(self._read(loop, reader))
         loop.ready.set()
-        if loop.pending:  # items it held when its predecessor died
-            loop.outgoing.extend((ident, p.value) for ident, p in loop.pending.items())
+        if loop.pending:  # what its predecessor held, and what came while it started
+            loop.outgoing = [(ident, p.value) for ident, p in loop.pending.items()]
             self._schedule_flush()
 
     # -- calls ----------------------------------------------------------------------------
@@ -212,7 +207,6 @@ class LoopPool:
                             f"this item, {entry.crashes} times"
                         )
                     )
-        loop.restarts += 1
         self.restarts += 1
         try:
             await self._start(loop)
@@ -238,6 +232,7 @@ class LoopPool:
                     merged[name] = merged.get(name, 0) + value
         if merged:
             merged["paused"] = dict(sorted(paused.items(), key=lambda item: -item[1])[:5])
+            merged["loop_restarts"] = self.restarts
         return merged
 
     # -- the end --------------------------------------------------------------------------
