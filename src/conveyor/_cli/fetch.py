@@ -99,7 +99,11 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
 @click.option("--no-journal", is_flag=True, help="Do not keep a journal (no resume).")
 @click.option("--restart", is_flag=True, help="Forget the journal and the output, and begin again.")
 @click.option(
-    "--retry-failed", is_flag=True, help="On resume, fetch the URLs that failed last time again."
+    "--retry-failed",
+    is_flag=True,
+    help="On resume, fetch again the URLs that got no response (a row with an error_kind) "
+    "and those that ended 5xx or 429 after their retries; a URL that ended 4xx (other than "
+    "429) or 1xx-3xx is done and is not fetched again.",
 )
 @click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML report with charts.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")

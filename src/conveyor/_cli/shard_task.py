@@ -23,7 +23,7 @@ from .._engine.stats import RunResult
 from .._pipeline.fetch import host_of
 from .._pipeline.parts import count_rows
 from .._pipeline.shards import Fence, FencedSink, Layout, claim_attempt, write_atomic
-from .job import FetchJob, RowSink, build_pipeline
+from .job import FetchJob, RowSink, build_pipeline, retryable_status
 
 # (status, host, error_kind) → records: the shard's share of the summary's tables.
 Tally = dict[tuple[int | None, str | None, str | None], int]
@@ -72,7 +72,12 @@ def run_shard(spec: ShardSpec) -> ShardOutcome:
     )
     pipeline = build_pipeline(job, _io.read_jsonl(job.input, field="item"))
     result = pipeline.run(
-        sink, journal=job.journal, restart=False, retry_failed=job.retry_failed, loops=1
+        sink,
+        journal=job.journal,
+        restart=False,
+        retry_failed=job.retry_failed,
+        loops=1,
+        retry_on_resume=retryable_status,  # as on one machine: 5xx stay retryable
     )
     fence.check()  # replaced while running: the newer attempt reports this shard
     records = count_rows(part)
