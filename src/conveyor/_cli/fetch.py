@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .errors import INTERRUPTED_EXIT
+from .errors import INTERRUPTED_EXIT, fail
 from .options import HEADER, LOOPS, RATE, SIZE, TARGET
 
 
@@ -99,10 +99,32 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
 @click.option("--no-journal", is_flag=True, help="Do not keep a journal (no resume).")
 @click.option("--restart", is_flag=True, help="Forget the journal and the output, and begin again.")
 @click.option(
-    "--retry-failed", is_flag=True, help="On resume, fetch the URLs that failed last time again."
+    "--retry-failed",
+    is_flag=True,
+    help="On resume, fetch again the URLs that got no response (a row with an error_kind) "
+    "and those that ended 5xx or 429 after their retries; a URL that ended 4xx (other than "
+    "429) or 1xx-3xx is done and is not fetched again.",
 )
 @click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML report with charts.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run the job as shards on a Ray cluster; OUTPUT is then a folder of parts.",
+)
+@click.option(
+    "--address",
+    help="With --backend ray: the cluster (auto, ray://HOST:PORT or HOST:PORT) "
+    "[default: RAY_ADDRESS, else a new one-machine cluster].",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(1),
+    help="With --backend ray: shards (Ray tasks) to cut the input into, by host "
+    "[default: the cluster's CPUs].",
+)
 def fetch_command(input_path: str, output: str, column: str | None, **options: Any) -> None:
     """Fetch every URL in INPUT and write one record per URL to OUTPUT.
 
@@ -145,9 +167,32 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
         restart=options["restart"],
         retry_failed=options["retry_failed"],
     )
-    code = run_with_display(job, report=options["report"], quiet=options["quiet"])
+    if options["backend"] == "ray":
+        code = _run_on_ray(job, options)
+    else:
+        if options["address"] or options["shards"]:
+            fail("--address and --shards go with --backend ray; add it, or drop them")
+        code = run_with_display(job, report=options["report"], quiet=options["quiet"])
     if code:
         raise SystemExit(code)
+
+
+def _run_on_ray(job: Any, options: dict[str, Any]) -> int:
+    if job.output == "-":
+        fail("--backend ray writes a folder of parts; give -o a folder name, e.g. -o pages.jsonl")
+    if options["no_journal"] or options["journal_path"]:
+        fail(
+            "--backend ray keeps one journal per shard beside its part; drop --journal/--no-journal"
+        )
+    from .sharded import run_sharded  # Ray itself is imported only there, and only now
+
+    return run_sharded(
+        job,
+        shards=options["shards"],
+        address=options["address"],
+        report=options["report"],
+        quiet=options["quiet"],
+    )
 
 
 __all__ = ["INTERRUPTED_EXIT", "fetch_command"]

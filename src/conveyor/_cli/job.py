@@ -204,6 +204,17 @@ def build_pipeline(job: FetchJob, source: Any) -> Pipeline:
     return pipeline
 
 
+def retryable_status(row: Any) -> tuple[str, int] | None:
+    """Whether a URL whose row this is stays retryable on resume (``--retry-failed``): a
+    5xx or 429 status, after the fetch's own retries, is; any other status is done (a 4xx
+    says the request itself is wrong, and asking again gets the same answer)."""
+    status = row.get("status") if type(row) is dict else None
+    if type(status) is int and (500 <= status <= 599 or status == 429):
+        attempts = row.get("attempts")
+        return f"http-{status}", attempts if type(attempts) is int else 1
+    return None
+
+
 def _url_of(item: Any) -> str:
     return str(getattr(item, "url", item))
 
@@ -233,4 +244,5 @@ def run_job(job: FetchJob, sink: Sink, observers: tuple[Any, ...]) -> RunResult:
         retry_failed=job.retry_failed,
         observers=observers,
         loops=job.loops,
+        retry_on_resume=retryable_status if job.journal is not None else None,
     )

@@ -20,16 +20,19 @@ def cli() -> None:
     conveyor fetch urls.txt -o pages.jsonl     the main job
     conveyor demo                              the main job on a built-in local site
     conveyor serve                             that site alone, for trying things
+    conveyor merge OUTDIR -o pages.jsonl       join the parts of a --backend ray job
     """
 
 
 def _register() -> None:
     from .demo import demo_command, serve_command
     from .fetch import fetch_command
+    from .merge import merge_command
 
     cli.add_command(fetch_command)
     cli.add_command(demo_command)
     cli.add_command(serve_command)
+    cli.add_command(merge_command)
 
 
 _register()

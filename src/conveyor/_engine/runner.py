@@ -47,6 +47,8 @@ from .tracker import NOTHING, Finished, RootTracker
 from .writer import Writer
 
 OnError = Literal["record", "raise"]
+RetryOnResume = Callable[[Any], str | tuple[str, int] | None]
+"""Says of a result whether its key stays retryable: a kind, ``(kind, attempts)``, or None."""
 _QUEUE_SIZE = 64
 _ADMIT_AHEAD = 2  # source batches whose keys the journal checks before they are fed in
 # With a journal the source is read in bigger batches: each costs one SQLite lookup on the
@@ -76,6 +78,11 @@ class Runner:
         grace: seconds in-flight items may take to finish after ``stop()``.
         loops: run the pipeline's head (its async first stage, such as the fetch, and the
             plain inline maps after it) on this many loop processes (``loops.py``).
+        retry_on_resume: with a journal, called with each result: None when the result
+            finishes its key (the journal records it done), or a kind (``"http-503"``), or
+            ``(kind, attempts)``, when the key stays retryable: the result is written like
+            any other, and the journal records its key as failed with that kind, so a run
+            with ``retry_failed`` runs it again (see ``docs/io.md``).
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class Runner:
         commit_interval: float = 1.0,
         queue_size: int = _QUEUE_SIZE,
         loops: int = 1,
+        retry_on_resume: RetryOnResume | None = None,
     ) -> None:
         if on_error not in ("record", "raise"):
             raise UsageError(f"on_error={on_error!r}: choose 'record' or 'raise'")
@@ -120,6 +128,8 @@ class Runner:
         self._queue_size = queue_size
         journaled = open_ledger is not None
         self._finished_keys = Finished() if journaled else None
+        # Only a journal records a key as retryable: without one the predicate is not called.
+        self._retry_on_resume = retry_on_resume if journaled else None
         single = all(spec.kind in ("map", "filter") for spec in self._specs)
         self._tracker = RootTracker(
             ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
@@ -341,7 +351,7 @@ class Runner:
                 if first is None:  # a pipeline without stages
                     self._admitted += 1
                     done += 1
-                    await self._put_result(envelopes[done - 1])
+                    await self._output(envelopes[done - 1])
                     continue
                 await first.refill()
                 entered = first.put_some(envelopes, done)
@@ -367,7 +377,7 @@ class Runner:
         next stage's processing when that one is fusible (see ``StageRunner.fusible``)."""
         emit: Callable[[Envelope], Awaitable[None]]
         if index == len(self._stages) - 1:
-            emit = self._put_result
+            emit = self._output
         else:
             following = self._stages[index + 1]
             if following.fusible:
@@ -397,6 +407,34 @@ class Runner:
                 await self._commit()
             return
         await self._deliver(envelope, (False, envelope.value), result=True)
+
+    @property
+    def _output(self) -> Callable[[Envelope], Awaitable[None]]:
+        """Where results go: ``_put_result``, or ``_put_checked`` when a predicate says
+        which results leave their key retryable (chosen once per stage, not per item)."""
+        return self._put_result if self._retry_on_resume is None else self._put_checked
+
+    def _put_checked(self, envelope: Envelope) -> Awaitable[None]:
+        """``_put_result`` for a run given ``retry_on_resume``: one call of the predicate
+        per result. A retryable result is written as any other, and its root is ended as
+        a failure for the journal (the tracker keeps its root's first failure). Not a
+        coroutine itself: it hands back the one its caller awaits, so a result that
+        stays done costs the predicate's call and nothing more."""
+        assert self._retry_on_resume is not None
+        try:
+            verdict = self._retry_on_resume(envelope.value)
+            if verdict is None:
+                return self._put_result(envelope)
+            kind, attempts = (verdict, 1) if isinstance(verdict, str) else verdict
+            kind, attempts = str(kind), int(attempts)
+        except Exception as exc:  # the user's predicate: the run ends, as with on_error="raise"
+            exc.add_note(f"conveyor: retry_on_resume raised on the result of {envelope.key!r}")
+            self._fail_run(exc)
+            return _done()
+        self._results += 1
+        return self._deliver(
+            envelope, (False, envelope.value), failed=kind, attempts=attempts, result=True
+        )
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
         self._record_failure(failure)
@@ -524,6 +562,10 @@ class Runner:
             interrupted=self._stopped,
             failures_dropped=self._failed - len(self._failures),
         )
+
+
+async def _done() -> None:
+    """An awaitable that does nothing."""
 
 
 def _fused(

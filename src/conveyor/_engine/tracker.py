@@ -106,7 +106,10 @@ class RootTracker:
     ) -> list[Any]:
         """One envelope ended; return the outputs now releasable (in release order).
 
-        ``key`` is the envelope's key; only ``single`` tracking needs it.
+        ``failed`` is a failure's kind, or, with ``result``, the kind of a result that
+        leaves its key retryable (``retry_on_resume``): either way the root is recorded as
+        failed, and a result is released like any other. ``key`` is the envelope's key;
+        only ``single`` tracking needs it.
         """
         if self.single:
             return self._end_single(key, output, failed, attempts, result)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .._engine.events import ObserverLike
 from .._engine.loops import resolve_loops
 from .._engine.retry import Retry
-from .._engine.runner import OnError, Runner
+from .._engine.runner import OnError, RetryOnResume, Runner
 from .._engine.spec import StageSpec, make_batch, make_stage
 from .._engine.stats import RunResult
 from .._errors import RunInterrupted, UsageError
@@ -282,6 +282,7 @@ class Pipeline:
         consumer: Any = None,
         yield_failures: bool = False,
         loops: int | Literal["auto"] = 1,
+        retry_on_resume: RetryOnResume | None = None,
     ) -> Runner:
         return Runner(
             self._source,
@@ -296,6 +297,7 @@ class Pipeline:
             observers=observers,
             grace=grace,
             loops=resolve_loops(loops, self._source),
+            retry_on_resume=retry_on_resume,
         )
 
     async def run_async(
@@ -310,6 +312,7 @@ class Pipeline:
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
         loops: int | Literal["auto"] = 1,
+        retry_on_resume: RetryOnResume | None = None,
     ) -> RunResult:
         """Run to the end and return the ``RunResult``; see ``run``."""
         return await self._run(
@@ -323,6 +326,7 @@ class Pipeline:
             grace=grace,
             interrupts=None,
             loops=loops,
+            retry_on_resume=retry_on_resume,
         )
 
     async def _run(
@@ -338,7 +342,16 @@ class Pipeline:
         grace: float,
         interrupts: Interrupts | None,
         loops: int | Literal["auto"] = 1,
+        retry_on_resume: RetryOnResume | None = None,
     ) -> RunResult:
+        if retry_on_resume is not None:
+            if not callable(retry_on_resume):
+                raise UsageError(
+                    f"retry_on_resume={retry_on_resume!r} must be a function of a result "
+                    "that returns a kind (such as 'http-503') or None"
+                )
+            if journal is None:
+                raise UsageError("retry_on_resume= needs a journal: pass journal='run.journal'")
         output = prepare_output(
             self, sink, journal=journal, restart=restart, retry_failed=retry_failed
         )
@@ -349,6 +362,7 @@ class Pipeline:
             observers=observers,
             grace=grace,
             loops=loops,
+            retry_on_resume=retry_on_resume,
         )
         if interrupts is not None:
             interrupts.runner = runner
@@ -368,6 +382,10 @@ class Pipeline:
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
         loops: int | Literal["auto"] = 1,
+        retry_on_resume: RetryOnResume | None = None,
+        backend: Literal["local", "ray"] = "local",
+        shards: int | None = None,
+        address: str | None = None,
     ) -> RunResult:
         """Run the pipeline to the end and return what it did.
 
@@ -397,7 +415,40 @@ class Pipeline:
                 them. ``"auto"``: one per core when the source holds at least 20,000
                 items (or is a 1 MB file), else 1. The rest of the pipeline, the journal
                 and the sink stay in this process. See ``docs/guide.md``.
+            retry_on_resume: with a journal, a function called with each result (once):
+                None when the result finishes its key, or a kind such as ``"http-503"``
+                (or ``(kind, attempts)``) when the key should stay retryable. Such a
+                result is written like any other, and the journal records its key as
+                failed with that kind, so a later run with ``retry_failed=True`` runs it
+                again (its new output follows the old; see ``docs/io.md``).
+            backend: ``"ray"`` runs the pipeline as ``shards`` Ray tasks (default: the
+                cluster's CPUs) on the cluster at ``address`` (``"auto"``, ``ray://…``;
+                default: ``RAY_ADDRESS``, else a new one on this machine). ``sink`` is then
+                a folder path (``"out.jsonl"``: parts ``part-0000N.jsonl``, each with its
+                journal, so running again resumes; ``journal`` stays unset), joined with
+                ``conveyor merge``. ``observers`` and ``ordered`` are not used. See
+                ``docs/scale.md``.
         """
+        if backend == "ray":
+            if ordered or observers or retry_on_resume is not None:
+                raise UsageError(
+                    "backend='ray' keeps no input order and takes no observers or retry_on_resume"
+                )
+            from .sharded_run import run_on_ray  # Ray is imported only now
+
+            return run_on_ray(
+                self,
+                sink,
+                journal=journal,
+                shards=shards,
+                address=address,
+                restart=restart,
+                retry_failed=retry_failed,
+            )
+        if backend != "local":
+            raise UsageError(f"backend={backend!r}: use 'local' or 'ray'")
+        if shards is not None or address is not None:
+            raise UsageError("shards= and address= go with backend='ray'")
         result, interrupts = run_blocking(
             lambda interrupts: self._run(
                 sink,
@@ -410,6 +461,7 @@ class Pipeline:
                 grace=grace,
                 interrupts=interrupts,
                 loops=loops,
+                retry_on_resume=retry_on_resume,
             )
         )
         if interrupts.count:

@@ -1,0 +1,137 @@
+"""The parts of a sharded job that need no Ray: slicing by host, the fence, the manifest,
+``conveyor merge`` across formats, and ``--backend ray`` where Ray is not installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conveyor._io import sink_for
+from conveyor._pipeline.fetch import host_of
+from conveyor._pipeline.parts import count_rows, iter_rows
+from conveyor._pipeline.shards import (
+    Fence,
+    FencedSink,
+    Layout,
+    ShardFenced,
+    claim_attempt,
+    shard_of,
+    split,
+    write_manifest,
+)
+
+from .conftest import ROOT, run_cli, write_urls
+
+
+def test_split_puts_each_host_in_one_stable_shard(tmp_path: Path) -> None:
+    urls = [f"http://h{h}.test:80/p{n}" for n in range(50) for h in range(7)]
+    layout = Layout(tmp_path / "out", 3, ".jsonl")
+    counts = split(urls, host_of, layout)
+    assert sum(counts) == len(urls)
+    for index in range(3):
+        items = [orjson.loads(x)["item"] for x in layout.slice(index).read_bytes().splitlines()]
+        assert {shard_of(host_of(u), 3) for u in items} <= {index}
+        hosts = {host_of(u) for u in items}
+        assert all(sum(host_of(u) == h for u in items) == 50 for h in hosts)
+
+
+def test_a_replaced_attempt_can_no_longer_write_or_commit(tmp_path: Path) -> None:
+    folder = tmp_path / "00000"
+    old = Fence(folder, claim_attempt(folder))
+    sink = FencedSink(sink_for(tmp_path / "part.jsonl"), old)
+    sink.open(None)
+    sink.write([{"url": "a"}])
+    assert sink.flush() is not None
+    new = claim_attempt(folder)  # Ray started the shard again elsewhere
+    assert new == old.attempt + 1
+    with pytest.raises(ShardFenced, match="replaced by attempt 2"):
+        sink.write([{"url": "b"}])
+    with pytest.raises(ShardFenced):
+        sink.flush()
+    sink.close()
+    assert count_rows(tmp_path / "part.jsonl") == 1
+
+
+def _finished_job(tmp_path: Path, extension: str) -> Path:
+    outdir = tmp_path / f"job{extension}"
+    outdir.mkdir()
+    layout = Layout(outdir, 3, extension)
+    counts = []
+    for index in range(3):
+        rows = [{"url": f"http://x/{index}-{n}", "status": 200, "title": "é,\"q\""}
+                for n in range(index * 2)]  # fmt: skip
+        if rows:  # an empty shard leaves no part
+            sink = sink_for(layout.part(index))
+            sink.open(None)
+            sink.write(rows)
+            sink.flush()
+            sink.close()
+        counts.append(len(rows))
+    write_manifest(layout, {"job": "test"}, counts)
+    return outdir
+
+
+@pytest.mark.parametrize("source", [".jsonl", ".csv", ".db", ".parquet"])
+@pytest.mark.parametrize("target", [".jsonl", ".csv", ".db", ".parquet"])
+def test_merge_joins_parts_of_any_format_into_any(tmp_path: Path, source: str, target: str) -> None:
+    outdir = _finished_job(tmp_path, source)
+    output = tmp_path / f"merged{target}"
+    result = run_cli("merge", str(outdir), "-o", str(output), cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "merged 6 records" in result.err
+    rows = list(iter_rows(output))
+    assert sorted(r["url"] for r in rows) == sorted(
+        f"http://x/{i}-{n}" for i in (1, 2) for n in range(i * 2)
+    )
+    assert {r["title"] for r in rows} == {'é,"q"'}
+
+
+def test_merge_of_an_unfinished_job_says_so(tmp_path: Path) -> None:
+    outdir = _finished_job(tmp_path, ".jsonl")
+    (outdir / "_MANIFEST.json").unlink()
+    result = run_cli("merge", str(outdir), "-o", str(tmp_path / "m.jsonl"), cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.count("\n") == 1, result.err
+    assert "unfinished" in result.err
+
+
+def test_backend_ray_without_ray_names_the_extra(tmp_path: Path) -> None:
+    # A `ray` package that cannot be imported, first on the path: as if Ray were missing.
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    urls = write_urls(tmp_path / "urls.txt", ["http://127.0.0.1:9/"])
+    result = run_cli("fetch", str(urls), "-o", "out", "--backend", "ray", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err == (
+        "conveyor: error: backend 'ray' needs Ray, which is not installed; "
+        "pip install 'conveyor[ray]'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "-", "--backend", "ray"], "give -o a folder name"),
+        (["-o", "out", "--backend", "ray", "--no-journal"], "one journal per shard"),
+        (["-o", "out.jsonl", "--shards", "3"], "go with --backend ray"),
+    ],
+)
+def test_ray_options_that_do_not_fit_say_why(tmp_path: Path, args: list[str], message: str) -> None:
+    urls = write_urls(tmp_path / "urls.txt", ["http://127.0.0.1:9/"])
+    result = run_cli("fetch", str(urls), *args, cwd=tmp_path)
+    assert result.code == 2
+    assert message in result.err
+    assert result.err.count("\n") == 1, result.err
+
+
+def test_help_and_import_do_not_load_ray() -> None:
+    code = (
+        "import sys, conveyor; from conveyor._cli.main import cli; "
+        "from click.testing import CliRunner; CliRunner().invoke(cli, ['fetch', '--help']); "
+        "assert 'ray' not in sys.modules, 'ray was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)

@@ -1,0 +1,108 @@
+"""The Ray tier (``pytest -m ray``): a 2-node Ray cluster on 127.0.0.1, a test site in this
+process (so its counters can be read), and ``conveyor`` run as a subprocess driver.
+
+See docs/scale.md and ../shared/notes on Ray and loopback: the variables below must be set
+before Ray starts, or its nodes bind the network interface's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # nodes on 127.0.0.1
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a loopback-only test cluster
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ray's workers inherit this: they must import this tree's conveyor, not another checkout's.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """Two nodes of one CPU each; yields the address a driver connects to."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": False,
+        },
+    )
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        yield str(cluster.address)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+class SiteThread:
+    """The test site on four loopback addresses (four hosts), served by a thread here."""
+
+    def __init__(self) -> None:
+        from conveyor.testing.site import RunningSite
+
+        self.site: RunningSite | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    async def _serve(self) -> None:
+        from conveyor.testing.site import run_site
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        hosts = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
+        async with run_site(hosts) as site:
+            self.site = site
+            self._ready.set()
+            await self._stop.wait()
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def ray_site() -> Iterator[SiteThread]:
+    site = SiteThread()
+    yield site
+    site.close()
+
+
+def conveyor(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """``conveyor ARGS`` as a subprocess (the Ray driver), output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "conveyor", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )

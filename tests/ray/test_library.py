@@ -1,0 +1,40 @@
+"""``Pipeline.run(sink, backend="ray", shards=N)``: any pipeline, as shards on the cluster."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conveyor import Pipeline
+from conveyor._errors import UsageError
+from conveyor._pipeline.parts import iter_rows
+
+
+def _square(item: dict[str, int]) -> dict[str, int]:
+    return {"n": item["n"], "square": item["n"] ** 2}
+
+
+def test_a_pipeline_runs_as_shards_and_resumes(tmp_path: Path, ray_cluster: str) -> None:
+    items = [{"n": n} for n in range(3000)]
+    pipeline = (
+        Pipeline(items, key=lambda item: item["n"])
+        .map(_square)
+        .filter(lambda row: row["n"] % 3 != 0)
+    )
+    outdir = tmp_path / "squares.db"
+    result = pipeline.run(str(outdir), backend="ray", shards=4, address=ray_cluster)
+    kept = [n for n in range(3000) if n % 3 != 0]
+    assert (result.results, result.filtered) == (len(kept), 3000 - len(kept))
+    rows = [row for part in sorted(outdir.glob("part-*.db")) for row in iter_rows(part)]
+    assert Counter(row["n"] for row in rows) == Counter(kept)
+    assert all(row["square"] == row["n"] ** 2 for row in rows)
+    # Again: every shard is done, nothing runs, the parts are as they were.
+    again = pipeline.run(str(outdir), backend="ray", shards=4, address=ray_cluster)
+    assert (again.results, again.skipped) == (0, len(kept))
+
+
+def test_ray_backend_wants_a_folder_path(ray_cluster: str) -> None:
+    with pytest.raises(UsageError, match="folder of parts"):
+        Pipeline([1, 2]).map(str).run([], backend="ray", address=ray_cluster)
