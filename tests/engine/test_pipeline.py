@@ -377,3 +377,15 @@ def test_cheap_inline_stages_run_inside_the_previous_stage_and_keep_their_books(
     assert (fetch.succeeded, parse_stage.succeeded, parse_stage.failed) == (100, 90, 10)
     assert (keep_stage.started, keep_stage.filtered) == (90, 50)
     assert parse_stage.queue_depth == keep_stage.queue_depth == 0
+
+
+def test_a_user_exception_keeps_its_traceback_and_conveyors_own_outcomes_carry_none() -> None:
+    def broken(x: int) -> int:
+        raise KeyError(x)
+
+    result = cv.Pipeline(range(2)).map(broken, on="threads").run()
+    assert all("KeyError" in (f.traceback or "") for f in result.failures)
+    result = cv.Pipeline(["not a url"]).fetch().run()
+    (failure,) = result.failures
+    assert failure.kind == "bad-url"
+    assert failure.traceback is None  # the message says it all, and it cost nothing

@@ -371,6 +371,27 @@ def test_position_keys_are_kept_as_spans_and_resume_skips_them(tmp_path: Path) -
         assert list(j.failed_keys()) == [(8, "timeout", 2)]
 
 
+def test_batches_across_gaps_in_the_spans_are_answered_whole(tmp_path: Path) -> None:
+    # The span before a batch may end well before it (a gap of unfinished positions): it
+    # covers nothing of the batch. (It once cut the answer short -- an IndexError, or
+    # wrong answers -- on a resume with gaps, found by the fuzzed-input CLI test.)
+    done = {0, 1, 2, 6, 7, 8, 15, 16, 30}
+    for size in (1, 2, 3, 4, 5, 7, 11):
+        folder = tmp_path / f"size-{size}"
+        folder.mkdir()
+        with journal(folder) as j:
+            j.admit(range(40))
+            j.record([KeyOutcome(p, "done") for p in sorted(done)], {"bytes": 1})
+        with journal(folder) as j:  # every run reads the input from the start
+            answers: list[bool] = []
+            for begin in range(0, 40, size):
+                batch = range(begin, min(begin + size, 40))
+                answer = j.admit(batch)
+                assert len(answer) == len(batch), (size, begin)
+                answers += answer
+        assert answers == [p not in done for p in range(40)], size
+
+
 def test_retry_failed_with_position_keys(tmp_path: Path) -> None:
     with journal(tmp_path) as j:
         j.admit(range(4))

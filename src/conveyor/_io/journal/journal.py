@@ -308,7 +308,11 @@ class Journal:
             return finished  # past every earlier run: no lookup
         for low, high in self._read(schema.SPANS, start, stop):
             low, high = max(low, start) - start, min(high, stop) - start
-            finished[low:high] = [True] * (high - low)
+            # The query also answers the span starting at or before ``start``, which may
+            # end before it: that one covers nothing here (a negative slice would cut the
+            # list short instead).
+            if high > low:
+                finished[low:high] = [True] * (high - low)
         return finished
 
     def _read(self, query: str, *params: Any) -> list[Any]:
