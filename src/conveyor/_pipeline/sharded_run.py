@@ -34,6 +34,7 @@ from .shards import (
     Layout,
     claim_attempt,
     current_attempt,
+    fan_out,
     read_json,
     read_manifest,
     shard_of,
@@ -124,28 +125,17 @@ def _plan(pipeline: Pipeline, layout: Layout) -> dict[str, Any]:
 
 
 def _split(pipeline: Pipeline, layout: Layout) -> list[int]:
-    layout.control.mkdir(parents=True, exist_ok=True)
     route = _route(pipeline)
-    counts = [0] * layout.shards
-    buffers: list[list[Any]] = [[] for _ in range(layout.shards)]
-    handles = [open(_slice(layout, i), "wb") for i in range(layout.shards)]
-    try:
-        for position, item in enumerate(pipeline.source):
-            index = shard_of(route(position, item), layout.shards)
-            buffers[index].append(item)
-            counts[index] += 1
-            if len(buffers[index]) >= _BATCH:
-                pickle.dump(buffers[index], handles[index], protocol=pickle.HIGHEST_PROTOCOL)
-                buffers[index] = []
-        for handle, buffer in zip(handles, buffers, strict=True):
-            if buffer:
-                pickle.dump(buffer, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-    finally:
-        for handle in handles:
-            handle.close()
-    return counts
+    return fan_out(
+        (
+            (shard_of(route(position, item), layout.shards), item)
+            for position, item in enumerate(pipeline.source)
+        ),
+        [_slice(layout, i) for i in range(layout.shards)],
+        lambda batch: pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL),
+        layout.control,
+        batch=_BATCH,
+    )
 
 
 def combine(results: list[RunResult], skipped_records: int, wall: float) -> RunResult:

@@ -117,21 +117,38 @@ def read_json(path: Path) -> Any:
 def split(items: Iterable[Any], route: Callable[[Any], str], layout: Layout) -> list[int]:
     """Write each item (as ``{"item": text}``) to the slice of the shard its route key names;
     return how many each slice holds. Slices are fsynced before the caller writes the plan."""
-    layout.control.mkdir(parents=True, exist_ok=True)
-    counts = [0] * layout.shards
-    handles = [open(layout.slice(i), "wb") for i in range(layout.shards)]
+    texts = (str(item) for item in items)
+    return fan_out(
+        ((shard_of(route(text), layout.shards), {"item": text}) for text in texts),
+        [layout.slice(i) for i in range(layout.shards)],
+        lambda batch: b"".join(orjson.dumps(entry) + b"\n" for entry in batch),
+        layout.control,
+    )
+
+
+def fan_out(
+    entries: Iterable[tuple[int, Any]],
+    paths: Sequence[Path],
+    encode: Callable[[list[Any]], bytes],
+    folder: Path,
+    batch: int = 4096,
+) -> list[int]:
+    """Write each ``(shard, value)`` to ``paths[shard]``, ``batch`` values at a time as
+    ``encode`` turns them into bytes; fsync every file; return how many each holds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = [0] * len(paths)
+    buffers: list[list[Any]] = [[] for _ in paths]
+    handles = [open(path, "wb") for path in paths]
     try:
-        buffers: list[list[bytes]] = [[] for _ in range(layout.shards)]
-        for item in items:
-            text = str(item)
-            index = shard_of(route(text), layout.shards)
-            buffers[index].append(orjson.dumps({"item": text}) + b"\n")
+        for index, value in entries:
+            buffers[index].append(value)
             counts[index] += 1
-            if len(buffers[index]) >= 4096:
-                handles[index].write(b"".join(buffers[index]))
-                buffers[index].clear()
+            if len(buffers[index]) >= batch:
+                handles[index].write(encode(buffers[index]))
+                buffers[index] = []
         for handle, buffer in zip(handles, buffers, strict=True):
-            handle.write(b"".join(buffer))
+            if buffer:
+                handle.write(encode(buffer))
             handle.flush()
             os.fsync(handle.fileno())
     finally:
