@@ -25,6 +25,7 @@ def test_demo_summary_to_a_pipe_cuts_no_cell(tmp_path: Path) -> None:
     assert rows["process:analyze_text"][1:4] == ["processes", "x2", "1,200"]
     assert all(re.fullmatch(r"[\d,]+\.\d", cell) for cell in rows["fetch"][6:9])  # p50-p99
     assert "wrote 1,203 records" in result.out
+    assert "hint:" not in result.out  # the demo's settings are not the user's flags
     # Every number reconciles with the records written: retries, and outcomes by status.
     records = [
         orjson.loads(line)

@@ -104,7 +104,11 @@ def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool) -> None:
             restart=True,  # a demo starts afresh each time
         )
         code = run_with_display(
-            job, report=str(folder / "report.html"), quiet=quiet, title="conveyor demo"
+            job,
+            report=str(folder / "report.html"),
+            quiet=quiet,
+            title="conveyor demo",
+            hints=False,  # its settings are the demo's, not flags the user could change
         )
     finally:
         proc.terminate()

@@ -24,9 +24,17 @@ def _host(url: Any) -> str | None:
 
 
 def run_with_display(
-    job: FetchJob, *, report: str | None, quiet: bool, title: str = "conveyor fetch"
+    job: FetchJob,
+    *,
+    report: str | None,
+    quiet: bool,
+    title: str = "conveyor fetch",
+    hints: bool = True,
 ) -> int:
-    """Run ``job``; return the process exit code (0 done, 2 usage error, 130 interrupted)."""
+    """Run ``job``; return the process exit code (0 done, 2 usage error, 130 interrupted).
+
+    ``hints``: name the flag to change when a setting holds the job back (the demo, whose
+    settings are not the user's flags, has none)."""
     # With -o - the records own stdout; everything for people goes to stderr.
     console = summary_console(stderr=job.output == "-")  # not cut at 80 columns in a log
     progress_console = Console(stderr=True)
@@ -49,7 +57,8 @@ def run_with_display(
             outcomes=run_report.outcomes,  # records by ok / 4xx / 5xx / failed, live
         ) as progress:
             per_host = PerHostHint(tell=progress.note)
-            result = run_job(job, sink, observers=(progress, run_report, per_host))
+            observers = (progress, run_report, per_host) if hints else (progress, run_report)
+            result = run_job(job, sink, observers=observers)
     except RunInterrupted as stop:
         result = stop.result
         interrupted = True
