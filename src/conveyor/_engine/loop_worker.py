@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from .._errors import failure_kind
+from .gc_pause import fewer_collections
 
 OK, FAILED = 0, 1
 DETAILS_EVERY = 0.25  # seconds between two ("details", ...) messages
@@ -46,12 +47,13 @@ def loop_main(sock: socket.socket, head: bytes, concurrency: int) -> None:
     """The loop process's entry point (``multiprocessing`` spawns it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
-    try:
-        import uvloop
+    with fewer_collections():  # as in the parent's run: see gc_pause.py
+        try:
+            import uvloop
 
-        uvloop.run(_serve(sock, head, concurrency))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every non-Windows OS
-        asyncio.run(_serve(sock, head, concurrency))
+            uvloop.run(_serve(sock, head, concurrency))
+        except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+            asyncio.run(_serve(sock, head, concurrency))
 
 
 def _die_with_parent() -> None:
