@@ -77,6 +77,7 @@ class AutoPlacement(Placement):
         self._reprobe: asyncio.Future[None]  # replaced each time a probe call raises
         self.chosen: Placement | None = None
         self.reason = ""
+        self.workers = spec.workers  # of the chosen placement (threads, until decided)
         # Told the choice, so the stage can take the inline fast path from then on.
         self.on_decided: Callable[[AutoPlacement], None] | None = None
 
@@ -101,10 +102,6 @@ class AutoPlacement(Placement):
         if self.chosen is not None:
             await self.chosen.shutdown()
             self.abandoned = self.chosen.abandoned
-
-    @property
-    def decided_inline(self) -> bool:
-        return self.chosen is not None and type(self.chosen) is Placement
 
     async def call(self, value: Any) -> Any:
         assert self._decided is not None
@@ -132,7 +129,7 @@ class AutoPlacement(Placement):
         try:
             result, _, _, cpu = await self._run(_timed, self.fn, value)
         except Exception:
-            self._probe_raised()  # the next item is the first probe again
+            await self._probe_raised()  # the next item is the first probe again
             raise
         finally:
             first.set_result(None)
@@ -141,27 +138,17 @@ class AutoPlacement(Placement):
             await self._decide(Placement(self.fn, self._spec), f"{cpu * 1e6:.0f} µs a call")
         return result
 
-    def _probe_raised(self) -> None:
+    async def _probe_raised(self) -> None:
         """A probe call raised: it timed nothing. Probe again on later items; after a few
         such items, settle on threads (they suit any plain function)."""
         self._failed_probes += 1
         if self._failed_probes >= _MAX_FAILED_PROBES:
-            self._settle_on_threads()
+            await self._decide(ThreadPlacement(self.fn, self._spec), "its first calls raised")
         elif self.chosen is None:
             self._first = None if self._partner is None else self._first
             self._partner = None
         self._reprobe.set_result(None)  # wake the waiting items: one takes the probe's place
         self._reprobe = asyncio.get_running_loop().create_future()
-
-    def _settle_on_threads(self) -> None:
-        assert self._decided is not None
-        if self._decided.done():
-            return
-        chosen = ThreadPlacement(self.fn, self._spec)
-        self.chosen, self.reason = chosen, "its first calls raised"
-        self._decided.set_result(chosen)
-        if self.on_decided is not None:
-            self.on_decided(self)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -180,7 +167,7 @@ class AutoPlacement(Placement):
             try:
                 result, _, _, cpu = await self._run(_timed, self.fn, value)
             except Exception:
-                self._probe_raised()
+                await self._probe_raised()
                 raise
             await self._decide(*self._heavy(cpu, ratio=None))
             return result
@@ -195,7 +182,7 @@ class AutoPlacement(Placement):
         else:
             paired.set_result(theirs[0])
         if isinstance(mine, BaseException) or isinstance(theirs, BaseException):
-            self._probe_raised()
+            await self._probe_raised()
             if isinstance(mine, BaseException):
                 raise mine
             return mine[0]
@@ -222,6 +209,7 @@ class AutoPlacement(Placement):
             return Placement(self.fn, self._spec), f"{cost}, holds the GIL, too short for processes"
         # One process per core at most (the stage's worker count was sized for threads).
         spec = dataclasses.replace(self._spec, workers=min(self._spec.workers, _cores()))
+        self.workers = spec.workers
         if ratio is None:
             return ProcessPlacement(self.fn, spec), f"{cost}, CPU work"
         return ProcessPlacement(self.fn, spec), f"{cost}, holds the GIL"
@@ -231,6 +219,8 @@ class AutoPlacement(Placement):
         if self._decided.done():
             return
         await chosen.start()
+        if type(chosen) is Placement:
+            self.workers = 1  # inline: the loop itself
         self.chosen, self.reason = chosen, reason
         self._decided.set_result(chosen)
         if self.on_decided is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
@@ -144,12 +143,9 @@ class StageRunner:
         assert chosen is not None
         self.counters.place = chosen.place
         self.counters.reason = auto.reason
-        if chosen.place == "processes":
-            self.counters.workers = min(self.counters.workers, os.cpu_count() or 1)
-        elif chosen.place == "inline":
-            self.counters.workers = 1
-            if self.plain:
-                self._plain_inline = chosen.fn
+        self.counters.workers = auto.workers
+        if chosen.place == "inline" and self.plain:
+            self._plain_inline = chosen.fn
 
     @property
     def plain(self) -> bool:
