@@ -1,4 +1,9 @@
-"""``HttpClient``: one aiohttp session per run, every limit, retry and safety rule applied.
+"""``HttpClient``: one connection pool per run, every limit, retry and safety rule applied.
+
+The exchanges go through ``wire.Pool`` (HTTP/1.1 on asyncio protocols, parsed by llhttp);
+with ``cookies`` or ``trust_env`` they go through an aiohttp session instead, which keeps
+a cookie jar and reads proxies from the environment. Both answer with the same few
+response members, so everything below reads them alike.
 
 Per item the data flow is: ``fetch`` checks the URL (no network for a bad one) -> one
 *attempt* follows redirects itself (``allow_redirects=False``) so every hop is checked by
@@ -9,7 +14,9 @@ Per item the data flow is: ``fetch`` checks the URL (no network for a bad one) -
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +57,8 @@ from .safety import (
     without_body_headers,
 )
 from .stats import HttpStats
+from .wire import Pool
+from .wire import Response as WireResponse
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
@@ -58,11 +67,16 @@ SMALL_BODY = 64 * 1024
 _SKIP, _WHOLE, _DECODE, _SAVE = range(4)
 
 
+# A response as the transport hands it over: the wire's, or aiohttp's (cookies, trust_env).
+Answer = WireResponse | aiohttp.ClientResponse
+Send = Callable[..., Awaitable[Answer]]
+
+
 @dataclass(slots=True)
 class _Hop:
     """One exchange's outcome: a redirect to follow, or the final response."""
 
-    response: aiohttp.ClientResponse
+    response: Answer
     body: bytes = b""
     path: Path | None = None
     raw: int = 0
@@ -77,6 +91,8 @@ class HttpClient:
         self.config = FetchConfig.coerce(config, options)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
+        self._send: Send | None = None
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
@@ -91,6 +107,23 @@ class HttpClient:
         cfg = self.config
         if cfg.save_to is not None:
             self._save_dir = await asyncio.to_thread(_prepare_dir, Path(cfg.save_to))
+        self._limits = Limits(
+            concurrency=cfg.concurrency,
+            per_host=cfg.per_host,
+            rate=cfg.rate_per_second,
+            host_rate=cfg.host_rate_per_second,
+            clock=self._clock,
+        )
+        if not (cfg.cookies or cfg.trust_env):
+            self._pool = Pool(
+                agent_headers=(("User-Agent", cfg.agent), ("Accept-Encoding", ACCEPT_ENCODING)),
+                connect_timeout=cfg.connect_timeout,
+                verify_tls=cfg.verify_tls,
+                max_idle=cfg.concurrency,
+                allowed=self._allowed if cfg.block_private else None,
+            )
+            self._send = self._pool.request
+            return self
         resolver: aiohttp.abc.AbstractResolver = DefaultResolver()
         if cfg.block_private:
             resolver = GuardedResolver(resolver, self._allowed)
@@ -116,13 +149,7 @@ class HttpClient:
             # (With a User-Agent here, aiohttp adds none of its own.)
             headers={"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING},
         )
-        self._limits = Limits(
-            concurrency=cfg.concurrency,
-            per_host=cfg.per_host,
-            rate=cfg.rate_per_second,
-            host_rate=cfg.host_rate_per_second,
-            clock=self._clock,
-        )
+        self._send = functools.partial(self._session.request, allow_redirects=False)
         return self
 
     async def __aexit__(
@@ -132,9 +159,13 @@ class HttpClient:
         tb: TracebackType | None,
     ) -> None:
         self._deadlines.close()
+        self._send = None
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     async def fetch(self, request: str | Request) -> Response:
         """Fetch one URL or ``Request``, with the run's limits, retries and safety rules.
@@ -145,7 +176,7 @@ class HttpClient:
         Raises:
             FetchError: a subclass naming the kind; ``attempts`` says how many tries ran.
         """
-        if self._session is None or self._limits is None:
+        if self._send is None or self._limits is None:
             raise UsageError("use the client inside `async with HttpClient(...) as client:`")
         self._fetches += 1
         started = self._clock()
@@ -201,7 +232,7 @@ class HttpClient:
             self.config, req.method, status
         )
 
-    def _retry_after(self, resp: aiohttp.ClientResponse) -> float | None:
+    def _retry_after(self, resp: Answer) -> float | None:
         return parse_retry_after(resp.headers.get("Retry-After"), now=time.time())
 
     async def _sleep_before_retry(self, attempt: int, retry_after: float | None) -> None:
@@ -225,7 +256,7 @@ class HttpClient:
             self._check_address(current)
             # The exchange is inline rather than a method: one coroutine frame less on
             # every resumption of every request.
-            assert self._session is not None
+            assert self._send is not None
             assert self._limits is not None
             host = host_key(current)
             if not self._limits.try_acquire_nowait(host):
@@ -238,9 +269,7 @@ class HttpClient:
                 # Awaited rather than ``async with``: a body read to its end has given the
                 # connection back already, and leaving the context would only mark the
                 # response closed, through two more frames (~5% of the client's time).
-                resp = await self._session.request(
-                    method, current, headers=headers, data=payload, allow_redirects=False
-                )
+                resp = await self._send(method, current, headers=headers, data=payload)
                 try:
                     self._deadlines.watch(deadline, resp.content)
                     plan = self._plan(resp, req, host, final=final)
@@ -316,7 +345,7 @@ class HttpClient:
             merged[key.lower()] = (key, value)  # the request's own headers win
         return tuple(merged.values())
 
-    def _plan(self, resp: aiohttp.ClientResponse, req: Request, host: str, *, final: bool) -> int:
+    def _plan(self, resp: Answer, req: Request, host: str, *, final: bool) -> int:
         """How to read this response's body (``_SKIP``, ``_WHOLE``, ``_DECODE``, ``_SAVE``),
         after the host's pacing learns from its status. Not a coroutine: the common answer,
         ``_WHOLE``, is read right in ``_attempt``, with no frame of its own."""
@@ -356,7 +385,7 @@ class HttpClient:
             return _WHOLE
         return _DECODE
 
-    async def _read(self, resp: aiohttp.ClientResponse, req: Request, plan: int) -> _Hop:
+    async def _read(self, resp: Answer, req: Request, plan: int) -> _Hop:
         """Read a body that is not ``_WHOLE``: skipped, decoded, or saved to a file."""
         cfg = self.config
         length = resp.content_length

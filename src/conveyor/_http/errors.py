@@ -1,4 +1,4 @@
-"""The one place where aiohttp's and the OS's exceptions become conveyor ``FetchError``s.
+"""The one place where the wire's, aiohttp's and the OS's exceptions become ``FetchError``s.
 
 Order matters: aiohttp's classes inherit from several bases (``ClientConnectorSSLError``
 is a connector error *and* an ``ssl.SSLError``; ``SocketTimeoutError`` is a connection
@@ -23,6 +23,15 @@ from .._errors import (
     FetchTimeout,
     TLSError,
 )
+from .wire import (
+    AddressRefused,
+    BadResponse,
+    ConnectFailed,
+    ConnectTimeout,
+    DNSFailed,
+    ServerDisconnected,
+    WireError,
+)
 
 
 class AddressBlocked(Exception):
@@ -39,8 +48,10 @@ def to_fetch_error(exc: BaseException, url: str) -> FetchError:
     if isinstance(exc, FetchError):
         return exc
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, AddressBlocked):
+    if isinstance(exc, AddressBlocked | AddressRefused):
         return Blocked(f"block_private refused {url}: {exc}", url=url)
+    if isinstance(exc, WireError):
+        return _wire_error(exc, url, detail)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return FetchTimeout(f"connect timeout for {url}", url=url)
     if isinstance(exc, aiohttp.SocketTimeoutError):
@@ -65,4 +76,15 @@ def to_fetch_error(exc: BaseException, url: str) -> FetchError:
     raise TypeError(f"not a fetch error: {exc!r}")  # pragma: no cover - a programming error
 
 
-NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, AddressBlocked)
+def _wire_error(exc: WireError, url: str, detail: str) -> FetchError:
+    if isinstance(exc, ConnectTimeout):
+        return FetchTimeout(f"connect timeout for {url}", url=url)
+    if isinstance(exc, DNSFailed):
+        return DNSError(f"cannot resolve the host of {url}: {detail}", url=url)
+    if isinstance(exc, ConnectFailed):
+        return ConnectError(f"cannot connect to {url}: {detail}", url=url)
+    assert isinstance(exc, ServerDisconnected | BadResponse)
+    return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
+
+
+NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, AddressBlocked, WireError)
