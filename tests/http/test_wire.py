@@ -1,0 +1,293 @@
+"""The wire (``_http/wire.py``) against a raw socket server that writes exact bytes.
+
+The aiohttp test site speaks well-formed HTTP; these servers do what real ones sometimes
+do: answer HTTP/1.0 with no length, send 1xx first, close a kept-alive connection just as
+the next request goes out, send garbage or endless headers, answer twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+from conveyor.http import FetchError, HttpClient, Request
+
+from .conftest import FAST, wait_for
+
+Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int, bytes], Awaitable[bool]]
+
+
+@dataclass
+class RawServer:
+    """Counts what it saw; ``answer(reader, writer, n, head)`` writes the n-th response
+    (0-based over the whole server) and says whether to keep the connection."""
+
+    port: int = 0
+    connections: int = 0
+    open_now: int = 0
+    heads: list[bytes] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
+    state = RawServer()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        state.open_now += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                    return
+                length = _content_length(head)
+                if length:
+                    head += await reader.readexactly(length)
+                state.heads.append(head)
+                if not await answer(reader, writer, len(state.heads) - 1, head):
+                    return
+        finally:
+            state.open_now -= 1
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield state
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def ok(body: bytes = b"hello", *extra: bytes) -> bytes:
+    headers = b"".join(line + b"\r\n" for line in extra)
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body)
+
+
+def written(*responses: bytes, keep: bool = True) -> Answer:
+    """Always the same bytes, written in pieces (``responses`` one after another)."""
+
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, head: bytes
+    ) -> bool:
+        for piece in responses:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.001)  # a separate segment each: the parser sees pieces
+        return keep
+
+    return answer
+
+
+async def test_chunked_body_in_pieces() -> None:
+    chunked = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"5\r\nhello\r\n",
+        b"6\r\n, worl\r\n1\r\nd\r\n",
+        b"0\r\n\r\n",
+    ]
+    async with raw_server(written(*chunked)) as server, HttpClient(**FAST) as client:
+        first = await client.fetch(f"{server.base}/a")
+        second = await client.fetch(f"{server.base}/b")
+    assert first.body == second.body == b"hello, world"
+    assert server.connections == 1  # the connection was kept for the second request
+
+
+async def test_body_delimited_by_the_end_of_the_connection() -> None:
+    answer = written(
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n", b"up to ", b"EOF", keep=False
+    )
+    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+        responses = [await client.fetch(f"{server.base}/{i}") for i in range(3)]
+    assert [r.body for r in responses] == [b"up to EOF"] * 3
+    assert server.connections == 3  # none of them could be reused
+
+
+async def test_truncated_body_is_a_broken_connection_and_is_retried() -> None:
+    answer = written(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this", keep=False)
+    async with raw_server(answer) as server, HttpClient(**FAST, retries=2) as client:
+        with pytest.raises(FetchError) as caught:
+            await client.fetch(f"{server.base}/")
+    assert caught.value.kind == "reset"
+    assert caught.value.attempts == 3
+    assert "mid-body" in str(caught.value)
+    assert len(server.heads) == 3
+
+
+async def test_head_has_no_body_whatever_it_announces() -> None:
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, head: bytes
+    ) -> bool:
+        if head.startswith(b"HEAD"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")
+        else:
+            writer.write(ok(b"the body"))
+        return True
+
+    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+        head = await client.fetch(Request(f"{server.base}/", method="HEAD"))
+        get = await client.fetch(f"{server.base}/")
+    assert (head.status, head.body, head.headers["Content-Length"]) == (200, b"", "5000")
+    assert get.body == b"the body"
+
+
+async def test_informational_responses_come_before_the_answer() -> None:
+    answer = written(
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        ok(b"final", b"X-Which: last"),
+    )
+    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+        first = await client.fetch(f"{server.base}/")
+        second = await client.fetch(f"{server.base}/")
+    for response in (first, second):
+        assert (response.status, response.body, response.headers["X-Which"]) == (
+            200,
+            b"final",
+            "last",
+        )
+        assert "Link" not in response.headers
+
+
+def closes_reused_connections(state: dict[str, int]) -> Answer:
+    """Answers the first request on each connection; closes on the second without a word,
+    as a server does whose keep-alive timer fired as the request went out."""
+
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, head: bytes
+    ) -> bool:
+        peer = writer.get_extra_info("peername")
+        seen = state.get(str(peer), 0)
+        state[str(peer)] = seen + 1
+        if seen:
+            return False
+        writer.write(ok(b"fresh"))
+        return True
+
+    return answer
+
+
+async def test_a_stale_kept_connection_is_replaced_without_an_attempt() -> None:
+    async with raw_server(closes_reused_connections({})) as server:
+        async with HttpClient(**FAST, retries=0) as client:
+            bodies = [(await client.fetch(f"{server.base}/{i}")).body for i in range(4)]
+            # Each later request met a closed connection first, then a fresh one.
+        assert bodies == [b"fresh"] * 4
+        assert server.connections == 4
+
+
+async def test_a_stale_connection_is_not_replayed_for_a_post() -> None:
+    async with raw_server(closes_reused_connections({})) as server:
+        async with HttpClient(**FAST, retries=0) as client:
+            first = await client.fetch(Request(f"{server.base}/", method="POST", data=b"one"))
+            with pytest.raises(FetchError) as caught:
+                await client.fetch(Request(f"{server.base}/", method="POST", data=b"two"))
+    assert first.body == b"fresh"
+    assert caught.value.kind == "reset"
+    assert [h.endswith(b"two") for h in server.heads] == [False, True]  # sent once, not twice
+
+
+async def test_garbage_is_a_broken_connection() -> None:
+    async with (
+        raw_server(written(b"HELLO THERE\r\n\r\n", keep=False)) as server,
+        HttpClient(**FAST, retries=0) as client,
+    ):
+        with pytest.raises(FetchError) as caught:
+            await client.fetch(f"{server.base}/")
+    assert caught.value.kind == "reset"
+    assert "malformed response" in str(caught.value)
+
+
+async def test_endless_headers_are_refused() -> None:
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, head: bytes
+    ) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(100_000):  # ~3 MB of headers, bounded
+            writer.write(b"X-Filler-%d: %s\r\n" % (i, b"x" * 20))
+            if i % 1000 == 0:
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    return False
+        return False
+
+    async with raw_server(answer) as server, HttpClient(**FAST, retries=0) as client:
+        with pytest.raises(FetchError) as caught:
+            await client.fetch(f"{server.base}/")
+    assert caught.value.kind == "reset"
+    assert "head is over" in str(caught.value)
+
+
+async def test_a_second_unasked_response_spoils_only_its_connection() -> None:
+    answer = written(ok(b"asked") + ok(b"not asked"))
+    async with raw_server(answer) as server, HttpClient(**FAST, retries=0) as client:
+        bodies = [(await client.fetch(f"{server.base}/{i}")).body for i in range(3)]
+    assert bodies == [b"asked"] * 3
+    assert server.connections == 3
+
+
+async def test_kept_connections_one_per_request_in_flight_and_bounded_when_idle() -> None:
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, head: bytes
+    ) -> bool:
+        await asyncio.sleep(0.01)
+        writer.write(ok(b"x" * 100))
+        return True
+
+    async with (
+        raw_server(answer) as one,
+        raw_server(answer) as two,
+        raw_server(answer) as three,
+        HttpClient(**FAST, concurrency=4, per_host=4) as client,
+    ):
+        for _ in range(3):
+            await asyncio.gather(*(client.fetch(f"{one.base}/{i}") for i in range(12)))
+        # Never more than `concurrency` requests out, so never more connections than that.
+        assert one.connections <= 4
+        urls = [f"{s.base}/{i}" for s in (one, two, three) for i in range(4)]
+        await asyncio.gather(*(client.fetch(u) for u in urls))
+        # Idle connections kept: `concurrency` at most, the longest idle closed first.
+        await wait_for(lambda: one.open_now + two.open_now + three.open_now <= 4)
+        assert three.open_now >= 1  # the last used are the ones kept
+
+
+async def test_request_bytes_host_header_and_body() -> None:
+    async with raw_server(written(ok())) as server:
+        async with HttpClient(**FAST, headers={"X-Run": "r"}) as client:
+            await client.fetch(f"{server.base}/path%20x?q=1#fragment")
+            await client.fetch(Request(f"{server.base}/form", method="POST", data={"a": "1 2"}))
+            await client.fetch(Request(f"{server.base}/put", method="PUT"))
+            await client.fetch(Request(f"{server.base}/own", headers={"Host": "example.test"}))
+    get, form, put, own = server.heads
+    assert get.startswith(b"GET /path%20x?q=1 HTTP/1.1\r\n")
+    assert b"\r\nHost: 127.0.0.1:%d\r\n" % server.port in get
+    assert b"\r\nX-Run: r\r\n" in get
+    assert b"\r\nAccept-Encoding: gzip, deflate, br\r\n" in get
+    assert form.endswith(b"\r\n\r\na=1+2")
+    assert b"Content-Type: application/x-www-form-urlencoded" in form
+    assert b"\r\nContent-Length: 0\r\n" in put
+    assert b"Host: example.test" in own
+    assert b"127.0.0.1" not in own
+
+
+async def test_repeated_and_undecodable_headers_are_kept() -> None:
+    answer = written(ok(b"", b"Set-Cookie: a=1", b"Set-Cookie: b=2", b"X-Bytes: caf\xe9"))
+    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+        response = await client.fetch(f"{server.base}/")
+    assert response.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+    assert response.headers["X-Bytes"].encode("utf-8", "surrogateescape") == b"caf\xe9"
