@@ -11,12 +11,18 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from conveyor.http import FetchError, HttpClient, Request
 
 from .conftest import FAST, wait_for
+
+
+def make_client(**options: Any) -> HttpClient:
+    return HttpClient(**{**FAST, **options})
+
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int, bytes], Awaitable[bool]]
 
@@ -100,7 +106,7 @@ async def test_chunked_body_in_pieces() -> None:
         b"6\r\n, worl\r\n1\r\nd\r\n",
         b"0\r\n\r\n",
     ]
-    async with raw_server(written(*chunked)) as server, HttpClient(**FAST) as client:
+    async with raw_server(written(*chunked)) as server, make_client() as client:
         first = await client.fetch(f"{server.base}/a")
         second = await client.fetch(f"{server.base}/b")
     assert first.body == second.body == b"hello, world"
@@ -111,7 +117,7 @@ async def test_body_delimited_by_the_end_of_the_connection() -> None:
     answer = written(
         b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n", b"up to ", b"EOF", keep=False
     )
-    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+    async with raw_server(answer) as server, make_client() as client:
         responses = [await client.fetch(f"{server.base}/{i}") for i in range(3)]
     assert [r.body for r in responses] == [b"up to EOF"] * 3
     assert server.connections == 3  # none of them could be reused
@@ -119,7 +125,7 @@ async def test_body_delimited_by_the_end_of_the_connection() -> None:
 
 async def test_truncated_body_is_a_broken_connection_and_is_retried() -> None:
     answer = written(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this", keep=False)
-    async with raw_server(answer) as server, HttpClient(**FAST, retries=2) as client:
+    async with raw_server(answer) as server, make_client(retries=2) as client:
         with pytest.raises(FetchError) as caught:
             await client.fetch(f"{server.base}/")
     assert caught.value.kind == "reset"
@@ -138,7 +144,7 @@ async def test_head_has_no_body_whatever_it_announces() -> None:
             writer.write(ok(b"the body"))
         return True
 
-    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+    async with raw_server(answer) as server, make_client() as client:
         head = await client.fetch(Request(f"{server.base}/", method="HEAD"))
         get = await client.fetch(f"{server.base}/")
     assert (head.status, head.body, head.headers["Content-Length"]) == (200, b"", "5000")
@@ -151,7 +157,7 @@ async def test_informational_responses_come_before_the_answer() -> None:
         b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
         ok(b"final", b"X-Which: last"),
     )
-    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+    async with raw_server(answer) as server, make_client() as client:
         first = await client.fetch(f"{server.base}/")
         second = await client.fetch(f"{server.base}/")
     for response in (first, second):
@@ -183,7 +189,7 @@ def closes_reused_connections(state: dict[str, int]) -> Answer:
 
 async def test_a_stale_kept_connection_is_replaced_without_an_attempt() -> None:
     async with raw_server(closes_reused_connections({})) as server:
-        async with HttpClient(**FAST, retries=0) as client:
+        async with make_client(retries=0) as client:
             bodies = [(await client.fetch(f"{server.base}/{i}")).body for i in range(4)]
             # Each later request met a closed connection first, then a fresh one.
         assert bodies == [b"fresh"] * 4
@@ -192,7 +198,7 @@ async def test_a_stale_kept_connection_is_replaced_without_an_attempt() -> None:
 
 async def test_a_stale_connection_is_not_replayed_for_a_post() -> None:
     async with raw_server(closes_reused_connections({})) as server:
-        async with HttpClient(**FAST, retries=0) as client:
+        async with make_client(retries=0) as client:
             first = await client.fetch(Request(f"{server.base}/", method="POST", data=b"one"))
             with pytest.raises(FetchError) as caught:
                 await client.fetch(Request(f"{server.base}/", method="POST", data=b"two"))
@@ -204,7 +210,7 @@ async def test_a_stale_connection_is_not_replayed_for_a_post() -> None:
 async def test_garbage_is_a_broken_connection() -> None:
     async with (
         raw_server(written(b"HELLO THERE\r\n\r\n", keep=False)) as server,
-        HttpClient(**FAST, retries=0) as client,
+        make_client(retries=0) as client,
     ):
         with pytest.raises(FetchError) as caught:
             await client.fetch(f"{server.base}/")
@@ -226,7 +232,7 @@ async def test_endless_headers_are_refused() -> None:
                     return False
         return False
 
-    async with raw_server(answer) as server, HttpClient(**FAST, retries=0) as client:
+    async with raw_server(answer) as server, make_client(retries=0) as client:
         with pytest.raises(FetchError) as caught:
             await client.fetch(f"{server.base}/")
     assert caught.value.kind == "reset"
@@ -235,7 +241,7 @@ async def test_endless_headers_are_refused() -> None:
 
 async def test_a_second_unasked_response_spoils_only_its_connection() -> None:
     answer = written(ok(b"asked") + ok(b"not asked"))
-    async with raw_server(answer) as server, HttpClient(**FAST, retries=0) as client:
+    async with raw_server(answer) as server, make_client(retries=0) as client:
         bodies = [(await client.fetch(f"{server.base}/{i}")).body for i in range(3)]
     assert bodies == [b"asked"] * 3
     assert server.connections == 3
@@ -253,7 +259,7 @@ async def test_kept_connections_one_per_request_in_flight_and_bounded_when_idle(
         raw_server(answer) as one,
         raw_server(answer) as two,
         raw_server(answer) as three,
-        HttpClient(**FAST, concurrency=4, per_host=4) as client,
+        make_client(concurrency=4, per_host=4) as client,
     ):
         for _ in range(3):
             await asyncio.gather(*(client.fetch(f"{one.base}/{i}") for i in range(12)))
@@ -268,7 +274,7 @@ async def test_kept_connections_one_per_request_in_flight_and_bounded_when_idle(
 
 async def test_request_bytes_host_header_and_body() -> None:
     async with raw_server(written(ok())) as server:
-        async with HttpClient(**FAST, headers={"X-Run": "r"}) as client:
+        async with make_client(headers={"X-Run": "r"}) as client:
             await client.fetch(f"{server.base}/path%20x?q=1#fragment")
             await client.fetch(Request(f"{server.base}/form", method="POST", data={"a": "1 2"}))
             await client.fetch(Request(f"{server.base}/put", method="PUT"))
@@ -287,7 +293,7 @@ async def test_request_bytes_host_header_and_body() -> None:
 
 async def test_repeated_and_undecodable_headers_are_kept() -> None:
     answer = written(ok(b"", b"Set-Cookie: a=1", b"Set-Cookie: b=2", b"X-Bytes: caf\xe9"))
-    async with raw_server(answer) as server, HttpClient(**FAST) as client:
+    async with raw_server(answer) as server, make_client() as client:
         response = await client.fetch(f"{server.base}/")
     assert response.headers.getall("Set-Cookie") == ["a=1", "b=2"]
     assert response.headers["X-Bytes"].encode("utf-8", "surrogateescape") == b"caf\xe9"
