@@ -1,4 +1,4 @@
-"""The fetch stage: one aiohttp session per run, limits, retries, redirects, safety rules.
+"""The fetch stage: one connection pool per run (`wire`), limits, retries, redirects, safety rules.
 
 ``client.HttpClient`` is the only async piece that talks to the network; every decision it
 makes (URL checks, header stripping, pacing, backoff, body limits, file names) lives in a
