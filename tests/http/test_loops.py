@@ -56,6 +56,23 @@ async def test_every_url_once_and_per_host_limit_holds_across_loops(
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("conveyor-loop")]
 
 
+async def test_concurrency_is_one_budget_across_loops(four_hosts: RunningSite) -> None:
+    # Busy hosts on both loops: never more than `concurrency` requests out in all.
+    urls = [u + "?delay=0.05" for u in urls_over(four_hosts, 80, "/page/")]
+    result = await cv.Pipeline(urls).fetch(concurrency=5, per_host=5).run_async(loops=2)
+    assert result.results == 80
+    assert 1 <= four_hosts.stats.max_in_flight_total <= 5
+
+
+async def test_a_loop_owning_the_only_busy_host_may_use_the_whole_budget(
+    four_hosts: RunningSite,
+) -> None:
+    one_host = [four_hosts.url(f"/page/{i}?delay=0.05") for i in range(60)]
+    result = await cv.Pipeline(one_host).fetch(concurrency=6, per_host=6).run_async(loops=2)
+    assert result.results == 60
+    assert four_hosts.stats.max_in_flight_total == 6
+
+
 async def test_a_429_pause_holds_for_its_host_with_two_loops(four_hosts: RunningSite) -> None:
     # per_host=1 (as in test_retries): the others wait behind the one that gets the 429; the
     # host's one loop keeps them all waiting out the pause, however many loops there are.

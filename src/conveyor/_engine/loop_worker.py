@@ -15,6 +15,7 @@ process ends too: no loop process outlives its parent.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import pickle
 import signal
@@ -27,6 +28,7 @@ from typing import Any
 
 from .._errors import failure_kind
 from .gc_pause import fewer_collections
+from .slots import LoopSlots
 
 OK, FAILED = 0, 1
 DETAILS_EVERY = 0.25  # seconds between two ("details", ...) messages
@@ -43,7 +45,9 @@ def frame(message: Any) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-def loop_main(sock: socket.socket, head: bytes, concurrency: int) -> None:
+def loop_main(
+    sock: socket.socket, head: bytes, concurrency: int, slots: LoopSlots | None = None
+) -> None:
     """The loop process's entry point (``multiprocessing`` spawns it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
@@ -51,9 +55,9 @@ def loop_main(sock: socket.socket, head: bytes, concurrency: int) -> None:
         try:
             import uvloop
 
-            uvloop.run(_serve(sock, head, concurrency))
+            uvloop.run(_serve(sock, head, concurrency, slots))
         except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-            asyncio.run(_serve(sock, head, concurrency))
+            asyncio.run(_serve(sock, head, concurrency, slots))
 
 
 def _die_with_parent() -> None:
@@ -72,11 +76,17 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-async def _serve(sock: socket.socket, head_bytes: bytes, concurrency: int) -> None:
+async def _serve(
+    sock: socket.socket, head_bytes: bytes, concurrency: int, slots: LoopSlots | None
+) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     async with AsyncExitStack() as stack:
         try:
             stages = pickle.loads(head_bytes)
+            if slots is not None:  # the global slots, shared with the other loops
+                first = stages[0]
+                stages = (dataclasses.replace(first, factory=first.factory.with_slots(slots)),
+                          *stages[1:])  # fmt: skip
             chain = await _open_chain(stages, stack)
         except Exception as exc:
             writer.write(frame(("init-error", f"{type(exc).__name__}: {exc}")))

@@ -11,6 +11,10 @@ URL's host:port): one host is owned by one loop, so per-host limits, pacing and
 Retry-After pauses hold exactly as on one loop. Items travel in batches over a socket
 pair: everything routed in one turn of the parent's loop goes in one message.
 
+The first stage's ``concurrency`` is one budget over all loops: slots in a semaphore the
+loops share (``slots.py``) when the first stage can take them (the fetch can), else the
+parent never sends more items out than that.
+
 A loop process that dies fails nothing at once: the items it held are sent again to the
 process that replaces it; an item whose loop died under it ``MAX_CRASHES`` times fails
 with kind ``worker-crashed``.
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import NotPicklableError, UsageError, WorkerCrashed
 from .loop_worker import FAILED, frame, loop_main, read_message
 from .outcomes import RemoteFailure
+from .slots import SharedSlots
 from .spec import StageSpec
 
 if TYPE_CHECKING:
@@ -75,6 +80,7 @@ class LoopPool:
         *,
         concurrency: tuple[int, ...],
         route: Callable[[Any], str],
+        shared: int | None = None,
     ) -> None:
         try:
             self._heads = [pickle.dumps(head) for head in heads]
@@ -89,6 +95,8 @@ class LoopPool:
         import multiprocessing  # here: a run with one loop never loads it
 
         self._ctx = multiprocessing.get_context("spawn")
+        # The global slots the loops share (slots.py), when the head's first stage takes them.
+        self._slots = None if shared is None else SharedSlots(self._ctx, shared, len(heads))
         self._loops = [_Loop(i) for i in range(len(heads))]
         self._next_id = 0
         self._flush_scheduled = False
@@ -113,7 +121,12 @@ class LoopPool:
         with child_end:
             process = self._ctx.Process(
                 target=loop_main,
-                args=(child_end, self._heads[loop.index], self._concurrency[loop.index]),
+                args=(
+                    child_end,
+                    self._heads[loop.index],
+                    self._concurrency[loop.index],
+                    None if self._slots is None else self._slots.for_loop(loop.index),
+                ),
                 name=f"conveyor-loop-{loop.index}",
                 daemon=True,
             )
@@ -208,6 +221,10 @@ class LoopPool:
                         )
                     )
         self.restarts += 1
+        if loop.process is not None and self._slots is not None:
+            # Its slots go back once it is surely gone (its socket closed as it died).
+            await asyncio.to_thread(_reap, loop.process)
+            self._slots.reclaim(loop.index)
         try:
             await self._start(loop)
         except UsageError as exc:  # no replacement: what it held, and what comes, fails
@@ -272,6 +289,14 @@ class LoopPool:
                 loop.process.join(timeout)
 
 
+def _reap(process: Any) -> None:
+    """Wait for a dying loop process to be gone; kill it if it lingers."""
+    process.join(5.0)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
 def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]:
     """With ``loops`` > 1: the pipeline's head -- its first stage (async, such as the fetch)
     and the plain maps right after it (inline or auto, module-level) -- becomes one stage
@@ -286,6 +311,7 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
             ".fetch(), with no rate, limit_per, retries or timeout of its own; "
             "or run with loops=1"
         )
+    shares = hasattr(first.factory, "with_slots")
     head = [first]
     for spec in specs[1:]:
         # Inline maps, and plain ones left to on="auto": in a loop process they run inline
@@ -303,14 +329,28 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
         fn=first.fn,
         place="loops",
         workers=min(loops, first.concurrency),
-        # One budget for all loops, kept here: never more than this many items out, however
-        # they are spread (a loop owning the busy hosts may hold all of them).
-        concurrency=first.concurrency,
+        # One budget for all loops, however they are spread (a loop owning the busy hosts
+        # may hold all of it): the loops' shared slots when the first stage can take them
+        # (slots.py), with some items more out, waiting in the loops; else kept here.
+        concurrency=first.concurrency + (_in_transit(first.concurrency) if shares else 0),
         route=first.route,
         remote=tuple(head),
         own_attempts=first.own_attempts,
     )
     return (folded, *specs[len(head) :])
+
+
+def _in_transit(concurrency: int) -> int:
+    """Items out beyond the shared slots: enough to cover the trip to a loop and back at
+    the rates a loop reaches, so that no slot stands free while its next item travels."""
+    return max(64, concurrency // 2)
+
+
+def shared_slots(spec: StageSpec) -> int | None:
+    """The slots the loops of a folded head share (the first stage's concurrency), or
+    None when its first stage cannot take them and the parent keeps the budget."""
+    first = spec.remote[0]
+    return first.concurrency if hasattr(first.factory, "with_slots") else None
 
 
 def _never_waits(spec: StageSpec) -> bool:

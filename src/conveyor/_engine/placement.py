@@ -13,7 +13,7 @@ from typing import Any
 
 from .._errors import ItemTimeout
 from .gil import in_thread
-from .loops import loop_concurrency, loop_heads
+from .loops import loop_concurrency, loop_heads, shared_slots
 from .spec import StageSpec
 from .stats import StageCounters
 from .threads import shutdown_executor
@@ -148,7 +148,10 @@ class LoopsPlacement(Placement):
         from .loops import LoopPool
 
         self.pool = LoopPool(
-            loop_heads(spec), concurrency=loop_concurrency(spec), route=spec.route or str
+            loop_heads(spec),
+            concurrency=loop_concurrency(spec),
+            route=spec.route or str,
+            shared=shared_slots(spec),
         )
 
     async def start(self) -> None:

@@ -14,19 +14,17 @@ Per item the data flow is: ``fetch`` checks the URL (no network for a bad one) -
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
-import aiohttp
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from .._engine.retry import wait_before_retry
+from .._engine.slots import LoopSlots
 from .._errors import (
     Blocked,
     FetchError,
@@ -41,7 +39,6 @@ from .deadlines import Deadlines
 from .errors import NETWORK_ERRORS, to_fetch_error
 from .limits import Clock, Limits
 from .request import Request
-from .resolver import GuardedResolver
 from .response import Response
 from .retry import error_is_retryable, parse_retry_after, retry_delay, status_is_retryable
 from .safety import (
@@ -60,6 +57,11 @@ from .stats import HttpStats
 from .wire import Pool
 from .wire import Response as WireResponse
 
+if TYPE_CHECKING:
+    import aiohttp
+
+    from .session import SessionTransport
+
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
 SMALL_BODY = 64 * 1024
@@ -68,7 +70,7 @@ _SKIP, _WHOLE, _DECODE, _SAVE = range(4)
 
 
 # A response as the transport hands it over: the wire's, or aiohttp's (cookies, trust_env).
-Answer = WireResponse | aiohttp.ClientResponse
+Answer = Union[WireResponse, "aiohttp.ClientResponse"]
 Send = Callable[..., Awaitable[Answer]]
 
 
@@ -86,13 +88,20 @@ class HttpClient:
     """Fetches URLs with one connection pool; use ``async with HttpClient(...) as client``."""
 
     def __init__(
-        self, config: FetchConfig | None = None, *, clock: Clock = time.monotonic, **options: Any
+        self,
+        config: FetchConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        shared_slots: LoopSlots | None = None,
+        **options: Any,
     ) -> None:
         self.config = FetchConfig.coerce(config, options)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._pool: Pool | None = None
+        # Loop processes share the global slots (``_engine/slots.py``); one client has its own.
+        self._shared_slots = shared_slots
+        self._transport: Pool | SessionTransport | None = None
         self._send: Send | None = None
+        self._errors = NETWORK_ERRORS  # what an exchange may raise (more with aiohttp)
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
@@ -113,43 +122,25 @@ class HttpClient:
             rate=cfg.rate_per_second,
             host_rate=cfg.host_rate_per_second,
             clock=self._clock,
+            shared=self._shared_slots,
         )
         if not (cfg.cookies or cfg.trust_env):
-            self._pool = Pool(
+            self._transport = Pool(
                 agent_headers=(("User-Agent", cfg.agent), ("Accept-Encoding", ACCEPT_ENCODING)),
                 connect_timeout=cfg.connect_timeout,
                 verify_tls=cfg.verify_tls,
                 max_idle=cfg.concurrency,
                 allowed=self._allowed if cfg.block_private else None,
             )
-            self._send = self._pool.request
+            self._send = self._transport.request
             return self
-        resolver: aiohttp.abc.AbstractResolver = DefaultResolver()
-        if cfg.block_private:
-            resolver = GuardedResolver(resolver, self._allowed)
-        connector = aiohttp.TCPConnector(
-            limit=cfg.concurrency,
-            limit_per_host=0,
-            ssl=cfg.verify_tls,
-            resolver=resolver,
+        from .session import ERRORS, SessionTransport  # loads aiohttp: only for these
+
+        self._errors = NETWORK_ERRORS + ERRORS
+        self._transport = SessionTransport(
+            cfg, self._allowed, {"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING}
         )
-        jar: aiohttp.abc.AbstractCookieJar = (
-            aiohttp.CookieJar(unsafe=True) if cfg.cookies else aiohttp.DummyCookieJar()
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=jar,
-            # timeout and read_timeout are kept by Deadlines, with no timer per request.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout),
-            auto_decompress=False,  # body.py decodes, under max_bytes
-            trust_env=cfg.trust_env,
-            # Sent with every request unless the request names them itself. Nothing
-            # sensitive goes here: a redirect to another host must be able to drop
-            # credentials, and it can drop only what each request passes.
-            # (With a User-Agent here, aiohttp adds none of its own.)
-            headers={"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING},
-        )
-        self._send = functools.partial(self._session.request, allow_redirects=False)
+        self._send = self._transport.request
         return self
 
     async def __aexit__(
@@ -160,12 +151,9 @@ class HttpClient:
     ) -> None:
         self._deadlines.close()
         self._send = None
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.close()
 
     async def fetch(self, request: str | Request) -> Response:
         """Fetch one URL or ``Request``, with the run's limits, retries and safety rules.
@@ -297,7 +285,7 @@ class HttpClient:
                         url=str(current),
                     ) from None
                 raise
-            except NETWORK_ERRORS as exc:
+            except self._errors as exc:
                 raise to_fetch_error(exc, str(current)) from exc
             finally:
                 self._deadlines.exit(deadline)

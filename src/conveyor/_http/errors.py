@@ -1,8 +1,7 @@
 """The one place where the wire's, aiohttp's and the OS's exceptions become ``FetchError``s.
 
-Order matters: aiohttp's classes inherit from several bases (``ClientConnectorSSLError``
-is a connector error *and* an ``ssl.SSLError``; ``SocketTimeoutError`` is a connection
-error *and* a ``TimeoutError``), so the most specific verdicts come first.
+aiohttp's own (from the session used for cookies and ``trust_env``) are named in
+``session.py``, so that a run on the wire never loads aiohttp.
 """
 
 from __future__ import annotations
@@ -11,10 +10,7 @@ import asyncio
 import socket
 import ssl
 
-import aiohttp
-
 from .._errors import (
-    BadURL,
     Blocked,
     ConnectError,
     ConnectionReset,
@@ -52,26 +48,17 @@ def to_fetch_error(exc: BaseException, url: str) -> FetchError:
         return Blocked(f"block_private refused {url}: {exc}", url=url)
     if isinstance(exc, WireError):
         return _wire_error(exc, url, detail)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return FetchTimeout(f"connect timeout for {url}", url=url)
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return FetchTimeout(f"read timeout for {url} (no bytes for read_timeout)", url=url)
+    if type(exc).__module__.partition(".")[0] == "aiohttp":
+        from .session import aiohttp_fetch_error  # loaded only with cookies or trust_env
+
+        return aiohttp_fetch_error(exc, url, detail)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return FetchTimeout(f"timeout for {url}", url=url)
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return TLSError(f"TLS failed for {url}: {detail}", url=url)
     if isinstance(exc, ssl.SSLError):
         return TLSError(f"TLS failed for {url}: {detail}", url=url)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) or (
-        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror)
-    ):
+    if isinstance(exc, socket.gaierror):
         return DNSError(f"cannot resolve the host of {url}: {detail}", url=url)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectError(f"cannot connect to {url}: {detail}", url=url)
-    if isinstance(exc, aiohttp.InvalidURL):
-        return BadURL(f"invalid URL {url}: {detail}", url=url)
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        # Disconnects, truncated payloads, malformed responses: the exchange broke.
+    if isinstance(exc, OSError):
         return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
     raise TypeError(f"not a fetch error: {exc!r}")  # pragma: no cover - a programming error
 
@@ -87,4 +74,6 @@ def _wire_error(exc: WireError, url: str, detail: str) -> FetchError:
     return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
 
 
-NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, AddressBlocked, WireError)
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, AddressBlocked, WireError)
+"""What an exchange through the wire may raise; the aiohttp session adds its own
+(``session.ERRORS``)."""

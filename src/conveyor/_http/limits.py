@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from .._engine.limits import KeyedLimiter, TokenBucket
+from .._engine.slots import LoopSlots
 
 Clock = Callable[[], float]
 
@@ -28,6 +29,9 @@ Clock = Callable[[], float]
 SLOWDOWN_START = 0.1
 SLOWDOWN_CEILING = 30.0
 SLOWDOWN_RELAX = 0.9
+# How often a loop process whose requests wait for a global slot looks whether another
+# loop process gave one back (``shared`` slots; a slot freed here is handed over at once).
+SHARED_POLL = 0.001
 
 
 @dataclass(slots=True)
@@ -125,8 +129,13 @@ class Limits:
         rate: float | None,
         host_rate: float | None,
         clock: Clock = time.monotonic,
+        shared: LoopSlots | None = None,
     ) -> None:
         self.pacer = HostPacer(host_rate, clock=clock)
+        # With loop processes, the global slots are theirs together (``_engine/slots.py``);
+        # a slot freed here still goes to a request waiting here first.
+        self._shared = shared
+        self._poll: asyncio.TimerHandle | None = None
         self._hosts = KeyedLimiter(per_host)
         # A counter and a FIFO of waiters rather than asyncio.Semaphore, so that the
         # uncontended case (every request, usually) is a synchronous decrement.
@@ -139,6 +148,20 @@ class Limits:
 
     def try_acquire_nowait(self, host: str) -> bool:
         """Take every slot at once if nothing has to wait (the common case); else False."""
+        shared = self._shared
+        if shared is not None:
+            if (
+                self._global_waiters
+                or self._rate is not None
+                or not self.pacer.idle(host)
+                or not self._hosts.try_acquire_nowait(host)
+            ):
+                return False
+            if not shared.try_take():
+                self._hosts.release(host)
+                return False
+            self._in_flight += 1
+            return True
         if (
             self._free_global > 0
             and self._rate is None
@@ -186,11 +209,18 @@ class Limits:
             self.pacer.forget_idle()
 
     async def _acquire_global(self) -> None:
-        if self._free_global > 0 and not self._global_waiters:
-            self._free_global -= 1
+        shared = self._shared
+        if shared is None:
+            if self._free_global > 0 and not self._global_waiters:
+                self._free_global -= 1
+                return
+        elif not self._global_waiters and shared.try_take():
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._global_waiters.append(waiter)
+        if shared is not None and self._poll is None:
+            self._poll = loop.call_later(SHARED_POLL, self._take_shared)
         try:
             await waiter  # a release hands its slot over directly: no decrement here
         except BaseException:
@@ -206,7 +236,20 @@ class Limits:
             if not waiter.done():
                 waiter.set_result(None)
                 return
-        self._free_global += 1
+        if self._shared is not None:
+            self._shared.give()
+        else:
+            self._free_global += 1
+
+    def _take_shared(self) -> None:
+        """Hand the waiters here the shared slots other loop processes gave back."""
+        assert self._shared is not None
+        self._poll = None
+        while self._global_waiters and self._shared.try_take():
+            self._release_global()  # to the first waiter still waiting (or back)
+        if self._global_waiters:
+            loop = asyncio.get_running_loop()
+            self._poll = loop.call_later(SHARED_POLL, self._take_shared)
 
     def in_flight(self) -> int:
         return self._in_flight

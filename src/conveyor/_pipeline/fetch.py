@@ -17,31 +17,38 @@ from typing import TYPE_CHECKING, Any
 from .._engine.spec import StageSpec, make_stage
 
 if TYPE_CHECKING:
+    from .._engine.slots import LoopSlots
     from .._http.config import FetchConfig
 
 
 class ClientFactory:
     """Opens the run's ``HttpClient``; picklable, so a loop process can open its own."""
 
-    def __init__(self, config: FetchConfig) -> None:
+    def __init__(self, config: FetchConfig, slots: LoopSlots | None = None) -> None:
         self.config = config
+        self.slots = slots
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[Callable[[Any], Any]]:
         from .._http.client import HttpClient
 
-        async with HttpClient(self.config) as client:
+        async with HttpClient(self.config, shared_slots=self.slots) as client:
             yield client.fetch
+
+    def with_slots(self, slots: LoopSlots) -> ClientFactory:
+        """The factory for a loop process whose global slots are shared with the other
+        loops (``_engine/slots.py``): ``concurrency`` holds across all of them."""
+        return ClientFactory(self.config, slots)
 
     def share(self, index: int, loops: int) -> ClientFactory:
         """The factory for loop ``index`` of ``loops``. The global rate is divided, so the
-        parts add up to what the user set. Concurrency stays whole: the parent never has
-        more than ``concurrency`` requests out across all loops, so a loop owning the busy
-        hosts may use all of it. Per-host limits stay whole: each host has one loop."""
+        parts add up to what the user set. Concurrency is one budget, the loops' shared
+        slots (``with_slots``), so a loop owning the busy hosts may use all of it.
+        Per-host limits stay whole: each host has one loop."""
         rate = self.config.rate_per_second
         if rate is None:
             return self
-        return ClientFactory(dataclasses.replace(self.config, rate=rate / loops))
+        return ClientFactory(dataclasses.replace(self.config, rate=rate / loops), self.slots)
 
 
 def host_of(request: Any) -> str:

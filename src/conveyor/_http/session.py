@@ -1,0 +1,103 @@
+"""The aiohttp session: the client's transport for what the wire does not carry.
+
+With ``cookies=True`` (a cookie jar across requests) or ``trust_env=True`` (proxies and
+.netrc from the environment), exchanges go through an ``aiohttp.ClientSession`` instead of
+``wire.Pool``; it answers with the same few response members. This module is loaded only
+then, so a run on the wire never imports aiohttp (~0.12 s of start-up in every process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Any
+
+import aiohttp
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from .._errors import (
+    BadURL,
+    ConnectError,
+    ConnectionReset,
+    DNSError,
+    FetchError,
+    FetchTimeout,
+    TLSError,
+)
+from .config import FetchConfig
+from .resolver import GuardedResolver
+from .safety import Network
+
+ERRORS = (aiohttp.ClientError,)  # raised by an exchange, besides the OS's own
+
+
+class SessionTransport:
+    """``request`` and ``close`` as ``wire.Pool`` has them, over one aiohttp session."""
+
+    def __init__(
+        self, cfg: FetchConfig, allowed: tuple[Network, ...], headers: dict[str, str]
+    ) -> None:
+        resolver: aiohttp.abc.AbstractResolver = DefaultResolver()
+        if cfg.block_private:
+            resolver = GuardedResolver(resolver, allowed)
+        connector = aiohttp.TCPConnector(
+            limit=cfg.concurrency,
+            limit_per_host=0,
+            ssl=cfg.verify_tls,
+            resolver=resolver,
+        )
+        jar: aiohttp.abc.AbstractCookieJar = (
+            aiohttp.CookieJar(unsafe=True) if cfg.cookies else aiohttp.DummyCookieJar()
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=jar,
+            # timeout and read_timeout are kept by Deadlines, with no timer per request.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout),
+            auto_decompress=False,  # body.py decodes, under max_bytes
+            trust_env=cfg.trust_env,
+            # Sent with every request unless the request names them itself. Nothing
+            # sensitive goes here: a redirect to another host must be able to drop
+            # credentials, and it can drop only what each request passes.
+            # (With a User-Agent here, aiohttp adds none of its own.)
+            headers=headers,
+        )
+
+    async def request(
+        self, method: str, url: URL, headers: Any = (), data: Any = None
+    ) -> aiohttp.ClientResponse:
+        return await self._session.request(
+            method, url, headers=headers, data=data, allow_redirects=False
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def aiohttp_fetch_error(exc: BaseException, url: str, detail: str) -> FetchError:
+    """The ``FetchError`` for one of aiohttp's exceptions. Order matters: its classes
+    inherit from several bases (``ClientConnectorSSLError`` is a connector error *and* an
+    ``ssl.SSLError``; ``SocketTimeoutError`` is a connection error *and* a
+    ``TimeoutError``), so the most specific verdicts come first."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return FetchTimeout(f"connect timeout for {url}", url=url)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return FetchTimeout(f"read timeout for {url} (no bytes for read_timeout)", url=url)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return FetchTimeout(f"timeout for {url}", url=url)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return TLSError(f"TLS failed for {url}: {detail}", url=url)
+    if isinstance(exc, ssl.SSLError):
+        return TLSError(f"TLS failed for {url}: {detail}", url=url)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or (
+        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror)
+    ):
+        return DNSError(f"cannot resolve the host of {url}: {detail}", url=url)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"cannot connect to {url}: {detail}", url=url)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return BadURL(f"invalid URL {url}: {detail}", url=url)
+    # Disconnects, truncated payloads, malformed responses: the exchange broke.
+    return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
