@@ -74,3 +74,39 @@ def test_loops_option_is_checked(site: Site, tmp_path: Path) -> None:
     assert result.code == 2
     assert "give a number of loops" in result.err
     assert "Traceback" not in result.err
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment holds ``marker`` (the command and all it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes() and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_loop_processes_started_ahead_end_when_the_run_never_starts(
+    site: Site, tmp_path: Path
+) -> None:
+    # `fetch` starts its loop processes before it builds the job; a journal that is not
+    # one then stops it with a usage error, and those processes must not stay behind.
+    write_urls(tmp_path / "urls.txt", [site.url("/page/1")])
+    (tmp_path / "out.jsonl.journal").write_text("not a journal")
+    marker = f"CONVEYOR_TEST_MARK=loops-ahead-{os.getpid()}-{time.monotonic_ns()}"
+    name, value = marker.split("=")
+    proc = subprocess.run(
+        [sys.executable, "-m", "conveyor", "fetch", "urls.txt", "-o", "out.jsonl",
+         "--loops", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), name: value},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "not a conveyor journal" in proc.stderr
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(marker) == []

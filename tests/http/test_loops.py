@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import conveyor as cv
-from conveyor._engine.loops import resolve_loops, route_index
+from conveyor._engine.loops import resolve_loops, route_index, warm_up
 from conveyor._pipeline.fetch import host_of
 from conveyor.testing import RunningSite, run_site
 
@@ -148,3 +148,21 @@ def test_a_lambda_after_fetch_stays_in_the_parent_and_still_runs(tmp_path: Any) 
             return result
 
     assert asyncio.run(main()).results == 20
+
+
+async def test_loop_processes_started_ahead_for_another_shape_are_replaced(
+    four_hosts: RunningSite,
+) -> None:
+    # Started for 2 loops; the run asks for 3: those end, and 3 fresh ones serve the run.
+    warm_up(2, shared=5)
+    urls = urls_over(four_hosts, 30, "/page/")
+    out: list[Any] = []
+    result = await (
+        cv.Pipeline(urls)
+        .fetch(concurrency=5, per_host=5)
+        .map(status_of, on="inline")
+        .run_async(sink=out, loops=3)
+    )
+    assert result.results == 30
+    assert sorted(out) == sorted((u, 200) for u in urls)
+    assert four_hosts.stats.max_in_flight_total <= 5

@@ -132,6 +132,8 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
     read transparently), a CSV, JSON-lines or Parquet file with --column, or - for stdin.
     Running the same command again resumes where it stopped.
     """
+    if options["backend"] == "local":
+        _start_loops_early(input_path, options["loops"], options["concurrency"])
     # Loaded here, not at the top: `conveyor --help` must not pay for the pipeline.
     from .job import FetchJob, default_journal
     from .running import run_with_display
@@ -175,6 +177,21 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
         code = run_with_display(job, report=options["report"], quiet=options["quiet"])
     if code:
         raise SystemExit(code)
+
+
+# What a loop process of the main job runs: imported while the parent builds the job.
+LOOP_MODULES = ("conveyor._pipeline.fetch", "conveyor._http.client", "conveyor._cli.record")
+
+
+def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> None:
+    """Start the loop processes now: each takes ~0.2 s to start (an interpreter and its
+    imports), which then overlaps this process's own imports instead of following them.
+    The run takes them over (``loops.warm_up``); if it never starts, they end with us."""
+    from .._engine.loops import resolve_loops_for_file, warm_up
+
+    count = resolve_loops_for_file(loops, input_path)
+    if count > 1:
+        warm_up(count, shared=concurrency, modules=LOOP_MODULES)
 
 
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:

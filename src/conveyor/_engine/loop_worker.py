@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import os
 import pickle
 import signal
@@ -46,18 +47,22 @@ def frame(message: Any) -> bytes:
 
 
 def loop_main(
-    sock: socket.socket, head: bytes, concurrency: int, slots: LoopSlots | None = None
+    sock: socket.socket, slots: LoopSlots | None = None, modules: tuple[str, ...] = ()
 ) -> None:
-    """The loop process's entry point (``multiprocessing`` spawns it)."""
+    """The loop process's entry point (``multiprocessing`` spawns it). The first message
+    on ``sock`` is ``(head, concurrency)``; ``modules`` are imported before it comes, so a
+    process started ahead of its run (``loops.warm_up``) is ready sooner."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
+    for module in modules:
+        importlib.import_module(module)
     with fewer_collections():  # as in the parent's run: see gc_pause.py
         try:
             import uvloop
 
-            uvloop.run(_serve(sock, head, concurrency, slots))
+            uvloop.run(_serve(sock, slots))
         except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-            asyncio.run(_serve(sock, head, concurrency, slots))
+            asyncio.run(_serve(sock, slots))
 
 
 def _die_with_parent() -> None:
@@ -76,10 +81,12 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-async def _serve(
-    sock: socket.socket, head_bytes: bytes, concurrency: int, slots: LoopSlots | None
-) -> None:
+async def _serve(sock: socket.socket, slots: LoopSlots | None) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        head_bytes, concurrency = await read_message(reader)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return  # started ahead for a run that never came
     async with AsyncExitStack() as stack:
         try:
             stages = pickle.loads(head_bytes)

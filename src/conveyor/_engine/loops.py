@@ -29,7 +29,7 @@ import os
 import pickle
 import socket
 import zlib
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +95,11 @@ class LoopPool:
         import multiprocessing  # here: a run with one loop never loads it
 
         self._ctx = multiprocessing.get_context("spawn")
-        # The global slots the loops share (slots.py), when the head's first stage takes them.
-        self._slots = None if shared is None else SharedSlots(self._ctx, shared, len(heads))
+        # The global slots the loops share (slots.py), when the head's first stage takes
+        # them; loop processes started ahead (``warm_up``) bring theirs.
+        self._shared = shared
+        self._slots: SharedSlots | None = None
+        self._warm: list[tuple[BaseProcess, socket.socket]] = []
         self._loops = [_Loop(i) for i in range(len(heads))]
         self._next_id = 0
         self._flush_scheduled = False
@@ -108,6 +111,11 @@ class LoopPool:
         self.details_by_loop: dict[int, dict[str, Any]] = {}  # each loop's latest details
 
     async def start(self) -> None:
+        warm = _take_warm(len(self._loops), self._shared)
+        if warm is not None:
+            self._slots, self._warm = warm.slots, warm.processes
+        elif self._shared is not None:
+            self._slots = SharedSlots(self._ctx, self._shared, len(self._loops))
         started = await asyncio.gather(
             *(self._start(loop) for loop in self._loops), return_exceptions=True
         )
@@ -117,21 +125,14 @@ class LoopPool:
             raise errors[0]
 
     async def _start(self, loop: _Loop) -> None:
-        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with child_end:
-            process = self._ctx.Process(
-                target=loop_main,
-                args=(
-                    child_end,
-                    self._heads[loop.index],
-                    self._concurrency[loop.index],
-                    None if self._slots is None else self._slots.for_loop(loop.index),
-                ),
-                name=f"conveyor-loop-{loop.index}",
-                daemon=True,
-            )
-            await asyncio.to_thread(process.start)
+        if self._warm:
+            process, parent_end = self._warm.pop(0)  # started ahead, in index order
+        else:
+            process, parent_end, child_end = _spawn(self._ctx, loop.index, self._slots, ())
+            with child_end:  # open until the child has it
+                await asyncio.to_thread(process.start)
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
+        writer.write(frame((self._heads[loop.index], self._concurrency[loop.index])))
         try:
             async with asyncio.timeout(_START_TIMEOUT):
                 tag, detail = await read_message(reader)
@@ -289,6 +290,65 @@ class LoopPool:
                 loop.process.join(timeout)
 
 
+def _spawn(
+    context: Any, index: int, slots: SharedSlots | None, modules: Sequence[str]
+) -> tuple[BaseProcess, socket.socket, socket.socket]:
+    """A loop process, not yet started, and the two ends of its socket (the child's to
+    close once the process has started)."""
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    process = context.Process(
+        target=loop_main,
+        args=(child_end, None if slots is None else slots.for_loop(index), tuple(modules)),
+        name=f"conveyor-loop-{index}",
+        daemon=True,
+    )
+    return process, parent_end, child_end
+
+
+@dataclass
+class _WarmLoops:
+    processes: list[tuple[BaseProcess, socket.socket]]
+    slots: SharedSlots | None
+    shared: int | None
+
+
+_warm_loops: _WarmLoops | None = None
+
+
+def warm_up(count: int, *, shared: int | None, modules: Sequence[str] = ()) -> None:
+    """Start ``count`` loop processes now, before the run is even built, so that their
+    start-up (an interpreter and its imports, ~0.2 s each) overlaps the caller's own
+    (``conveyor fetch`` calls this right after reading its options). They import
+    ``modules`` and wait for their head. The next ``LoopPool`` with as many loops and the
+    same shared slots takes them; one that differs ends them. They end with this process
+    in any case (their socket's end, and ``PR_SET_PDEATHSIG``)."""
+    global _warm_loops
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    slots = None if shared is None else SharedSlots(context, shared, count)
+    processes = []
+    for index in range(count):
+        process, parent_end, child_end = _spawn(context, index, slots, modules)
+        with child_end:
+            process.start()
+        processes.append((process, parent_end))
+    _warm_loops = _WarmLoops(processes, slots, shared)
+
+
+def _take_warm(count: int, shared: int | None) -> _WarmLoops | None:
+    global _warm_loops
+    warm, _warm_loops = _warm_loops, None
+    if warm is None:
+        return None
+    if len(warm.processes) == count and warm.shared == shared:
+        return warm
+    for process, parent_end in warm.processes:  # started for another run shape
+        parent_end.close()
+        process.kill()
+    return None
+
+
 def _reap(process: Any) -> None:
     """Wait for a dying loop process to be gone; kill it if it lingers."""
     process.join(5.0)
@@ -395,6 +455,17 @@ def resolve_loops(loops: int | str, source: Any) -> int:
     if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
         raise UsageError(f"loops={loops!r} must be a whole number of at least 1, or 'auto'")
     return loops
+
+
+def resolve_loops_for_file(loops: int | str, path: str) -> int:
+    """``resolve_loops`` for a source read from the file at ``path`` (``-``: stdin), before
+    the source itself is made (the CLI starts loop processes early: ``warm_up``)."""
+    return resolve_loops(loops, _FileOnly(path))
+
+
+@dataclass(frozen=True)
+class _FileOnly:
+    path: str
 
 
 def _large(source: Any) -> bool:
