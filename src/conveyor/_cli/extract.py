@@ -28,7 +28,10 @@ from .._http.charset import declared_encoding, decode
 _TITLE = re.compile(rb"<title(?:[\s/][^>]*)?>(.*?)(?:</title|\Z)", re.S)
 _META = re.compile(rb"<meta[\s/][^>]*>")
 _LINK = re.compile(rb"<a\s[^>]*?href")
-_RAW_START = re.compile(rb"<(?:!--|script|style|textarea|xmp|iframe|noembed|noframes|template)")
+# Links and the starts of comments and raw-text elements, in one pass over the page.
+_LINK_OR_RAW = re.compile(
+    rb"<(?:a\s[^>]*?href|!--|script|style|textarea|xmp|iframe|noembed|noframes|template)"
+)
 _RAW = re.compile(
     rb"<!--.*?(?:-->|\Z)"
     rb"|<(script|style|textarea|xmp|iframe|noembed|noframes|template)[\s/>].*?(?:</\1\s*>|\Z)",
@@ -49,7 +52,9 @@ def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, s
             body = text.encode("utf-8", "surrogatepass")
             content_type = "text/html; charset=utf-8"
     low = body.lower()  # one copy, so every scan below is a case-sensitive literal search
-    raw = [match.span() for match in _RAW.finditer(low)] if _RAW_START.search(low) else []
+    tokens = _LINK_OR_RAW.findall(low)
+    links = sum(1 for token in tokens if token[1] == 0x61)  # "<a"
+    raw = [match.span() for match in _RAW.finditer(low)] if links != len(tokens) else []
     title = description = None
     for match in _TITLE.finditer(low):
         if not _inside(raw, match.start()):
@@ -67,7 +72,6 @@ def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, s
                 content = attributes.get(b"content")
                 description = None if content is None else _text(content, body, content_type)
                 break
-    links = len(_LINK.findall(low))
     for start, end in raw:
         links -= len(_LINK.findall(low, start, end))
     return title, description, links
