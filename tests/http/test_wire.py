@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from yarl import URL
 
+from conveyor._http.wire import Pool, idle_cap
 from conveyor.http import FetchError, HttpClient, Request
 
 from .conftest import FAST, wait_for
@@ -265,11 +267,28 @@ async def test_kept_connections_one_per_request_in_flight_and_bounded_when_idle(
             await asyncio.gather(*(client.fetch(f"{one.base}/{i}") for i in range(12)))
         # Never more than `concurrency` requests out, so never more connections than that.
         assert one.connections <= 4
-        urls = [f"{s.base}/{i}" for s in (one, two, three) for i in range(4)]
-        await asyncio.gather(*(client.fetch(u) for u in urls))
-        # Idle connections kept: `concurrency` at most, the longest idle closed first.
+
+    pool = Pool(agent_headers=(), connect_timeout=5, verify_tls=True, max_idle=4)
+    async with raw_server(answer) as one, raw_server(answer) as two, raw_server(answer) as three:
+
+        async def get(url: str) -> bytes:
+            return await (await pool.request("GET", URL(url))).read()
+
+        await asyncio.gather(*(get(f"{s.base}/{i}") for s in (one, two, three) for i in range(4)))
+        # Idle connections kept: `max_idle` at most, the longest idle closed first.
         await wait_for(lambda: one.open_now + two.open_now + three.open_now <= 4)
-        assert three.open_now >= 1  # the last used are the ones kept
+        await pool.close()
+
+
+def test_the_idle_cap_leaves_room_in_the_file_descriptors() -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for concurrency in (1, 100, 500, 5000):
+        cap = idle_cap(concurrency)
+        assert cap >= 1
+        if soft != resource.RLIM_INFINITY and concurrency < soft // 4:
+            assert concurrency + cap <= soft // 2 or cap == max(concurrency // 2, 1)
 
 
 async def test_request_bytes_host_header_and_body() -> None:

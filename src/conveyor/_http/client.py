@@ -54,7 +54,7 @@ from .safety import (
     without_body_headers,
 )
 from .stats import HttpStats
-from .wire import Pool
+from .wire import Pool, idle_cap
 from .wire import Response as WireResponse
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class HttpClient:
                 agent_headers=(("User-Agent", cfg.agent), ("Accept-Encoding", ACCEPT_ENCODING)),
                 connect_timeout=cfg.connect_timeout,
                 verify_tls=cfg.verify_tls,
-                max_idle=cfg.concurrency,
+                max_idle=idle_cap(cfg.concurrency),
                 allowed=self._allowed if cfg.block_private else None,
             )
             self._send = self._transport.request

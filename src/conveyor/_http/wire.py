@@ -371,12 +371,29 @@ class Connection(asyncio.Protocol):
             response._fail(error)
 
 
+def idle_cap(concurrency: int) -> int:
+    """How many idle connections to keep: twice ``concurrency`` (at least 256), so that a
+    job cycling over many hosts finds its connections again (an eviction of the longest
+    idle is exactly wrong for a cycle longer than the pool), within half the process's
+    file descriptors after those its requests in flight need."""
+    wanted = max(2 * concurrency, 256)
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not Unix
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(concurrency // 2, 1, min(wanted, soft // 2 - concurrency))
+
+
 class Pool:
     """Keep-alive connections by origin; opens one when none is idle.
 
     How many requests run at once is the client's business (``Limits``); the pool keeps
-    at most ``max_idle`` idle connections, closing the longest idle first, and closes any
-    idle for ``KEEPALIVE`` seconds.
+    at most ``max_idle`` idle connections (``idle_cap``), closing the longest idle first,
+    and closes any idle for ``KEEPALIVE`` seconds.
     """
 
     def __init__(
