@@ -8,6 +8,7 @@ the next request goes out, send garbage or endless headers, answer twice.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -316,3 +317,24 @@ async def test_repeated_and_undecodable_headers_are_kept() -> None:
         response = await client.fetch(f"{server.base}/")
     assert response.headers.getall("Set-Cookie") == ["a=1", "b=2"]
     assert response.headers["X-Bytes"].encode("utf-8", "surrogateescape") == b"caf\xe9"
+
+
+async def test_a_name_is_looked_up_once_and_a_cancelled_asker_leaves_the_others_theirs() -> None:
+    pool = Pool(agent_headers=(), connect_timeout=5, verify_tls=True, max_idle=4)
+    lookups = 0
+
+    async def slow_lookup(host: str, port: int) -> list[tuple[int, str]]:
+        nonlocal lookups
+        lookups += 1
+        await asyncio.sleep(0.05)
+        return [(socket.AF_INET, "127.0.0.1")]
+
+    pool._resolve = slow_lookup  # type: ignore[method-assign]  # no DNS in tests
+    askers = [asyncio.create_task(pool._addresses("name.test", 80)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    askers[0].cancel()  # say, its request timed out
+    assert await askers[1] == await askers[2] == [(socket.AF_INET, "127.0.0.1")]
+    assert askers[0].cancelled()
+    assert await pool._addresses("name.test", 80) == [(socket.AF_INET, "127.0.0.1")]  # cached
+    assert lookups == 1
+    await pool.close()

@@ -416,7 +416,7 @@ class Pool:
         self._host_lines: dict[Origin, bytes] = {}
         self._head_blocks: dict[tuple[tuple[str, str], ...], tuple[bytes, bool]] = {}
         self._dns: dict[str, tuple[float, list[tuple[int, str]]]] = {}
-        self._resolving: dict[str, asyncio.Future[list[tuple[int, str]]]] = {}
+        self._resolving: dict[str, asyncio.Task[list[tuple[int, str]]]] = {}
         self._tls: ssl.SSLContext | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
@@ -478,6 +478,8 @@ class Pool:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+        for lookup in list(self._resolving.values()):
+            lookup.cancel()
         for connection in list(self._open):
             connection.close()
         self._open.clear()
@@ -556,29 +558,25 @@ class Pool:
         cached = self._dns.get(host)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        pending = self._resolving.get(host)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        loop = asyncio.get_running_loop()
-        pending = self._resolving[host] = loop.create_future()
-        try:
-            addresses = await self._resolve(loop, host, port)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()  # retrieved: whoever waits re-raises it
-            raise
-        else:
-            pending.set_result(addresses)
-        finally:
-            del self._resolving[host]
+        lookup = self._resolving.get(host)
+        if lookup is None:
+            # A task of its own, shared by every request for this name meanwhile: one of
+            # them cancelled (a timeout) does not cancel the others' lookup.
+            lookup = asyncio.get_running_loop().create_task(self._resolve(host, port))
+            self._resolving[host] = lookup
+            lookup.add_done_callback(lambda done: self._resolved(host, done))
+        return await asyncio.shield(lookup)
+
+    def _resolved(self, host: str, lookup: asyncio.Task[list[tuple[int, str]]]) -> None:
+        self._resolving.pop(host, None)
+        if lookup.cancelled() or lookup.exception() is not None:
+            return  # the exception is each waiter's (and retrieved here if none waits)
         if len(self._dns) > 100_000:
             self._dns.clear()  # a crawl over many names: keep the cache bounded
-        self._dns[host] = (time.monotonic() + DNS_TTL, addresses)
-        return addresses
+        self._dns[host] = (time.monotonic() + DNS_TTL, lookup.result())
 
-    async def _resolve(
-        self, loop: asyncio.AbstractEventLoop, host: str, port: int
-    ) -> list[tuple[int, str]]:
+    async def _resolve(self, host: str, port: int) -> list[tuple[int, str]]:
+        loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
