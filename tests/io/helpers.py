@@ -113,11 +113,13 @@ def kill_loop(
 
 
 def journal_done(folder: Path) -> int:
-    """Keys the job's journal records as done (read with plain SQLite, read-only)."""
+    """Keys the job's journal records as done (read with plain SQLite, read-only; a
+    rollback journal left hot by a kill is rolled back first, which takes a writer)."""
     path = folder / "job.journal"
     if not path.exists():
         return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    uri = f"file:{path}?mode=ro" if not Path(f"{path}-journal").exists() else f"file:{path}"
+    db = sqlite3.connect(uri, uri=True)
     try:
         row = db.execute("SELECT value FROM meta WHERE name = 'done'").fetchone()
     finally:

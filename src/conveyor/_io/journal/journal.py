@@ -35,6 +35,7 @@ import orjson
 from ..._engine.ports import KeyOutcome
 from ..._errors import JobMismatchError, JournalError, SinkError, UsageError
 from .._files import describe_oserror, fsync_file
+from ..filesystems import sqlite_journal_mode
 from . import schema
 from .keys import decode_key
 from .schema import COUNTERS, RESTART_HINT
@@ -169,6 +170,8 @@ class Journal:
         self._broken = False
         self._reader: sqlite3.Connection | None = None  # admit's own, opened on its thread
         self._reader_uri = f"{path.absolute().as_uri()}?mode=ro"
+        # WAL, or a rollback journal on a network filesystem (see _io/filesystems.py).
+        self._mode = sqlite_journal_mode(path)
         self._position: Any = None
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._last_duplicates = 0
@@ -240,7 +243,7 @@ class Journal:
 
     def _make_file(self) -> None:
         try:
-            schema.create(self.path)
+            schema.create(self.path, wal=self._mode == "wal")
             # A commit must not rest on a file that a power loss can undo. (Its name need
             # not be synced: a journal lost is a job begun again, and SQLite syncs the
             # folder as it makes the log anyway.)
@@ -256,10 +259,21 @@ class Journal:
             raise self._error(exc) from exc
         try:
             db.execute("PRAGMA synchronous = NORMAL")
+            if self._mode != "wal":
+                self._roll_back_mode(db)
         except sqlite3.Error as exc:
             db.close()
             raise self._error(exc) from exc
         return db
+
+    @staticmethod
+    def _roll_back_mode(db: sqlite3.Connection) -> None:
+        """A rollback journal, for a network filesystem. Readers then hold off the writer
+        (and it them) for the moment of a commit: each waits rather than fails. Normal
+        locking, not exclusive: admit's own reading connection must still get in (one
+        writer per journal is the fence's business in a sharded job)."""
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA journal_mode = DELETE")
 
     # -- the Ledger protocol ---------------------------------------------------------------
 
@@ -321,6 +335,8 @@ class Journal:
         try:
             if self._reader is None:
                 self._reader = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False)
+                if self._mode != "wal":
+                    self._reader.execute("PRAGMA busy_timeout = 30000")
             (answer,) = self._reader.execute(query, params).fetchone()
             return cast("list[Any]", orjson.loads(answer))
         except sqlite3.Error as exc:

@@ -135,10 +135,15 @@ def remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
-def create(path: Path) -> None:
+def create(path: Path, *, wal: bool = True) -> None:
     """Write a new, empty journal atomically: a copy of ``empty.journal``, renamed into
-    place. Its job's fingerprint is stored with its first commit."""
+    place. Its job's fingerprint is stored with its first commit. ``wal=False``: marked
+    for a rollback journal instead (a network filesystem: ``_io/filesystems.py``)."""
     image = EMPTY_JOURNAL.read_bytes()
+    if not wal:
+        # Header bytes 18 and 19 (the read and write format versions): 1 is a rollback
+        # journal, 2 is WAL (what the template holds).
+        image = image[:18] + b"\x01\x01" + image[20:]
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:

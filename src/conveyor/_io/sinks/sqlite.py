@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from ..._errors import SinkError, UsageError
+from ..filesystems import sqlite_journal_mode
 from ..records import dumps
 from ._base import Failures, FileSink, position_field
 
@@ -77,7 +78,11 @@ class Sqlite(FileSink):
                     f"Sqlite({os.fspath(self.path)!r}) is a conveyor journal; write the "
                     "results to another file"
                 )
-            db.execute("PRAGMA journal_mode=WAL")
+            if sqlite_journal_mode(self.path) == "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            else:  # a network filesystem: a rollback journal (_io/filesystems.py)
+                db.execute("PRAGMA busy_timeout=30000")
+                db.execute("PRAGMA journal_mode=DELETE")
             # The sink's flush() must be durable even against power loss (see docs/io.md).
             db.execute("PRAGMA synchronous=FULL")
             table = quote(self.table)
