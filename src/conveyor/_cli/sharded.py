@@ -129,20 +129,33 @@ def _finished(layout: Layout, index: int) -> int | None:
     return None
 
 
-def _journal_counts(path: Path) -> int:
-    """Keys a shard's journal has committed, read while the shard runs (live progress)."""
+_COUNTS = "SELECT name, value FROM meta WHERE name IN ('done', 'failed', 'filtered')"
+
+
+def _journal_counts(path: Path) -> tuple[int, int]:
+    """Keys a shard's journal has committed (finished, of which failed), read while the
+    shard runs (live progress, the report's throughput chart)."""
     if not path.exists():
-        return 0
+        return 0, 0
     with contextlib.suppress(sqlite3.Error):
         db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=0.1)
         try:
-            rows = db.execute(
-                "SELECT value FROM meta WHERE name IN ('done', 'failed', 'filtered')"
-            ).fetchall()
-            return sum(int(value or 0) for (value,) in rows)
+            rows = dict(
+                db.execute(
+                    "SELECT name, value FROM meta WHERE name IN ('done', 'failed', 'filtered')"
+                )
+            )
+            failed = int(rows.get("failed") or 0)
+            return int(rows.get("done") or 0) + failed + int(rows.get("filtered") or 0), failed
         finally:
             db.close()
-    return 0
+    return 0, 0
+
+
+def _committed(layout: Layout) -> tuple[int, int]:
+    """Keys every shard's journal has committed: (finished, failed)."""
+    counts = [_journal_counts(layout.journal(i)) for i in range(layout.shards)]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 @contextlib.contextmanager
@@ -196,14 +209,23 @@ def run_sharded(
             for _ in range(n):
                 tally.add_record(status=status, host=host, error_kind=kind)
 
+    # The report's throughput is this run's: what the journals held before it is taken off.
+    before = _committed(layout) if report else (0, 0)
+
+    def chart_progress() -> None:
+        finished, failed = _committed(layout)
+        tally.add_progress(time.monotonic() - started, finished - before[0], failed - before[1])
+
     try:
         with _live(progress_console, quiet) as status:
 
             def on_tick() -> None:
+                if report:
+                    chart_progress()
                 if status is None:
                     return
                 live = sum(
-                    n if n is not None else _journal_counts(layout.journal(i))
+                    n if n is not None else _journal_counts(layout.journal(i))[0]
                     for i, n in enumerate(records)
                 )
                 done = sum(n is not None for n in records)
@@ -230,6 +252,8 @@ def run_sharded(
     except ConveyorError as exc:
         show_error(str(exc))
         return USAGE_EXIT
+    if report:
+        chart_progress()  # the last stretch, up to the end
     counts = [n or 0 for n in records]
     write_manifest(layout, plan["fingerprint"] if isinstance(plan, dict) else None, counts)
     result = combine([o.result for o in outcomes], skipped_records, time.monotonic() - started)

@@ -116,6 +116,12 @@ class RunReport:
         self._failing.add_span(self._last_at, at, failed - self._last_failed)
         self._last_at, self._last_done, self._last_failed = at, done, failed
 
+    def add_progress(self, at: float, finished: int, failed: int) -> None:
+        """Running totals at ``at`` seconds, from outside the engine's ticks: a sharded
+        job's driver reads them from its shards' journals as they run. They draw the
+        throughput chart, as ticks do."""
+        self._advance(at, finished, failed)
+
     def add_record(self, *, status: int | None, host: str | None, error_kind: str | None) -> None:
         """Count one fetched URL: its HTTP status, its host, and its error kind if it failed.
 
