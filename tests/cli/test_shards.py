@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -54,6 +55,32 @@ def test_a_replaced_attempt_can_no_longer_write_or_commit(tmp_path: Path) -> Non
         sink.flush()
     sink.close()
     assert count_rows(tmp_path / "part.jsonl") == 1
+
+
+def test_a_newer_attempt_waits_until_the_older_one_lets_go(tmp_path: Path) -> None:
+    # The older attempt is between a fence check and what it checked for (a write, a
+    # commit): the newer one must not read the journal or cut the part back meanwhile.
+    folder = tmp_path / "00000"
+    old = Fence(folder, claim_attempt(folder))
+    newer_began = threading.Event()
+    newer_claimed = threading.Event()
+
+    def newer_attempt() -> None:
+        fence = Fence(folder, claim_attempt(folder))
+        newer_claimed.set()
+        with fence.hold():
+            newer_began.set()
+
+    with old.hold():
+        old.check()  # passed: what follows is still this attempt's to finish
+        thread = threading.Thread(target=newer_attempt)
+        thread.start()
+        assert newer_claimed.wait(10)
+        assert not newer_began.wait(0.2)  # it waits while the older one holds on
+        with pytest.raises(ShardFenced):
+            old.check()  # the older one's next step meets the fence, and it ends
+    thread.join(10)
+    assert newer_began.is_set()
 
 
 def _finished_job(tmp_path: Path, extension: str) -> Path:

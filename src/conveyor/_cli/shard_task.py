@@ -52,13 +52,18 @@ def _host(url: Any) -> str | None:
 
 def run_shard(spec: ShardSpec) -> ShardOutcome:
     """Run one shard to its end; return what it did. Runs inside a Ray worker."""
+    folder = spec.layout.shard_dir(spec.index)
+    fence = Fence(folder, claim_attempt(folder))
+    with fence.hold():  # an older attempt still running finishes its step first
+        return _attempt(spec, fence)
+
+
+def _attempt(spec: ShardSpec, fence: Fence) -> ShardOutcome:
     from .. import _io
 
     layout, index = spec.layout, spec.index
-    folder = layout.shard_dir(index)
-    fence = Fence(folder, claim_attempt(folder))
     # Which process runs this attempt: for operators (and the tests' SIGKILL).
-    write_atomic(folder / "worker.pid", str(os.getpid()).encode())
+    write_atomic(layout.shard_dir(index) / "worker.pid", str(os.getpid()).encode())
     tally: Counter[tuple[int | None, str | None, str | None]] = Counter()
 
     def count(rows: Sequence[dict[str, Any]]) -> None:

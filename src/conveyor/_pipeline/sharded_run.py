@@ -88,16 +88,19 @@ def run_library_shard(spec: LibraryShard) -> tuple[int, int, int, RunResult]:
     layout, index = spec.layout, spec.index
     folder = layout.shard_dir(index)
     fence = Fence(folder, claim_attempt(folder))
-    write_atomic(folder / "worker.pid", str(os.getpid()).encode())
-    part = layout.part(index)
-    sink = FencedSink(sink_for(part), fence)
-    pipeline = Pipeline(SliceSource(str(_slice(layout, index))), key=spec.key, _stages=spec.stages)
-    result = pipeline.run(
-        sink, journal=str(layout.journal(index)), retry_failed=spec.retry_failed, loops=1
-    )
-    fence.check()
-    records = count_rows(part)
-    write_atomic(layout.done(index), orjson.dumps({"attempt": fence.attempt, "records": records}))
+    with fence.hold():  # an older attempt still running finishes its step first
+        write_atomic(folder / "worker.pid", str(os.getpid()).encode())
+        part = layout.part(index)
+        sink = FencedSink(sink_for(part), fence)
+        source = SliceSource(str(_slice(layout, index)))
+        pipeline = Pipeline(source, key=spec.key, _stages=spec.stages)
+        result = pipeline.run(
+            sink, journal=str(layout.journal(index)), retry_failed=spec.retry_failed, loops=1
+        )
+        fence.check()
+        records = count_rows(part)
+        done = {"attempt": fence.attempt, "records": records}
+        write_atomic(layout.done(index), orjson.dumps(done))
     return index, fence.attempt, records, dataclasses.replace(result, failures=())
 
 

@@ -9,13 +9,18 @@ Everything lives in one output folder that every node sees::
     OUTDIR/_shards/plan.json           the job's fingerprint and shard count: written last
     OUTDIR/_shards/slice-00003.jsonl   shard 3's items, written by the driver before any task
     OUTDIR/_shards/00003/attempt-N     one empty file per attempt (the fence)
+    OUTDIR/_shards/00003/lock          held by the attempt that runs (``Fence.hold``)
     OUTDIR/_shards/00003/done.json     the shard finished (attempt, records)
     OUTDIR/_MANIFEST.json              the job committed: parts, counts, fingerprint
 
 The input is read once, by the driver. A shard attempt claims the next attempt number by
 creating ``attempt-N`` exclusively (``O_EXCL``: atomic on local filesystems and NFSv3+);
 an attempt that sees a higher number than its own has been replaced and may no longer
-write or commit (``Fence``). The job is finished only when ``_MANIFEST.json`` exists: it is
+write or commit (``Fence``). Attempts also take turns: each holds an exclusive lock on the
+shard's ``lock`` file while it runs, and a new attempt waits for it, so an older attempt
+that passed its last fence check is through with its write or commit before the newer one
+reads the journal and cuts the part back to it; the older one then meets the fence at its
+next write and ends. The job is finished only when ``_MANIFEST.json`` exists: it is
 written to a temporary name and renamed, so a reader sees all of it or none.
 """
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,6 +197,21 @@ class Fence:
 
     folder: Path
     attempt: int
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Run this attempt under the shard's lock: wait until no older attempt holds it
+        (one that is replaced stops at its next fence check, and its process ending lets
+        go of the lock too; on NFS, a lease that lapses does). ``flock`` is the advisory
+        lock Linux maps onto NFS byte-range locks."""
+        import fcntl  # Unix: Ray's nodes
+
+        with open(self.folder / "lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def check(self) -> None:
         newest = current_attempt(self.folder)
