@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from conveyor._cli.sharded import live_outcomes
 from conveyor._io import sink_for
 from conveyor._pipeline.fetch import host_of
 from conveyor._pipeline.parts import count_rows, iter_rows
@@ -22,6 +23,7 @@ from conveyor._pipeline.shards import (
     claim_attempt,
     shard_of,
     split,
+    write_atomic,
     write_manifest,
 )
 
@@ -81,6 +83,19 @@ def test_a_newer_attempt_waits_until_the_older_one_lets_go(tmp_path: Path) -> No
             old.check()  # the older one's next step meets the fence, and it ends
     thread.join(10)
     assert newer_began.is_set()
+
+
+def test_the_live_line_sums_what_the_newest_attempts_told(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "out.jsonl", 3, ".jsonl")
+    for index in range(3):
+        claim_attempt(layout.shard_dir(index))
+    claim_attempt(layout.shard_dir(2))  # shard 2 was started again: attempt 2
+    told = {"ok": 5, "4xx": 1, "5xx": 2, "failed": 3}
+    write_atomic(layout.progress(0), orjson.dumps({"attempt": 1, "outcomes": told}))
+    write_atomic(layout.progress(2), orjson.dumps({"attempt": 1, "outcomes": told}))  # stale
+    (layout.shard_dir(1) / "progress.json").write_text("{not json")  # half-written: ignored
+    assert live_outcomes(layout, [0, 1, 2]) == told
+    assert live_outcomes(layout, [1, 2]) == {"ok": 0, "4xx": 0, "5xx": 0, "failed": 0}
 
 
 def _finished_job(tmp_path: Path, extension: str) -> Path:

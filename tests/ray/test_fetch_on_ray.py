@@ -145,3 +145,11 @@ def test_per_host_holds_across_the_cluster(
     chart = page[page.index("Throughput over time") :]
     assert "no data" not in chart[: chart.index("</svg>")]
     assert _merged_urls(tmp_path, outdir) == Counter(urls)
+    # Each shard's last word for the live line: its records by outcome.
+    told = Counter[str]()
+    for index in range(int(SHARDS)):
+        progress = outdir / "_shards" / f"{index:05d}" / "progress.json"
+        if progress.exists():
+            told.update(orjson.loads(progress.read_bytes())["outcomes"])
+    assert told["ok"] == len(urls)
+    assert told["4xx"] + told["5xx"] + told["failed"] == 0

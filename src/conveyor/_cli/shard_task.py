@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,17 @@ def _host(url: Any) -> str | None:
     return (host_of(text) or None) if "://" in text else None
 
 
+PROGRESS_EVERY = 1.0  # seconds between two progress.json of a running attempt
+OUTCOMES = ("ok", "4xx", "5xx", "failed")
+
+
+def outcome_of(status: int | None) -> str:
+    """A record's outcome, as the summary counts them: no status is a failure."""
+    if status is None:
+        return "failed"
+    return "4xx" if 400 <= status < 500 else "5xx" if status >= 500 else "ok"
+
+
 def run_shard(spec: ShardSpec) -> ShardOutcome:
     """Run one shard to its end; return what it did. Runs inside a Ray worker."""
     folder = spec.layout.shard_dir(spec.index)
@@ -65,10 +77,22 @@ def _attempt(spec: ShardSpec, fence: Fence) -> ShardOutcome:
     # Which process runs this attempt: for operators (and the tests' SIGKILL).
     write_atomic(layout.shard_dir(index) / "worker.pid", str(os.getpid()).encode())
     tally: Counter[tuple[int | None, str | None, str | None]] = Counter()
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    last_told = time.monotonic()
+
+    def tell() -> None:
+        """This attempt's records by outcome, for the driver's live line."""
+        body = orjson.dumps({"attempt": fence.attempt, "outcomes": outcomes})
+        write_atomic(layout.progress(index), body)
 
     def count(rows: Sequence[dict[str, Any]]) -> None:
+        nonlocal last_told
         for row in rows:
             tally[(row["status"], _host(row["url"]), row["error_kind"])] += 1
+            outcomes[outcome_of(row["status"])] += 1
+        if time.monotonic() - last_told >= PROGRESS_EVERY:
+            last_told = time.monotonic()
+            tell()
 
     part, journal = layout.part(index), layout.journal(index)
     sink = RowSink(FencedSink(_io.sink_for(part, failures=None), fence), count)
@@ -85,6 +109,7 @@ def _attempt(spec: ShardSpec, fence: Fence) -> ShardOutcome:
         retry_on_resume=retryable_status,  # as on one machine: 5xx stay retryable
     )
     fence.check()  # replaced while running: the newer attempt reports this shard
+    tell()
     records = count_rows(part)
     done = {"attempt": fence.attempt, "records": records}
     write_atomic(layout.done(index), orjson.dumps(done))

@@ -16,7 +16,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from .._pipeline.shards import (
 )
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, fail, show_error
 from .job import FetchJob, check_input, open_source
-from .shard_task import ShardOutcome, ShardSpec, run_shard
+from .shard_task import OUTCOMES, ShardOutcome, ShardSpec, run_shard
 
 MAX_RETRIES = 3
 
@@ -152,6 +152,25 @@ def _journal_counts(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
+def live_outcomes(layout: Layout, running: Sequence[int]) -> dict[str, int]:
+    """The records of the shards still running, by outcome, as their newest attempts last
+    told (``progress.json``, each second)."""
+    found = dict.fromkeys(OUTCOMES, 0)
+    for index in running:
+        try:
+            told = read_json(layout.progress(index))
+        except ValueError:  # not ours to judge: the live line skips it
+            continue
+        if not isinstance(told, dict):
+            continue
+        if told.get("attempt") != current_attempt(layout.shard_dir(index)):
+            continue  # an older attempt's word: its successor starts from the journal
+        for name, n in (told.get("outcomes") or {}).items():
+            if name in found and isinstance(n, int):
+                found[name] += n
+    return found
+
+
 def _committed(layout: Layout) -> tuple[int, int]:
     """Keys every shard's journal has committed: (finished, failed)."""
     counts = [_journal_counts(layout.journal(i)) for i in range(layout.shards)]
@@ -230,9 +249,14 @@ def run_sharded(
                 )
                 done = sum(n is not None for n in records)
                 of = f" / {total_items:,}" if total_items else ""
+                running = [spec.index for spec in specs if records[spec.index] is None]
+                outcomes = live_outcomes(layout, running)
+                for name, n in tally.outcomes().items():  # the shards done in this run
+                    outcomes[name] += n
+                split = " · ".join(f"{name} {n:,}" for name, n in outcomes.items())
                 status.update(
                     f"ray: {done}/{layout.shards} shards done · {live:,}{of} URLs · "
-                    f"{time.monotonic() - started:.0f}s"
+                    f"{split} · {time.monotonic() - started:.0f}s"
                 )
 
             run_tasks(

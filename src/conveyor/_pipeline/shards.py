@@ -11,6 +11,7 @@ Everything lives in one output folder that every node sees::
     OUTDIR/_shards/00003/attempt-N     one empty file per attempt (the fence)
     OUTDIR/_shards/00003/lock          held by the attempt that runs (``Fence.hold``)
     OUTDIR/_shards/00003/done.json     the shard finished (attempt, records)
+    OUTDIR/_shards/00003/progress.json its running attempt's records by outcome, each second
     OUTDIR/_MANIFEST.json              the job committed: parts, counts, fingerprint
 
 The input is read once, by the driver. A shard attempt claims the next attempt number by
@@ -84,6 +85,9 @@ class Layout:
 
     def done(self, index: int) -> Path:
         return self.shard_dir(index) / "done.json"
+
+    def progress(self, index: int) -> Path:
+        return self.shard_dir(index) / "progress.json"
 
 
 def shard_of(route_key: str, shards: int) -> int:
