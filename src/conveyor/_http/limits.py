@@ -30,8 +30,11 @@ SLOWDOWN_START = 0.1
 SLOWDOWN_CEILING = 30.0
 SLOWDOWN_RELAX = 0.9
 # How often a loop process whose requests wait for a global slot looks whether another
-# loop process gave one back (``shared`` slots; a slot freed here is handed over at once).
+# loop process gave one back (``shared`` slots; a slot freed here is handed over at once):
+# every millisecond while it finds some, less often (doubling, up to 8 ms) while it does
+# not, so a loop waiting behind long downloads elsewhere does not spin.
 SHARED_POLL = 0.001
+SHARED_POLL_MAX = 0.008
 
 
 @dataclass(slots=True)
@@ -136,6 +139,7 @@ class Limits:
         # a slot freed here still goes to a request waiting here first.
         self._shared = shared
         self._poll: asyncio.TimerHandle | None = None
+        self._poll_every = SHARED_POLL
         self._hosts = KeyedLimiter(per_host)
         # A counter and a FIFO of waiters rather than asyncio.Semaphore, so that the
         # uncontended case (every request, usually) is a synchronous decrement.
@@ -220,6 +224,7 @@ class Limits:
         waiter: asyncio.Future[None] = loop.create_future()
         self._global_waiters.append(waiter)
         if shared is not None and self._poll is None:
+            self._poll_every = SHARED_POLL
             self._poll = loop.call_later(SHARED_POLL, self._take_shared)
         try:
             await waiter  # a release hands its slot over directly: no decrement here
@@ -245,11 +250,14 @@ class Limits:
         """Hand the waiters here the shared slots other loop processes gave back."""
         assert self._shared is not None
         self._poll = None
+        found = False
         while self._global_waiters and self._shared.try_take():
+            found = True
             self._release_global()  # to the first waiter still waiting (or back)
+        self._poll_every = SHARED_POLL if found else min(self._poll_every * 2, SHARED_POLL_MAX)
         if self._global_waiters:
             loop = asyncio.get_running_loop()
-            self._poll = loop.call_later(SHARED_POLL, self._take_shared)
+            self._poll = loop.call_later(self._poll_every, self._take_shared)
 
     def in_flight(self) -> int:
         return self._in_flight
