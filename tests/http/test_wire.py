@@ -338,3 +338,14 @@ async def test_a_name_is_looked_up_once_and_a_cancelled_asker_leaves_the_others_
     assert await pool._addresses("name.test", 80) == [(socket.AF_INET, "127.0.0.1")]  # cached
     assert lookups == 1
     await pool.close()
+
+
+async def test_harmless_grammar_slips_are_read_as_aiohttp_and_browsers_read_them() -> None:
+    answer = written(
+        b"HTTP/1.1 200 OK\nContent-Type: text/plain\nX-Odd: a\x01b\n"
+        b"Transfer-Encoding: chunked\n\n5  \r\nhello\r\n0\r\n\r\n"
+    )
+    async with raw_server(answer) as server, make_client(retries=0) as client:
+        response = await client.fetch(f"{server.base}/")
+    assert (response.status, response.body) == (200, b"hello")
+    assert response.headers["Content-Type"] == "text/plain"

@@ -212,6 +212,14 @@ class Connection(asyncio.Protocol):
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        # As lax as aiohttp's response parser is (and browsers are) with servers that
+        # break the grammar harmlessly: control bytes in header values, a bare LF for CRLF,
+        # spaces after a chunk's size. Nothing that changes where a message ends.
+        self.parser.set_dangerous_leniencies(
+            lenient_headers=True,
+            lenient_optional_cr_before_lf=True,
+            lenient_spaces_after_chunk_size=True,
+        )
         self.response: Response | None = None  # the exchange in progress
         self.reusable = True
         self.lost = False
