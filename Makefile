@@ -44,8 +44,7 @@ test-floors:
 	$(FLOORS)/bin/python .ci/floors.py pyproject.toml > $(FLOORS)/constraints-floors.txt
 	$(FLOORS)/bin/python -m pip install --quiet --only-binary :all: \
 		-c constraints-dev.txt -c $(FLOORS)/constraints-floors.txt -e '.[dev]'
-	$(FLOORS)/bin/pytest -q -x -m "not slow" -p no:cacheprovider tests/http tests/io tests/engine \
-		--deselect tests/engine/test_gil.py::test_a_thread_gets_the_gil_while_the_loop_is_busy
+	$(FLOORS)/bin/pytest -q -x -m "not slow" -p no:cacheprovider tests/http tests/io tests/engine
 
 demo: $(STAMP)  ## the main job on the built-in demo site (examples/hybrid.py: the engine alone)
 	$(BIN)/conveyor demo
