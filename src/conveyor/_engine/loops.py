@@ -436,8 +436,9 @@ def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:
 
 
 def loop_concurrency(spec: StageSpec) -> tuple[int, ...]:
-    """Each loop's worker tasks: the whole budget, since the parent never sends more than
-    that many items out in all (``fold_head``)."""
+    """Each loop's worker tasks: the first stage's whole concurrency, since one loop may
+    own all the busy hosts. What holds the total is the shared slots, or the parent's
+    budget (``fold_head``); items beyond a loop's workers wait in its queue."""
     return (spec.remote[0].concurrency,) * spec.workers
 
 
