@@ -132,8 +132,9 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
     read transparently), a CSV, JSON-lines or Parquet file with --column, or - for stdin.
     Running the same command again resumes where it stopped.
     """
+    loops = options["loops"]
     if options["backend"] == "local":
-        _start_loops_early(input_path, options["loops"], options["concurrency"])
+        loops = _start_loops_early(input_path, loops, options["concurrency"])
     # Loaded here, not at the top: `conveyor --help` must not pay for the pipeline.
     from .job import FetchJob, default_journal
     from .running import run_with_display
@@ -164,7 +165,7 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
         process=options["process"],
         on=options["on"],
         workers=options["workers"],
-        loops=options["loops"],
+        loops=loops,
         journal=journal,
         restart=options["restart"],
         retry_failed=options["retry_failed"],
@@ -183,15 +184,17 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
 LOOP_MODULES = ("conveyor._pipeline.fetch", "conveyor._http.client", "conveyor._cli.record")
 
 
-def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> None:
+def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> int:
     """Start the loop processes now: each takes ~0.2 s to start (an interpreter and its
     imports), which then overlaps this process's own imports instead of following them.
-    The run takes them over (``loops.warm_up``); if it never starts, they end with us."""
+    The run takes them over (``loops.warm_up``); if it never starts, they end with us.
+    Returns the number of loops, for the run (resolved once, so the two agree)."""
     from .._engine.loops import resolve_loops_for_file, warm_up
 
     count = resolve_loops_for_file(loops, input_path)
     if count > 1:
         warm_up(count, shared=concurrency, modules=LOOP_MODULES)
+    return count
 
 
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:

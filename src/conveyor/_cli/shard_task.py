@@ -83,7 +83,7 @@ def _attempt(spec: ShardSpec, fence: Fence) -> ShardOutcome:
     def tell() -> None:
         """This attempt's records by outcome, for the driver's live line."""
         body = orjson.dumps({"attempt": fence.attempt, "outcomes": outcomes})
-        write_atomic(layout.progress(index), body)
+        write_atomic(layout.progress(index), body, durable=False)  # on the writer thread
 
     def count(rows: Sequence[dict[str, Any]]) -> None:
         nonlocal last_told

@@ -171,9 +171,8 @@ def live_outcomes(layout: Layout, running: Sequence[int]) -> dict[str, int]:
     return found
 
 
-def _committed(layout: Layout) -> tuple[int, int]:
-    """Keys every shard's journal has committed: (finished, failed)."""
-    counts = [_journal_counts(layout.journal(i)) for i in range(layout.shards)]
+def _totals(counts: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The shards' journal counts added up: (finished, failed)."""
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
@@ -228,25 +227,28 @@ def run_sharded(
             for _ in range(n):
                 tally.add_record(status=status, host=host, error_kind=kind)
 
-    # The report's throughput is this run's: what the journals held before it is taken off.
-    before = _committed(layout) if report else (0, 0)
+    def journal_counts() -> list[tuple[int, int]]:
+        return [_journal_counts(layout.journal(i)) for i in range(layout.shards)]
 
-    def chart_progress() -> None:
-        finished, failed = _committed(layout)
+    # The report's throughput is this run's: what the journals held before it is taken off.
+    before = _totals(journal_counts()) if report else (0, 0)
+
+    def chart_progress(counts: Sequence[tuple[int, int]]) -> None:
+        finished, failed = _totals(counts)
         tally.add_progress(time.monotonic() - started, finished - before[0], failed - before[1])
 
     try:
         with _live(progress_console, quiet) as status:
 
             def on_tick() -> None:
+                if status is None and not report:
+                    return
+                counts = journal_counts()  # each journal read once a tick
                 if report:
-                    chart_progress()
+                    chart_progress(counts)
                 if status is None:
                     return
-                live = sum(
-                    n if n is not None else _journal_counts(layout.journal(i))[0]
-                    for i, n in enumerate(records)
-                )
+                live = sum(n if n is not None else counts[i][0] for i, n in enumerate(records))
                 done = sum(n is not None for n in records)
                 of = f" / {total_items:,}" if total_items else ""
                 running = [spec.index for spec in specs if records[spec.index] is None]
@@ -277,7 +279,7 @@ def run_sharded(
         show_error(str(exc))
         return USAGE_EXIT
     if report:
-        chart_progress()  # the last stretch, up to the end
+        chart_progress(journal_counts())  # the last stretch, up to the end
     counts = [n or 0 for n in records]
     write_manifest(layout, plan["fingerprint"] if isinstance(plan, dict) else None, counts)
     result = combine([o.result for o in outcomes], skipped_records, time.monotonic() - started)

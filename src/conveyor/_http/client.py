@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -71,7 +70,6 @@ _SKIP, _WHOLE, _DECODE, _SAVE = range(4)
 
 # A response as the transport hands it over: the wire's, or aiohttp's (cookies, trust_env).
 Answer = Union[WireResponse, "aiohttp.ClientResponse"]
-Send = Callable[..., Awaitable[Answer]]
 
 
 @dataclass(slots=True)
@@ -100,13 +98,12 @@ class HttpClient:
         # Loop processes share the global slots (``_engine/slots.py``); one client has its own.
         self._shared_slots = shared_slots
         self._transport: Pool | SessionTransport | None = None
-        self._send: Send | None = None
         self._errors = NETWORK_ERRORS  # what an exchange may raise (more with aiohttp)
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
         self._deadlines = Deadlines(self.config.timeout, read_timeout=self.config.read_timeout)
-        # The run's own headers= (usually none: then aiohttp has nothing to merge).
+        # The run's own headers= (usually none: then there is nothing to merge).
         self._base_headers = tuple(self.config.header_pairs)
         # Plain attributes, not a dict: they are bumped on every request.
         self._fetches = self._requests = self._retries = self._redirects = 0
@@ -132,7 +129,6 @@ class HttpClient:
                 max_idle=idle_cap(cfg.concurrency),
                 allowed=self._allowed if cfg.block_private else None,
             )
-            self._send = self._transport.request
             return self
         from .session import ERRORS, SessionTransport  # loads aiohttp: only for these
 
@@ -140,7 +136,6 @@ class HttpClient:
         self._transport = SessionTransport(
             cfg, self._allowed, {"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING}
         )
-        self._send = self._transport.request
         return self
 
     async def __aexit__(
@@ -150,7 +145,6 @@ class HttpClient:
         tb: TracebackType | None,
     ) -> None:
         self._deadlines.close()
-        self._send = None
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.close()
@@ -164,7 +158,7 @@ class HttpClient:
         Raises:
             FetchError: a subclass naming the kind; ``attempts`` says how many tries ran.
         """
-        if self._send is None or self._limits is None:
+        if self._transport is None or self._limits is None:
             raise UsageError("use the client inside `async with HttpClient(...) as client:`")
         self._fetches += 1
         started = self._clock()
@@ -244,7 +238,7 @@ class HttpClient:
             self._check_address(current)
             # The exchange is inline rather than a method: one coroutine frame less on
             # every resumption of every request.
-            assert self._send is not None
+            assert self._transport is not None
             assert self._limits is not None
             host = host_key(current)
             if not self._limits.try_acquire_nowait(host):
@@ -257,7 +251,7 @@ class HttpClient:
                 # Awaited rather than ``async with``: a body read to its end has given the
                 # connection back already, and leaving the context would only mark the
                 # response closed, through two more frames (~5% of the client's time).
-                resp = await self._send(method, current, headers=headers, data=payload)
+                resp = await self._transport.request(method, current, headers=headers, data=payload)
                 try:
                     self._deadlines.watch(deadline, resp.content)
                     plan = self._plan(resp, req, host, final=final)

@@ -11,6 +11,7 @@ import socket
 import ssl
 
 from .._errors import (
+    BadURL,
     Blocked,
     ConnectError,
     ConnectionReset,
@@ -19,15 +20,7 @@ from .._errors import (
     FetchTimeout,
     TLSError,
 )
-from .wire import (
-    AddressRefused,
-    BadResponse,
-    ConnectFailed,
-    ConnectTimeout,
-    DNSFailed,
-    ServerDisconnected,
-    WireError,
-)
+from .wire import AddressRefused, WireError
 
 
 class AddressBlocked(Exception):
@@ -39,39 +32,46 @@ class AddressBlocked(Exception):
         self.host, self.address, self.reason = host, address, reason
 
 
+# One message per kind of failure, whichever transport raised it.
+_VERDICTS: dict[str, tuple[type[FetchError], str]] = {
+    "connect-timeout": (FetchTimeout, "connect timeout for {url}"),
+    "read-timeout": (FetchTimeout, "read timeout for {url} (no bytes for read_timeout)"),
+    "timeout": (FetchTimeout, "timeout for {url}"),
+    "tls": (TLSError, "TLS failed for {url}: {detail}"),
+    "dns": (DNSError, "cannot resolve the host of {url}: {detail}"),
+    "connect": (ConnectError, "cannot connect to {url}: {detail}"),
+    "bad-url": (BadURL, "invalid URL {url}: {detail}"),
+    # Disconnects, truncated payloads, malformed responses: the exchange broke.
+    "reset": (ConnectionReset, "connection broken while fetching {url}: {detail}"),
+}
+
+
 def to_fetch_error(exc: BaseException, url: str) -> FetchError:
     """The ``FetchError`` for an exception raised while talking to ``url``."""
     if isinstance(exc, FetchError):
         return exc
-    detail = str(exc) or type(exc).__name__
     if isinstance(exc, AddressBlocked | AddressRefused):
         return Blocked(f"block_private refused {url}: {exc}", url=url)
+    error, message = _VERDICTS[_kind(exc)]
+    return error(message.format(url=url, detail=str(exc) or type(exc).__name__), url=url)
+
+
+def _kind(exc: BaseException) -> str:
     if isinstance(exc, WireError):
-        return _wire_error(exc, url, detail)
+        return exc.kind
     if type(exc).__module__.partition(".")[0] == "aiohttp":
-        from .session import aiohttp_fetch_error  # loaded only with cookies or trust_env
+        from .session import aiohttp_kind  # loaded only with cookies or trust_env
 
-        return aiohttp_fetch_error(exc, url, detail)
+        return aiohttp_kind(exc)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return FetchTimeout(f"timeout for {url}", url=url)
+        return "timeout"
     if isinstance(exc, ssl.SSLError):
-        return TLSError(f"TLS failed for {url}: {detail}", url=url)
+        return "tls"
     if isinstance(exc, socket.gaierror):
-        return DNSError(f"cannot resolve the host of {url}: {detail}", url=url)
+        return "dns"
     if isinstance(exc, OSError):
-        return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
+        return "reset"
     raise TypeError(f"not a fetch error: {exc!r}")  # pragma: no cover - a programming error
-
-
-def _wire_error(exc: WireError, url: str, detail: str) -> FetchError:
-    if isinstance(exc, ConnectTimeout):
-        return FetchTimeout(f"connect timeout for {url}", url=url)
-    if isinstance(exc, DNSFailed):
-        return DNSError(f"cannot resolve the host of {url}: {detail}", url=url)
-    if isinstance(exc, ConnectFailed):
-        return ConnectError(f"cannot connect to {url}: {detail}", url=url)
-    assert isinstance(exc, ServerDisconnected | BadResponse)
-    return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
 
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, AddressBlocked, WireError)

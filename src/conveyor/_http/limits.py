@@ -152,28 +152,28 @@ class Limits:
 
     def try_acquire_nowait(self, host: str) -> bool:
         """Take every slot at once if nothing has to wait (the common case); else False."""
-        shared = self._shared
-        if shared is not None:
-            if (
-                self._global_waiters
-                or self._rate is not None
-                or not self.pacer.idle(host)
-                or not self._hosts.try_acquire_nowait(host)
-            ):
-                return False
-            if not shared.try_take():
-                self._hosts.release(host)
-                return False
-            self._in_flight += 1
-            return True
         if (
-            self._free_global > 0
-            and self._rate is None
-            and self.pacer.idle(host)
-            and self._hosts.try_acquire_nowait(host)
+            self._global_waiters
+            or self._rate is not None
+            or not self.pacer.idle(host)
+            or not self._hosts.try_acquire_nowait(host)
         ):
+            return False
+        if not self._take_global():
+            self._hosts.release(host)
+            return False
+        self._in_flight += 1
+        return True
+
+    def _take_global(self) -> bool:
+        """A global slot, if one is free now and no request here waits for one: this
+        client's own, or one of the slots the loop processes share."""
+        if self._global_waiters:
+            return False
+        if self._shared is not None:
+            return self._shared.try_take()
+        if self._free_global > 0:
             self._free_global -= 1
-            self._in_flight += 1
             return True
         return False
 
@@ -213,17 +213,12 @@ class Limits:
             self.pacer.forget_idle()
 
     async def _acquire_global(self) -> None:
-        shared = self._shared
-        if shared is None:
-            if self._free_global > 0 and not self._global_waiters:
-                self._free_global -= 1
-                return
-        elif not self._global_waiters and shared.try_take():
+        if self._take_global():
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._global_waiters.append(waiter)
-        if shared is not None and self._poll is None:
+        if self._shared is not None and self._poll is None:
             self._poll_every = SHARED_POLL
             self._poll = loop.call_later(SHARED_POLL, self._take_shared)
         try:

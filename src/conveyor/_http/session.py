@@ -17,15 +17,6 @@ import aiohttp
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .._errors import (
-    BadURL,
-    ConnectError,
-    ConnectionReset,
-    DNSError,
-    FetchError,
-    FetchTimeout,
-    TLSError,
-)
 from .config import FetchConfig
 from .resolver import GuardedResolver
 from .safety import Network
@@ -76,28 +67,27 @@ class SessionTransport:
         await self._session.close()
 
 
-def aiohttp_fetch_error(exc: BaseException, url: str, detail: str) -> FetchError:
-    """The ``FetchError`` for one of aiohttp's exceptions. Order matters: its classes
-    inherit from several bases (``ClientConnectorSSLError`` is a connector error *and* an
-    ``ssl.SSLError``; ``SocketTimeoutError`` is a connection error *and* a
-    ``TimeoutError``), so the most specific verdicts come first."""
+def aiohttp_kind(exc: BaseException) -> str:
+    """What one of aiohttp's exceptions is, as ``errors.to_fetch_error`` names kinds. Order
+    matters: its classes inherit from several bases (``ClientConnectorSSLError`` is a
+    connector error *and* an ``ssl.SSLError``; ``SocketTimeoutError`` is a connection error
+    *and* a ``TimeoutError``), so the most specific verdicts come first."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return FetchTimeout(f"connect timeout for {url}", url=url)
+        return "connect-timeout"
     if isinstance(exc, aiohttp.SocketTimeoutError):
-        return FetchTimeout(f"read timeout for {url} (no bytes for read_timeout)", url=url)
+        return "read-timeout"
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return FetchTimeout(f"timeout for {url}", url=url)
+        return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return TLSError(f"TLS failed for {url}: {detail}", url=url)
+        return "tls"
     if isinstance(exc, ssl.SSLError):
-        return TLSError(f"TLS failed for {url}: {detail}", url=url)
+        return "tls"
     if isinstance(exc, aiohttp.ClientConnectorDNSError) or (
         isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror)
     ):
-        return DNSError(f"cannot resolve the host of {url}: {detail}", url=url)
+        return "dns"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectError(f"cannot connect to {url}: {detail}", url=url)
+        return "connect"
     if isinstance(exc, aiohttp.InvalidURL):
-        return BadURL(f"invalid URL {url}: {detail}", url=url)
-    # Disconnects, truncated payloads, malformed responses: the exchange broke.
-    return ConnectionReset(f"connection broken while fetching {url}: {detail}", url=url)
+        return "bad-url"
+    return "reset"

@@ -44,19 +44,28 @@ Origin = tuple[str, str, int]  # (scheme, host, port): connections are shared wi
 
 
 class WireError(Exception):
-    """An exchange that failed below HTTP; ``errors.to_fetch_error`` names its kind."""
+    """An exchange that failed below HTTP; ``kind`` is what ``errors.to_fetch_error``
+    makes of it."""
+
+    kind = "reset"
 
 
 class DNSFailed(WireError):
     """The host's name did not resolve."""
 
+    kind = "dns"
+
 
 class ConnectFailed(WireError):
     """No connection could be opened (refused, unreachable, reset while opening)."""
 
+    kind = "connect"
+
 
 class ConnectTimeout(WireError):
     """No connection within ``connect_timeout``."""
+
+    kind = "connect-timeout"
 
 
 class ServerDisconnected(WireError):
@@ -628,14 +637,9 @@ class Pool:
         block, names_host = self._head_block(headers)
         host_line = b"" if names_host else self._host_line(url, origin)
         target = url.raw_path_qs or "/"
-        if data is None:
-            if method in BODY_METHODS:
-                return b"%s %s HTTP/1.1\r\n%s%sContent-Length: 0\r\n\r\n" % (
-                    method.encode(), target.encode(), host_line, block,
-                )  # fmt: skip
-            return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (
-                method.encode(), target.encode(), host_line, block,
-            )  # fmt: skip
+        head = b"%s %s HTTP/1.1\r\n%s%s" % (method.encode(), target.encode(), host_line, block)
+        if data is None:  # a method made to carry a body says it has none
+            return head + (b"Content-Length: 0\r\n\r\n" if method in BODY_METHODS else b"\r\n")
         extra = b""
         if isinstance(data, Mapping):
             body = urlencode(list(data.items())).encode()
@@ -643,9 +647,7 @@ class Pool:
                 extra = b"Content-Type: application/x-www-form-urlencoded\r\n"
         else:
             body = bytes(data)
-        return b"%s %s HTTP/1.1\r\n%s%s%sContent-Length: %d\r\n\r\n%s" % (
-            method.encode(), target.encode(), host_line, block, extra, len(body), body,
-        )  # fmt: skip
+        return head + b"%sContent-Length: %d\r\n\r\n" % (extra, len(body)) + body
 
     def _host_line(self, url: URL, origin: Origin) -> bytes:
         line = self._host_lines.get(origin)

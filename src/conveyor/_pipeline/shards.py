@@ -95,15 +95,18 @@ def shard_of(route_key: str, shards: int) -> int:
     return route_index(route_key, shards)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary name, fsync, rename, fsync the folder."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``path`` whole or not at all: a temporary name, fsync, rename, fsync the folder.
+    ``durable=False``: no fsyncs, for what a crash may lose (a progress report)."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(temporary, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
