@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from conveyor._cli.sharded import live_outcomes
+from conveyor._http.hosts import host_key
 from conveyor._io import sink_for
-from conveyor._pipeline.fetch import host_of
 from conveyor._pipeline.parts import count_rows, iter_rows
 from conveyor._pipeline.shards import (
     Fence,
@@ -33,13 +33,13 @@ from .conftest import ROOT, run_cli, write_urls
 def test_split_puts_each_host_in_one_stable_shard(tmp_path: Path) -> None:
     urls = [f"http://h{h}.test:80/p{n}" for n in range(50) for h in range(7)]
     layout = Layout(tmp_path / "out", 3, ".jsonl")
-    counts = split(urls, host_of, layout)
+    counts = split(urls, host_key, layout)
     assert sum(counts) == len(urls)
     for index in range(3):
         items = [orjson.loads(x)["item"] for x in layout.slice(index).read_bytes().splitlines()]
-        assert {shard_of(host_of(u), 3) for u in items} <= {index}
-        hosts = {host_of(u) for u in items}
-        assert all(sum(host_of(u) == h for u in items) == 50 for h in hosts)
+        assert {shard_of(host_key(u), 3) for u in items} <= {index}
+        hosts = {host_key(u) for u in items}
+        assert all(sum(host_key(u) == h for u in items) == 50 for h in hosts)
 
 
 def test_a_replaced_attempt_can_no_longer_write_or_commit(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import conveyor as cv
 from conveyor._engine.loops import resolve_loops, route_index, warm_up
-from conveyor._pipeline.fetch import host_of
+from conveyor._http.hosts import host_key
 from conveyor.testing import RunningSite, run_site
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -115,10 +115,10 @@ async def test_a_killed_loop_process_fails_nothing_its_items_are_sent_again(
 
 
 def test_route_keys_are_host_and_port_and_stable() -> None:
-    assert host_of("http://User@Example.com:8080/a?b#c") == "example.com:8080"
-    assert host_of("https://example.com") == "example.com"
-    assert host_of("not a url") == "not a url"
-    assert host_of(cv.Request("http://h:1/x")) == "h:1"
+    assert host_key("http://User@Example.com:8080/a?b#c") == "example.com:8080"
+    assert host_key("https://example.com") == "example.com:443"
+    assert host_key("not a url") == "not a url"
+    assert host_key(cv.Request("http://h:1/x")) == "h:1"
     # Stable across processes and runs (not Python's salted hash()).
     assert route_index("example.com:8080", 2) == route_index("example.com:8080", 2)
     assert {route_index(f"h{i}:80", 4) for i in range(100)} == {0, 1, 2, 3}

@@ -2,8 +2,9 @@
 
 Every row has the fields of ``FIELDS``, in that order (CSV and Parquet columns follow it),
 then whatever the user's ``--process`` stage added. A response's row is built once, right
-after its fetch, by ``response_row``; a failure's by ``failure_row``. Nothing else shapes
-a row.
+after its fetch, by ``response_row``; a failure's by ``failure_row``. With
+``--save-bodies`` a response's row also has ``path``, the file its body went to. Nothing
+else shapes a row. ``record_host`` reads a row's host back, for the report's tallies.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 from typing import Any
 
 from .._engine.outcomes import Failure
+from .._http.hosts import host_key
 from ..http import Response
 from .extract import summarize_html
 
@@ -65,3 +67,11 @@ def failure_row(failure: Failure) -> dict[str, Any]:
     is_fetch = failure.stage == "fetch"
     row["error"] = failure.message if is_fetch else f"{failure.stage}: {failure.message}"
     return row
+
+
+def record_host(row: dict[str, Any]) -> str | None:
+    """The row's host as everything else names it (``host_key``: host:port), for the
+    report's host table; None for a line that is no URL."""
+    url = row["url"]
+    text = url if type(url) is str else str(url)
+    return host_key(text) if "://" in text else None

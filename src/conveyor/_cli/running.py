@@ -10,17 +10,10 @@ from rich.console import Console
 from .._errors import ConveyorError, JobMismatchError, JournalError, RunInterrupted, SinkError
 from .._observe import Progress, RunReport
 from .._observe.summary import summary_console
-from .._pipeline.fetch import host_of
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .hints import PerHostHint
 from .job import FetchJob, output_sink, run_job
-
-
-def _host(url: Any) -> str | None:
-    """The record's host for the report (host:port, as the fetch routes it); None for a
-    line that is no URL. A split, not a parse: it runs for every record."""
-    text = str(url)
-    return (host_of(text) or None) if "://" in text else None
+from .record import record_host
 
 
 def run_with_display(
@@ -43,7 +36,7 @@ def run_with_display(
     def tally(rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             run_report.add_record(
-                status=row["status"], host=_host(row["url"]), error_kind=row["error_kind"]
+                status=row["status"], host=record_host(row), error_kind=row["error_kind"]
             )
 
     sink = output_sink(job.output, tally)

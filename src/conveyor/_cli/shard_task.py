@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 
 from .._engine.stats import RunResult
-from .._pipeline.fetch import host_of
 from .._pipeline.parts import count_rows
 from .._pipeline.shards import Fence, FencedSink, Layout, claim_attempt, write_atomic
 from .job import FetchJob, RowSink, build_pipeline, retryable_status
+from .record import record_host
 
 # (status, host, error_kind) → records: the shard's share of the summary's tables.
 Tally = dict[tuple[int | None, str | None, str | None], int]
@@ -44,11 +44,6 @@ class ShardOutcome:
     records: int  # in the part, over every attempt
     result: RunResult  # this attempt's run
     tally: Tally
-
-
-def _host(url: Any) -> str | None:
-    text = str(url)
-    return (host_of(text) or None) if "://" in text else None
 
 
 PROGRESS_EVERY = 1.0  # seconds between two progress.json of a running attempt
@@ -88,7 +83,7 @@ def _attempt(spec: ShardSpec, fence: Fence) -> ShardOutcome:
     def count(rows: Sequence[dict[str, Any]]) -> None:
         nonlocal last_told
         for row in rows:
-            tally[(row["status"], _host(row["url"]), row["error_kind"])] += 1
+            tally[(row["status"], record_host(row), row["error_kind"])] += 1
             outcomes[outcome_of(row["status"])] += 1
         if time.monotonic() - last_told >= PROGRESS_EVERY:
             last_told = time.monotonic()

@@ -24,9 +24,9 @@ import orjson
 from rich.console import Console
 
 from .._errors import ConveyorError, JobMismatchError
+from .._http.hosts import host_key
 from .._observe import RunReport
 from .._observe.summary import summary_console
-from .._pipeline.fetch import host_of
 from .._pipeline.sharded_run import combine
 from .._pipeline.shards import (
     FORMATS,
@@ -112,7 +112,7 @@ def _prepare(job: FetchJob, output: str, shards: int | None, default_shards: int
     outdir.mkdir(parents=True, exist_ok=True)
     layout = layout_for(output, shards or default_shards)
     source = open_source(job.input, job.column)
-    counts = split(source, host_of, layout)  # the input is read once, here
+    counts = split(source, host_key, layout)  # the input is read once, here
     if not any(counts):
         shutil.rmtree(layout.control)
         fail(f"{job.input} has no URLs (blank lines and # comments are skipped); add one per line")

@@ -36,6 +36,7 @@ from .body import MemorySink, decoder_for, read_body, save_body
 from .config import FetchConfig
 from .deadlines import Deadlines
 from .errors import NETWORK_ERRORS, to_fetch_error
+from .hosts import host_key
 from .limits import Clock, Limits
 from .request import Request
 from .response import Response
@@ -43,7 +44,6 @@ from .retry import error_is_retryable, parse_retry_after, retry_delay, status_is
 from .safety import (
     address_refusal,
     check_url,
-    host_key,
     ip_literal,
     parse_networks,
     redirect_drops_body,

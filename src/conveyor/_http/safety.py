@@ -82,11 +82,6 @@ def origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme, (url.raw_host or "").lower(), url.port)
 
 
-def host_key(url: URL) -> str:
-    """The key of per-host limits: ``host:port``, so two ports are two servers."""
-    return f"{(url.raw_host or '').lower()}:{url.port}"
-
-
 def should_strip_credentials(old: URL, new: URL) -> bool:
     """Whether a redirect from ``old`` to ``new`` leaves the origin the credentials were for."""
     old_scheme, old_host, old_port = origin(old)

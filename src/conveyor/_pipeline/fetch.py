@@ -4,7 +4,7 @@ The client applies its own limits and retries (per host, Retry-After, 429 slow-d
 the engine stage runs with retries off and as many workers as the client's concurrency.
 One client (one connection pool) is opened per run and closed when the run ends, in each
 loop process when the run has several (``ClientFactory.share``): there, each item goes to
-the loop that owns its host (``host_of``), and the global rate is divided.
+the loop that owns its host (``_http/hosts.host_key``), and the global rate is divided.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .._engine.spec import StageSpec, make_stage
+from .._http.hosts import host_key
 
 if TYPE_CHECKING:
     from .._engine.slots import LoopSlots
@@ -51,22 +52,6 @@ class ClientFactory:
         return ClientFactory(dataclasses.replace(self.config, rate=rate / loops), self.slots)
 
 
-def host_of(request: Any) -> str:
-    """The route key of a URL or ``Request``: its scheme-less host:port, lower-cased, cheap
-    (a split, no full parse). A malformed URL routes by its text; it fails in the client."""
-    url = str(getattr(request, "url", request))
-    _, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    end = len(rest)
-    for stop in "/?#":
-        found = rest.find(stop)
-        if 0 <= found < end:
-            end = found
-    netloc = rest[:end]
-    return netloc.rpartition("@")[2].lower()
-
-
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
     raise RuntimeError("the fetch stage runs only inside a run")
 
@@ -84,4 +69,4 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         name=name or "fetch",
         factory=ClientFactory(config),
     )
-    return dataclasses.replace(stage, route=host_of, own_attempts=True)
+    return dataclasses.replace(stage, route=host_key, own_attempts=True)
