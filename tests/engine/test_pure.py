@@ -8,6 +8,7 @@ from conveyor import Retry, UsageError
 from conveyor._engine.limits import TokenBucket, parse_rate
 from conveyor._engine.tracker import NOTHING, Finished, RootTracker
 from conveyor._errors import ItemTimeout, WorkerCrashed
+from conveyor.testing import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -22,14 +23,6 @@ def test_parse_rate(text: str | float, expected: float) -> None:
 def test_parse_rate_rejects_with_a_hint(bad: object) -> None:
     with pytest.raises(UsageError, match="rate"):
         parse_rate(bad)  # type: ignore[arg-type]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_token_bucket_spaces_events_at_the_rate() -> None:

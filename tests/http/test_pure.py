@@ -19,14 +19,7 @@ from conveyor._http.charset import decode
 from conveyor._http.limits import HostPacer
 from conveyor._http.retry import backoff_delay, parse_retry_after, retry_delay
 from conveyor.http import FetchConfig, Request, Response
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from conveyor.testing import FakeClock
 
 
 def test_config_defaults_and_rate_forms() -> None:

@@ -7,11 +7,15 @@ for users who want to test their pipelines offline::
 
     async with run_site() as site:
         url = site.url("/flaky/a?fail=2")
+
+``FakeClock`` is the clock to inject into conveyor's pure timing decisions in tests.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from .clock import FakeClock
 
 if TYPE_CHECKING:
     from .site import RunningSite as RunningSite
@@ -19,12 +23,12 @@ if TYPE_CHECKING:
     from .site import make_app as make_app
     from .site import run_site as run_site
 
-__all__ = ["RunningSite", "SiteStats", "make_app", "run_site"]
+__all__ = ["FakeClock", "RunningSite", "SiteStats", "make_app", "run_site"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that ``python -m conveyor.testing.site`` does not import the module twice.
-    if name in __all__:
+    if name in ("RunningSite", "SiteStats", "make_app", "run_site"):
         from . import site
 
         return getattr(site, name)
