@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._engine.events import ObserverLike
-from .._engine.loops import resolve_loops
+from .._engine.loops import WarmLoops, resolve_loops
 from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
 from .._engine.spec import StageSpec, make_batch, make_stage
@@ -26,6 +26,8 @@ from .portal import Interrupts, run_blocking
 
 # Where a stage's function runs (``auto``: async on the loop, plain on threads).
 On = Literal["auto", "loop", "threads", "processes", "inline"]
+# How many loop processes run the head: a number, "auto", or those started ahead.
+Loops = int | Literal["auto"] | WarmLoops
 
 
 class Pipeline:
@@ -281,7 +283,7 @@ class Pipeline:
         grace: float,
         consumer: Any = None,
         yield_failures: bool = False,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
     ) -> Runner:
         return Runner(
@@ -297,6 +299,7 @@ class Pipeline:
             observers=observers,
             grace=grace,
             loops=resolve_loops(loops, self._source),
+            warm=loops if isinstance(loops, WarmLoops) else None,
             retry_on_resume=retry_on_resume,
         )
 
@@ -311,7 +314,7 @@ class Pipeline:
         retry_failed: bool = False,
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
     ) -> RunResult:
         """Run to the end and return the ``RunResult``; see ``run``."""
@@ -341,7 +344,7 @@ class Pipeline:
         observers: tuple[ObserverLike, ...],
         grace: float,
         interrupts: Interrupts | None,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
     ) -> RunResult:
         if retry_on_resume is not None:
@@ -381,7 +384,7 @@ class Pipeline:
         retry_failed: bool = False,
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
         backend: Literal["local", "ray"] = "local",
         shards: int | None = None,
@@ -414,7 +417,10 @@ class Pipeline:
                 ``concurrency`` is one budget for all loops, ``rate`` is divided among
                 them. ``"auto"``: one per core when the source holds at least 20,000
                 items (or is a 1 MB file), else 1. The rest of the pipeline, the journal
-                and the sink stay in this process. See ``docs/guide.md``.
+                and the sink stay in this process. See ``docs/guide.md``. Loop processes
+                started ahead of the run (``conveyor._engine.loops.start_ahead``, as
+                ``conveyor fetch`` does) count as many as they are, and the run takes
+                them over.
             retry_on_resume: with a journal, a function called with each result (once):
                 None when the result finishes its key, or a kind such as ``"http-503"``
                 (or ``(kind, attempts)``) when the key should stay retryable. Such a
