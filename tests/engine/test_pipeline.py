@@ -337,6 +337,8 @@ def test_sink_callables_and_summary() -> None:
         (lambda p: p.map(add_one, limit_per=4), "limit_per"),
         (lambda p: p.batch(0), "batch size"),
         (lambda p: p.flat_map(add_one, on="processes"), "flat_map"),
+        # A plain call on the loop cannot be interrupted: the timeout would go unkept.
+        (lambda p: p.map(add_one, on="inline", timeout=0.05), "use on='threads'"),
     ],
 )
 def test_misuse_is_refused_when_building(build: Any, message: str) -> None:

@@ -187,3 +187,34 @@ async def test_loop_processes_started_ahead_for_another_shape_are_replaced(
     assert not set(out) & {process.pid for process in ahead}
     assert not [process for process in ahead if process.is_alive()]
     assert four_hosts.stats.max_in_flight_total <= 5
+
+
+def explode(response: Any) -> Any:
+    """Raises in the loop process, after the fetch (module-level: it runs in the head)."""
+    raise ValueError(f"no thanks: {response.status}")
+
+
+@pytest.mark.parametrize("loops", [1, 2])
+async def test_a_function_raising_in_the_head_keeps_its_traceback(
+    four_hosts: RunningSite, loops: int
+) -> None:
+    # One description of a failure in another process (outcomes.RemoteFailure), made
+    # where it happened: the same Failure as on one loop, traceback included.
+    urls = urls_over(four_hosts, 8, "/page/")
+    pipeline = cv.Pipeline(urls).fetch(concurrency=4).map(explode, on="inline")
+    result = await pipeline.run_async(loops=loops)
+    assert result.failed == 8
+    for failure in result.failures:
+        assert (failure.stage, failure.kind, failure.error_type) == (
+            "explode",
+            "error",
+            "ValueError",
+        )
+        assert failure.message == "no thanks: 200"
+        assert failure.traceback is not None
+        assert "in explode" in failure.traceback
+        assert 'raise ValueError(f"no thanks' in failure.traceback
+    # on_error="raise" raises what the function raised, its own type.
+    with pytest.raises(ValueError, match="no thanks") as caught:
+        await pipeline.run_async(loops=loops, on_error="raise")
+    assert any("stage 'explode'" in note for note in caught.value.__notes__)

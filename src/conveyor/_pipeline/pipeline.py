@@ -108,7 +108,8 @@ class Pipeline:
                 threads, enough to fill chunks on processes).
             rate: at most this many calls per second: ``"20/s"``, ``"600/min"`` or a number.
             retries: retries after the first attempt, or a ``Retry`` policy.
-            timeout: seconds per attempt; a late item fails with kind ``"timeout"``.
+            timeout: seconds per attempt; a late item fails with kind ``"timeout"``. Not
+                with ``on="inline"``: a plain call on the loop cannot be interrupted.
             limit_per: ``(key_fn, n)``: at most ``n`` items in flight per ``key_fn(item)``.
             name: the stage's name in statistics and failures (default: the function's).
         """
