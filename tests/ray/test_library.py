@@ -9,7 +9,7 @@ import pytest
 
 from conveyor import Pipeline
 from conveyor._errors import UsageError
-from conveyor._pipeline.parts import iter_rows
+from conveyor._shards.parts import iter_rows
 
 
 def _square(item: dict[str, int]) -> dict[str, int]:
