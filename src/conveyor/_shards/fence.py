@@ -22,6 +22,7 @@ from typing import Any
 from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._errors import ShardFenced
+from .forward import Forward
 from .layout import fsync_dir
 
 
@@ -82,36 +83,29 @@ class Fence:
             )
 
 
-class FencedSink:
+class FencedSink(Forward):
     """A sink that checks its fence before it opens, writes and commits: a replaced attempt
     (a node cut off, then given up on by Ray) cannot add to the part or move the journal on,
     because the writer records keys only after ``flush`` returns."""
 
     def __init__(self, inner: Sink, fence: Fence) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fence = fence
-
-    def describe(self) -> Any:
-        describe = getattr(self.inner, "describe", None)
-        return describe() if callable(describe) else type(self.inner).__name__
 
     def open(self, position: Any = None) -> None:
         self.fence.check()
-        self.inner.open(position)
+        super().open(position)
 
     def write(self, results: Sequence[Any]) -> None:
         self.fence.check()
-        self.inner.write(results)
+        super().write(results)
 
     def write_failures(self, failures: Sequence[Failure]) -> None:
         self.fence.check()
-        self.inner.write_failures(failures)
+        super().write_failures(failures)
 
     def flush(self) -> Any:
         self.fence.check()
-        position = self.inner.flush()
+        position = super().flush()
         self.fence.check()  # replaced while flushing: the journal must not record it
         return position
-
-    def close(self) -> None:
-        self.inner.close()

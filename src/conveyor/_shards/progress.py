@@ -32,6 +32,9 @@ class ShardsProgress:
     failed: int  # of which failed
 
 
+_ZERO = JournalStatistics(done=0, failed=0, filtered=0, duplicates=0)
+
+
 class Journals:
     """The shards' journals' committed counts, each read once a look; a journal that
     cannot be read now keeps its last reading, so the figures never step back."""
@@ -46,9 +49,6 @@ class Journals:
             if counts is not None:
                 self.last[index] = counts
         return list(self.last)
-
-
-_ZERO = JournalStatistics(done=0, failed=0, filtered=0, duplicates=0)
 
 
 def finished_keys(counts: JournalStatistics) -> int:

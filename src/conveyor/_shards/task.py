@@ -32,6 +32,7 @@ from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
 from .fence import Fence, FencedSink, claim_attempt
+from .forward import Forward
 from .layout import Layout, write_atomic
 from .parts import count_rows
 from .slices import SliceSource
@@ -63,36 +64,23 @@ class LocalRun(Protocol):
     ) -> RunResult: ...
 
 
-class CountedOutput:
+class CountedOutput(Forward):
     """The library's hook: the part's file sink (by its extension), counting results and
     failures."""
 
     def __init__(self, part: Path) -> None:
         from .._io import sink_for
 
-        self.inner: Sink = sink_for(part)
+        super().__init__(sink_for(part))
         self.counts = {"results": 0, "failed": 0}
 
-    def describe(self) -> Any:
-        describe = getattr(self.inner, "describe", None)
-        return describe() if callable(describe) else type(self.inner).__name__
-
-    def open(self, position: Any = None) -> None:
-        self.inner.open(position)
-
     def write(self, results: Sequence[Any]) -> None:
-        self.inner.write(results)
+        super().write(results)
         self.counts["results"] += len(results)
 
     def write_failures(self, failures: Sequence[Failure]) -> None:
-        self.inner.write_failures(failures)
+        super().write_failures(failures)
         self.counts["failed"] += len(failures)
-
-    def flush(self) -> Any:
-        return self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
 
     def outcomes(self) -> dict[str, int]:
         return dict(self.counts)
@@ -101,54 +89,40 @@ class CountedOutput:
         return None
 
 
-class Telling:
+class Telling(Forward):
     """Wraps an attempt's output: after a write, at most every ``every`` seconds, its
     counts go to ``progress.json`` (on the writer thread, without fsync: a report)."""
 
     def __init__(
         self,
-        inner: ShardOutput,
+        output: ShardOutput,
         path: Path,
         attempt: int,
         *,
         every: float = PROGRESS_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.inner = inner
+        super().__init__(output)
+        self.output = output
         self.path = path
         self.attempt = attempt
         self.every = every
         self.clock = clock
         self._told = clock()
 
-    def describe(self) -> Any:
-        describe = getattr(self.inner, "describe", None)
-        return describe() if callable(describe) else type(self.inner).__name__
-
-    def open(self, position: Any = None) -> None:
-        self.inner.open(position)
-
     def write(self, results: Sequence[Any]) -> None:
-        self.inner.write(results)
-        self._maybe_tell()
+        super().write(results)
+        if self.clock() - self._told >= self.every:
+            self.tell()
 
     def write_failures(self, failures: Sequence[Failure]) -> None:
-        self.inner.write_failures(failures)
-        self._maybe_tell()
-
-    def flush(self) -> Any:
-        return self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def _maybe_tell(self) -> None:
+        super().write_failures(failures)
         if self.clock() - self._told >= self.every:
             self.tell()
 
     def tell(self) -> None:
         self._told = self.clock()
-        body = {"attempt": self.attempt, "outcomes": self.inner.outcomes()}
+        body = {"attempt": self.attempt, "outcomes": self.output.outcomes()}
         write_atomic(self.path, orjson.dumps(body), durable=False)
 
 
