@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,7 @@ from conveyor._pipeline.on_ray import sharded_job
 from conveyor._pipeline.pipeline import LocalShard
 from conveyor._shards.layout import Layout, read_json
 from conveyor._shards.parts import iter_rows
-from conveyor._shards.plan import prepare
+from conveyor._shards.plan import finished, prepare
 from conveyor._shards.task import CountedOutput, ShardSpec, Telling, run_shard
 from conveyor.testing import FakeClock
 
@@ -69,3 +70,20 @@ def test_progress_is_told_at_most_once_a_second(tmp_path: Path) -> None:
     assert orjson.loads(path.read_bytes())["outcomes"]["results"] == 4
     telling.flush()
     telling.close()
+
+
+def test_retry_failed_runs_a_done_shard_again_only_if_it_has_failures(tmp_path: Path) -> None:
+    layout, spec = _planned(tmp_path)
+    run_shard(spec)
+    assert finished(layout, 0) == 50
+    assert finished(layout, 0, retry_failed=True) is None  # 5 failed keys to run again
+    retried = run_shard(dataclasses.replace(spec, retry_failed=True))
+    assert (retried.result.items, retried.result.failed) == (5, 5)  # they fail again
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    pipeline = Pipeline(list(range(10))).map(str, on="inline")
+    job = sharded_job(pipeline, LocalShard(None, pipeline.stages))
+    plan = prepare(clean / "out.csv", fingerprint=job.fingerprint, source=job.source,
+                   route=job.route, shards=1, default_shards=1, restart=False)  # fmt: skip
+    run_shard(ShardSpec(0, plan.layout, job.run_local, CountedOutput, False))
+    assert finished(plan.layout, 0, retry_failed=True) == 10  # nothing failed: done

@@ -88,7 +88,10 @@ def run_sharded(
     )
     layout = plan.layout
     # An empty slice has nothing to run and leaves no part.
-    records = [finished(layout, i) if plan.items[i] else 0 for i in range(layout.shards)]
+    records = [
+        finished(layout, i, retry_failed=retry_failed) if plan.items[i] else 0
+        for i in range(layout.shards)
+    ]
     skipped = sum(n or 0 for n in records)
     specs = [
         ShardSpec(i, layout, job.run_local, job.output, retry_failed)

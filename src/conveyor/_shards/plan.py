@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from .._errors import JobMismatchError, UsageError
+from .._io import read_counts
 from .fence import current_attempt
 from .layout import MANIFEST, PLAN, SHARDS_DIR, Layout, clear, layout_for, read_json, write_atomic
 from .slices import Route, split
@@ -97,12 +98,19 @@ def _visible(folder: Path) -> Iterable[str]:
     return (name for name in os.listdir(folder) if not name.startswith("."))
 
 
-def finished(layout: Layout, index: int) -> int | None:
-    """A shard's record count if it is done (by its newest attempt), else None."""
+def finished(layout: Layout, index: int, *, retry_failed: bool = False) -> int | None:
+    """A shard's record count if it is done (by its newest attempt), else None: it runs.
+    With ``retry_failed``, a done shard whose journal holds failed keys runs again too."""
     done = read_json(layout.done(index))
-    if isinstance(done, dict) and done.get("attempt") == current_attempt(layout.shard_dir(index)):
-        return int(done["records"])
-    return None
+    if not (
+        isinstance(done, dict) and done.get("attempt") == current_attempt(layout.shard_dir(index))
+    ):
+        return None
+    if retry_failed:
+        counts = read_counts(layout.journal(index))
+        if counts is None or counts.failed:  # unreadable now: its own run will know
+            return None
+    return int(done["records"])
 
 
 def write_manifest(layout: Layout, fingerprint: Any, records: Sequence[int]) -> None:
