@@ -1,4 +1,5 @@
-"""What ``conveyor fetch`` reads from a page's HTML: its title, description and link count.
+"""What conveyor reads from a page's HTML, in one scan: its title, description and link
+count for ``conveyor fetch``'s record, and, for a crawl, the links to follow.
 
 A full HTML parse (lexbor, through selectolax) took ~60-100 µs for a 12 KB page: more than
 the whole fetch of that page costs the client. These three facts need no tree, so they are
@@ -15,13 +16,30 @@ tokenizer would see them:
 
 Only the title and description are decoded, with the page's declared encoding (or UTF-8,
 or, for an undeclared page that is not UTF-8, what detection guesses).
+
+With ``links=True`` (a crawl) the same scan also reads, outside comments and raw-text
+elements:
+
+- the ``href`` of each ``<a>`` (entities decoded), skipping ``rel=nofollow`` (counted);
+- the ``href`` of each ``<link>`` whose ``rel`` has ``next`` or ``alternate`` (not an
+  alternate stylesheet);
+- the first ``<base href>``, which links resolve against;
+- ``<meta name=robots>``: ``nofollow`` (no link followed) and ``noindex`` (reported),
+  ``none`` meaning both.
+
+Only ``href`` is picked out of an ``<a>`` tag whose first attribute it is and that has no
+``rel``; any other tag's attributes are split properly. A link's bytes are decoded with
+the page's encoding; the URL encodes them as UTF-8 (browsers use the page's encoding for
+the query of a non-UTF-8 page: a rare difference).
 """
 
 from __future__ import annotations
 
+import bisect
 import html
 import itertools
 import re
+from typing import NamedTuple
 
 from .._http.charset import declared_encoding, decode
 
@@ -42,8 +60,47 @@ _ASCII_UNSAFE = ("utf-16", "utf_16", "utf-32", "utf_32")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
+# The crawl's scan: whole <a>, <link> and <base> tags, and the starts of raw text.
+_TAG_OR_RAW = re.compile(
+    rb"<(?:(a|link|base)\s[^>]*(?:>|\Z)|!--|script|style|textarea|xmp|iframe|noembed|noframes"
+    rb"|template)"
+)
+# The common <a> tag: href first, quoted or not. Matched on the lower-cased tag.
+_FIRST_HREF = re.compile(rb"""<a\s+href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+
+
+class Href(NamedTuple):
+    """A link as written on the page: ``kind`` is ``a``, ``next`` or ``alternate``."""
+
+    href: str
+    kind: str
+
+
+class PageScan(NamedTuple):
+    """What one scan of a page found.
+
+    ``links`` counts ``<a>`` tags with an ``href`` (the page record's count); ``hrefs``
+    (None unless asked for) are the links to follow, in page order.
+    """
+
+    title: str | None
+    description: str | None
+    links: int
+    hrefs: list[Href] | None = None
+    base: str | None = None
+    nofollow: bool = False
+    noindex: bool = False
+    nofollow_links: int = 0
+
+
 def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, str | None, int]:
     """``(title, description, links)`` of an HTML page."""
+    return scan_page(body, content_type)[:3]
+
+
+def scan_page(body: bytes, content_type: str | None, *, links: bool = False) -> PageScan:
+    """Title, description and link count of an HTML page; with ``links``, also the links
+    to follow, its ``<base href>`` and its robots meta tag."""
     if body[:2] in _UTF16_BOMS or (content_type and "16" in content_type):
         codec = declared_encoding(body, content_type)  # WHATWG labels, as a browser reads them
         if codec is not None and codec.startswith(_ASCII_UNSAFE):
@@ -52,9 +109,21 @@ def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, s
             body = text.encode("utf-8", "surrogatepass")
             content_type = "text/html; charset=utf-8"
     low = body.lower()  # one copy, so every scan below is a case-sensitive literal search
+    if links:
+        return _crawl_scan(body, low, content_type)
     tokens = _LINK_OR_RAW.findall(low)
-    links = sum(1 for token in tokens if token[1] == 0x61)  # "<a"
-    raw = [match.span() for match in _RAW.finditer(low)] if links != len(tokens) else []
+    count = sum(1 for token in tokens if token[1] == 0x61)  # "<a"
+    raw = [match.span() for match in _RAW.finditer(low)] if count != len(tokens) else []
+    title, description, _ = _head(body, low, raw, content_type, robots=False)
+    for start, end in raw:
+        count -= len(_LINK.findall(low, start, end))
+    return PageScan(title, description, count)
+
+
+def _head(
+    body: bytes, low: bytes, raw: list[tuple[int, int]], content_type: str | None, *, robots: bool
+) -> tuple[str | None, str | None, bytes | None]:
+    """Title, description and (when asked) the robots meta tag's content, lower-cased."""
     title = description = None
     for match in _TITLE.finditer(low):
         if not _inside(raw, match.start()):
@@ -65,16 +134,103 @@ def summarize_html(body: bytes, content_type: str | None) -> tuple[str | None, s
     head_end = low.find(b"</head")
     head_end = len(low) if head_end < 0 else head_end
     metas = _META.finditer(low, 0, head_end)
+    found_description = False
+    directives: bytes | None = None
     for match in itertools.chain(metas, _META.finditer(low, head_end) if head_end else ()):
-        if b"description" in match.group() and not _inside(raw, match.start()):
+        tag = match.group()
+        wanted = b"description" in tag and not found_description
+        wanted_robots = robots and directives is None and b"robots" in tag
+        if (wanted or wanted_robots) and not _inside(raw, match.start()):
             attributes = _attributes(body[match.start() + 5 : match.end() - 1])
-            if attributes.get(b"name", b"").lower() == b"description":
+            name = attributes.get(b"name", b"").lower()
+            if wanted and name == b"description":
                 content = attributes.get(b"content")
                 description = None if content is None else _text(content, body, content_type)
+                found_description = True
+            elif wanted_robots and name == b"robots":
+                directives = attributes.get(b"content", b"").lower()
+            if found_description and (directives is not None or not robots):
                 break
-    for start, end in raw:
-        links -= len(_LINK.findall(low, start, end))
-    return title, description, links
+    return title, description, directives
+
+
+def _crawl_scan(body: bytes, low: bytes, content_type: str | None) -> PageScan:
+    tags = []
+    any_raw = False
+    for match in _TAG_OR_RAW.finditer(low):
+        if match.lastindex:
+            tags.append(match)
+        else:
+            any_raw = True
+    raw = [match.span() for match in _RAW.finditer(low)] if any_raw else []
+    starts = [start for start, _ in raw]
+    title, description, directives = _head(body, low, raw, content_type, robots=True)
+    nofollow = noindex = False
+    if directives:
+        tokens = {token.strip() for token in directives.split(b",")}
+        nofollow = b"nofollow" in tokens or b"none" in tokens
+        noindex = b"noindex" in tokens or b"none" in tokens
+    count = skipped = 0
+    hrefs: list[Href] = []
+    base: str | None = None
+    codec: list[str | None] = []  # the page's encoding, looked up once if a link needs it
+    for match in tags:
+        start = match.start()
+        if raw and _inside_sorted(raw, starts, start):
+            continue
+        name = match.group(1)
+        tag = match.group()
+        if name == b"a":
+            if b"href" not in tag:
+                continue
+            count += 1
+            fast = _FIRST_HREF.match(tag) if b"rel" not in tag else None
+            if fast is not None:
+                group = fast.lastindex or 1
+                value: bytes | None = body[start + fast.start(group) : start + fast.end(group)]
+            else:
+                attributes = _attributes(body[start + 2 : match.end()])
+                value = attributes.get(b"href")
+                if value is None:
+                    continue  # data-href and the like: counted, as the record counts, not followed
+                if b"nofollow" in attributes.get(b"rel", b"").lower().split():
+                    skipped += 1
+                    continue
+            hrefs.append(Href(_link_text(value, body, content_type, codec), "a"))
+        elif name == b"link":
+            attributes = _attributes(body[start + 5 : match.end()])
+            value = attributes.get(b"href")
+            rels = set(attributes.get(b"rel", b"").decode("ascii", "replace").lower().split())
+            if value is None or "stylesheet" in rels:
+                continue
+            for rel in ("next", "alternate"):
+                if rel in rels:
+                    hrefs.append(Href(_link_text(value, body, content_type, codec), rel))
+                    break
+        elif base is None:
+            value = _attributes(body[start + 5 : match.end()]).get(b"href")
+            if value is not None:
+                base = _link_text(value, body, content_type, codec)
+    if nofollow:
+        skipped += len(hrefs)
+        hrefs = []
+    return PageScan(title, description, count, hrefs, base, nofollow, noindex, skipped)
+
+
+def _inside_sorted(spans: list[tuple[int, int]], starts: list[int], position: int) -> bool:
+    at = bisect.bisect_right(starts, position) - 1
+    return at >= 0 and position < spans[at][1]
+
+
+def _link_text(raw: bytes, body: bytes, content_type: str | None, codec: list[str | None]) -> str:
+    """An attribute value as text: ASCII as is, else the page's encoding (or UTF-8)."""
+    if raw.isascii():
+        text = raw.decode("ascii")
+    else:
+        if not codec:
+            codec.append(declared_encoding(body, content_type))
+        text = raw.decode(codec[0] or "utf-8", "replace")
+    return html.unescape(text) if "&" in text else text
 
 
 def _inside(spans: list[tuple[int, int]], position: int) -> bool:
