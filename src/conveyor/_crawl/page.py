@@ -60,13 +60,14 @@ _ASCII_UNSAFE = ("utf-16", "utf_16", "utf-32", "utf_32")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-# The crawl's scan: whole <a>, <link> and <base> tags, and the starts of raw text.
+# The crawl's scan, one pass: an <a> tag with href first (its value in group 1, 2 or 3 by
+# quoting, the rest of the tag in 4: the common shape, read with no attribute split),
+# any other <a>, <link> or <base> tag (its name in 5), and the starts of raw text.
 _TAG_OR_RAW = re.compile(
-    rb"<(?:(a|link|base)\s[^>]*(?:>|\Z)|!--|script|style|textarea|xmp|iframe|noembed|noframes"
-    rb"|template)"
+    rb"""<(?:a\s+href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))([^>]*)(?:>|\Z)"""
+    rb"|(a|link|base)\s[^>]*(?:>|\Z)"
+    rb"|!--|script|style|textarea|xmp|iframe|noembed|noframes|template)"
 )
-# The common <a> tag: href first, quoted or not. Matched on the lower-cased tag.
-_FIRST_HREF = re.compile(rb"""<a\s+href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
 
 
 class Href(NamedTuple):
@@ -178,39 +179,43 @@ def _crawl_scan(body: bytes, low: bytes, content_type: str | None) -> PageScan:
         start = match.start()
         if raw and _inside_sorted(raw, starts, start):
             continue
-        name = match.group(1)
-        tag = match.group()
+        last = match.lastindex
+        if last == 4 and b"rel" not in match.group(4):  # <a href=...>, the common shape
+            count += 1
+            group = 1 if match.start(1) >= 0 else 2 if match.start(2) >= 0 else 3
+            value = body[match.start(group) : match.end(group)]
+            if value.isascii() and b"&" not in value:
+                hrefs.append(Href(value.decode("ascii"), "a"))
+            else:
+                hrefs.append(Href(_link_text(value, body, content_type, codec), "a"))
+            continue
+        name = b"a" if last == 4 else match.group(5)
         if name == b"a":
-            if b"href" not in tag:
+            if b"href" not in match.group():
                 continue
             count += 1
-            fast = _FIRST_HREF.match(tag) if b"rel" not in tag else None
-            if fast is not None:
-                group = fast.lastindex or 1
-                value: bytes | None = body[start + fast.start(group) : start + fast.end(group)]
-            else:
-                attributes = _attributes(body[start + 2 : match.end()])
-                value = attributes.get(b"href")
-                if value is None:
-                    continue  # data-href and the like: counted, as the record counts, not followed
-                if b"nofollow" in attributes.get(b"rel", b"").lower().split():
-                    skipped += 1
-                    continue
-            hrefs.append(Href(_link_text(value, body, content_type, codec), "a"))
+            attributes = _attributes(body[start + 2 : match.end()])
+            found = attributes.get(b"href")
+            if found is None:
+                continue  # data-href and the like: counted, as the record counts, not followed
+            if b"nofollow" in attributes.get(b"rel", b"").lower().split():
+                skipped += 1
+                continue
+            hrefs.append(Href(_link_text(found, body, content_type, codec), "a"))
         elif name == b"link":
             attributes = _attributes(body[start + 5 : match.end()])
-            value = attributes.get(b"href")
+            found = attributes.get(b"href")
             rels = set(attributes.get(b"rel", b"").decode("ascii", "replace").lower().split())
-            if value is None or "stylesheet" in rels:
+            if found is None or "stylesheet" in rels:
                 continue
             for rel in ("next", "alternate"):
                 if rel in rels:
-                    hrefs.append(Href(_link_text(value, body, content_type, codec), rel))
+                    hrefs.append(Href(_link_text(found, body, content_type, codec), rel))
                     break
         elif base is None:
-            value = _attributes(body[start + 5 : match.end()]).get(b"href")
-            if value is not None:
-                base = _link_text(value, body, content_type, codec)
+            found = _attributes(body[start + 5 : match.end()]).get(b"href")
+            if found is not None:
+                base = _link_text(found, body, content_type, codec)
     if nofollow:
         skipped += len(hrefs)
         hrefs = []

@@ -99,7 +99,7 @@ class Scope:
             units = frozenset(registrable_domain(hostname(seed)) for seed in seeds)
             return cls("domain", units)
         if spec == "prefix":
-            return cls("prefix", prefixes=tuple(sorted({_directory(seed) for seed in seeds})))
+            return cls("prefix", prefixes=tuple(sorted({directory(seed) for seed in seeds})))
         return cls("regex", pattern=compile_regex(spec, "--scope"))
 
     def unit(self, url: str) -> str:
@@ -114,7 +114,7 @@ class Scope:
         if self.kind == "domain":
             return registrable_domain(hostname(url)) in self.units
         if self.kind == "prefix":
-            return _location(url).startswith(self.prefixes)
+            return location(url).startswith(self.prefixes)
         assert self.pattern is not None
         return self.pattern.search(url) is not None
 
@@ -127,7 +127,7 @@ class Scope:
         }
 
 
-def _location(url: str) -> str:
+def location(url: str) -> str:
     """``host/path`` of a URL, without scheme, port or query."""
     rest = url.partition("://")[2]
     end = len(rest)
@@ -140,9 +140,10 @@ def _location(url: str) -> str:
     return hostname(url) + path
 
 
-def _directory(seed: str) -> str:
-    location = _location(seed)
-    return location[: location.rfind("/") + 1]
+def directory(url: str) -> str:
+    """``host/dir/`` of a URL: its location up to the last slash of the path."""
+    where = location(url)
+    return where[: where.rfind("/") + 1]
 
 
 def compile_regex(pattern: str, flag: str) -> re.Pattern[str]:
