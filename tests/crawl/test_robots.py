@@ -73,7 +73,8 @@ def test_errors_pause_the_host_then_defer_never_allow(status: int | None, error:
     rules = policy(entry)
     assert rules.check("/page") is Verdict.DEFER
     assert rules.check("/robots.txt") is Verdict.ALLOW
-    assert rules.defer_reason is not None and "unreachable" in rules.defer_reason
+    assert rules.defer_reason is not None
+    assert "unreachable" in rules.defer_reason
     assert entry.usable(clock() + 10**6)  # given up: not asked again this run
 
 
@@ -97,7 +98,8 @@ def test_a_good_copy_stays_in_force_while_unreachable() -> None:
     assert good.usable(day - 1)
     assert not good.usable(day)
     stale = robots_entry(now=day, status=503, previous=good)
-    assert stale.state == "parsed" and stale.stale
+    assert stale.state == "parsed"
+    assert stale.stale
     assert stale.retry_at == day + 300.0
     assert policy(stale).check("/private/x") is Verdict.DISALLOW
     assert policy(stale).check("/public") is Verdict.ALLOW

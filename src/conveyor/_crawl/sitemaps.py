@@ -23,6 +23,7 @@ binary dependency for no gain here (expat is a push parser, which is exactly the
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from .urls import base_url, resolve
 
 #: sitemaps.org: at most 50 MB (we read 50 MiB) uncompressed a file.
 MAX_BYTES = 50 * 1024 * 1024
+# Control bytes no text sitemap holds: a body with them is binary (say zlib, not gzip).
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 #: Sitemap indexes nested deeper than this are not followed (as Crawlee).
 MAX_LEVEL = 10
 
@@ -179,6 +182,9 @@ class SitemapReader:
                 return
             if stripped[:1] == b"<" or stripped[:3] == b"\xef\xbb\xbf":
                 self._parser = self._make_parser()
+            elif _BINARY.search(stripped, 0, 4096):
+                self._fail("neither XML nor a text sitemap (binary data)")
+                return
             else:
                 self._text_mode = True
         if self._text_mode:

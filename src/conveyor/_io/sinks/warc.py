@@ -107,10 +107,15 @@ class Warc(FileSink):
         writer = self._writer
         target = exchange["target"]
         date = exchange.get("date") or _now()
+        # Lengths given, so warcio digests the bytes in place instead of spooling a copy
+        # into a temporary file per record (which it would leave to the collector).
+        sent = exchange.get("request_body") or b""
+        body = exchange["body"]
         request = writer.create_warc_record(
             target,
             "request",
-            payload=io.BytesIO(exchange.get("request_body") or b""),
+            payload=io.BytesIO(sent),
+            length=len(sent),
             http_headers=StatusAndHeaders(
                 exchange["request_line"],
                 list(exchange.get("request_headers") or ()),
@@ -121,7 +126,8 @@ class Warc(FileSink):
         response = writer.create_warc_record(
             target,
             "response",
-            payload=io.BytesIO(exchange["body"]),
+            payload=io.BytesIO(body),
+            length=len(body),
             http_headers=StatusAndHeaders(
                 exchange["status_line"],
                 list(exchange.get("headers") or ()),
@@ -136,10 +142,12 @@ class Warc(FileSink):
         for record in records:
             key = record.get("key")
             target = key if isinstance(key, str) and "://" in key else None
+            content = dumps(record)
             metadata = self._writer.create_warc_record(
                 target or "",
                 "metadata",
-                payload=io.BytesIO(dumps(record)),
+                payload=io.BytesIO(content),
+                length=len(content),
                 warc_content_type="application/json",
                 warc_headers_dict={"WARC-Date": _now()},
             )
