@@ -12,6 +12,8 @@ from conveyor._crawl.robots import (
     RobotsRules,
     Verdict,
     robots_entry,
+    robots_key,
+    robots_url,
 )
 from conveyor._errors import UsageError
 from conveyor.testing import FakeClock
@@ -90,6 +92,14 @@ def test_too_many_redirects_is_unavailable() -> None:
     entry = robots_entry(now=0.0, error="too-many-redirects")
     assert entry.state == "allow-all"
     assert robots_entry(now=0.0, status=302).state == "allow-all"
+    assert robots_entry(now=0.0, status=200, body=RULES, redirects=6).state == "allow-all"
+    assert robots_entry(now=0.0, status=200, body=RULES, redirects=5).state == "parsed"
+
+
+def test_one_robots_txt_per_scheme_host_and_port() -> None:
+    assert robots_url("HTTP://Example.COM/a/b?c") == "http://example.com:80/robots.txt"
+    assert robots_key("https://example.com/") == "https://example.com:443"
+    assert robots_key("http://example.com:443/") != robots_key("https://example.com/")
 
 
 def test_a_good_copy_stays_in_force_while_unreachable() -> None:

@@ -47,6 +47,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import UsageError
+from .._http.hosts import host_key
 
 if TYPE_CHECKING:
     from protego import Protego
@@ -56,7 +57,21 @@ MAX_BYTES = 500 * 1024
 #: RFC 9309 2.4: a cached copy is not used longer than 24 h (unless unreachable).
 REUSE_SECONDS = 24 * 3600.0
 
+#: RFC 9309 2.3.1.2: at least five redirects are followed; more mean "unavailable".
+MAX_REDIRECTS = 5
+
 State = Literal["parsed", "allow-all", "unreachable"]
+
+
+def robots_key(url: str) -> str:
+    """What one robots.txt covers: scheme, host and port (``http://h:80``); the journal's
+    key for its entry."""
+    return f"{url.partition('://')[0].lower()}://{host_key(url)}"
+
+
+def robots_url(url: str) -> str:
+    """The robots.txt that rules ``url``: ``http://h:8080/robots.txt``."""
+    return f"{robots_key(url)}/robots.txt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +174,7 @@ def robots_entry(
     status: int | None = None,
     body: bytes = b"",
     error: str | None = None,
+    redirects: int = 0,
     previous: RobotsEntry | None = None,
     rules: RobotsRules = DEFAULT_RULES,
 ) -> RobotsEntry:
@@ -170,11 +186,12 @@ def robots_entry(
         body: the body (decoded, decompressed); only the first ``max_bytes`` are used.
         error: the failure's kind (``dns``, ``connect``, ``timeout``,
             ``too-many-redirects``...) when there was no response.
+        redirects: redirects followed to get the response.
         previous: the entry this fetch refreshes, if any.
     """
+    if error == "too-many-redirects" or redirects > MAX_REDIRECTS:
+        return RobotsEntry("allow-all", now, reason=f"more than {MAX_REDIRECTS} redirects")
     if error is not None or status is None:
-        if error == "too-many-redirects":
-            return RobotsEntry("allow-all", now, reason="more than 5 redirects")
         return _unreachable(now, error or "no response", previous, rules)
     if 200 <= status < 300:
         return RobotsEntry(

@@ -104,38 +104,34 @@ class Warc(FileSink):
     def _exchange(self, exchange: dict[str, Any]) -> None:
         from warcio.statusandheaders import StatusAndHeaders
 
-        writer = self._writer
         target = exchange["target"]
         date = exchange.get("date") or _now()
-        # Lengths given, so warcio digests the bytes in place instead of spooling a copy
+        sent = StatusAndHeaders(
+            exchange["request_line"],
+            list(exchange.get("request_headers") or ()),
+            is_http_request=True,
+        )
+        answer = StatusAndHeaders(
+            exchange["status_line"],
+            list(exchange.get("headers") or ()),
+            protocol=exchange.get("protocol", "HTTP/1.1"),
+        )
+        self._writer.write_request_response_pair(
+            self._record("request", target, exchange.get("request_body") or b"", sent, date),
+            self._record("response", target, exchange["body"], answer, date),
+        )
+
+    def _record(self, kind: str, target: str, payload: bytes, http: Any, date: str) -> Any:
+        # The length given, warcio digests the bytes in place instead of spooling a copy
         # into a temporary file per record (which it would leave to the collector).
-        sent = exchange.get("request_body") or b""
-        body = exchange["body"]
-        request = writer.create_warc_record(
+        return self._writer.create_warc_record(
             target,
-            "request",
-            payload=io.BytesIO(sent),
-            length=len(sent),
-            http_headers=StatusAndHeaders(
-                exchange["request_line"],
-                list(exchange.get("request_headers") or ()),
-                is_http_request=True,
-            ),
+            kind,
+            payload=io.BytesIO(payload),
+            length=len(payload),
+            http_headers=http,
             warc_headers_dict={"WARC-Date": date},
         )
-        response = writer.create_warc_record(
-            target,
-            "response",
-            payload=io.BytesIO(body),
-            length=len(body),
-            http_headers=StatusAndHeaders(
-                exchange["status_line"],
-                list(exchange.get("headers") or ()),
-                protocol=exchange.get("protocol", "HTTP/1.1"),
-            ),
-            warc_headers_dict={"WARC-Date": date},
-        )
-        writer.write_request_response_pair(request, response)
 
     def _write_records(self, records: list[dict[str, Any]]) -> None:
         # Failures written inline (``write_failures``), as metadata records.
