@@ -11,10 +11,16 @@ hundred requests to a host rather than millions):
 - **Slow start.** Until the first drop or the first rise of latency, each ok answer adds
   1 (TCP's slow start: the limit doubles every round trip), so a healthy host reaches a
   ceiling of 8 from 2 in two round trips; Gradient2's ``queue`` of 4 is a 1 here.
-- **The baseline** is an average that follows falls fast and rises slowly, so that the
-  queueing we cause does not become the host's normal within a few samples; and, as in
-  Gradient2, it is cut by 5% while it is over twice the short p50, so recovery after an
-  incident is quick.
+- **The baseline** is the latency of the host *lightly loaded*: it falls with any answer
+  faster than it, but rises only with answers to requests sent while at most half the
+  limit was out. Gradient2's baseline is an average of every answer, so the queueing we
+  cause becomes the host's normal and the limit creeps up to the ceiling on a host that
+  only gets slower for it (a knee at 4 requests out, a limit of 16: seen in the tests).
+  Since a busy host always has its limit out, every ``light_every`` answers the limit is
+  halved until one answer sent that lightly comes back: one round trip at half the
+  concurrency per ~100 answers, which keeps the baseline true when the host itself gets
+  slower (BBR's ProbeRTT does the same). As in Gradient2, the baseline is cut by 5% while
+  it is over twice the short p50, so recovery after an incident is quick.
 - **Drops.** A refusal or a network failure halves the limit (floor 1), once per round
   trip: an answer to a request sent before the last drop does not drop it again, or a
   burst of four refusals would cut 8 to 1 (TCP reacts once per window for the same
@@ -47,7 +53,10 @@ class GradientSettings:
         smoothing: the share of a new estimate taken per answer.
         growth: what one answer adds while latency holds (Gradient2's queue size).
         window: answers in the short window whose p50 is compared with the baseline.
-        rise, fall: how much of the gap the baseline closes per answer above or below it.
+        rise: how much of the gap the baseline closes per lightly loaded answer above it.
+        fall: how much of the gap it closes per answer below it.
+        light_every: answers after which the limit is halved until one lightly loaded
+            answer comes back.
         probe_every: seconds between probes one above a refused level.
     """
 
@@ -57,8 +66,9 @@ class GradientSettings:
     smoothing: float = 0.2
     growth: float = 1.0
     window: int = 8
-    rise: float = 0.01
+    rise: float = 0.25
     fall: float = 0.2
+    light_every: int = 100
     probe_every: float = 60.0
 
     def __post_init__(self) -> None:
@@ -70,19 +80,32 @@ class GradientSettings:
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise UsageError(f"{name}={value} must be above 0 and at most 1")
-        if self.window < 1 or self.growth <= 0 or self.probe_every <= 0:
-            raise UsageError("window, growth and probe_every must be greater than zero")
+        if self.window < 1 or self.growth <= 0 or self.probe_every <= 0 or self.light_every < 1:
+            raise UsageError(
+                "window, growth, light_every and probe_every must be greater than zero"
+            )
 
 
 class Gradient:
     """One host's concurrency limit. Pure: every time comes in as an argument."""
 
-    __slots__ = ("_at", "_ring", "baseline", "dropped_at", "limit", "refused", "refused_at", "slow")
+    __slots__ = (
+        "_at",
+        "_ring",
+        "baseline",
+        "dropped_at",
+        "heavy",
+        "limit",
+        "refused",
+        "refused_at",
+        "slow",
+    )
 
     def __init__(self, settings: GradientSettings) -> None:
         self.limit = float(settings.start)
         self.slow = True  # slow start: +1 per ok answer until latency rises or a drop
         self.baseline = 0.0
+        self.heavy = 0  # answers since the last lightly loaded one
         self._ring: list[float] = []
         self._at = 0
         self.dropped_at = -math.inf
@@ -91,7 +114,10 @@ class Gradient:
 
     def allowed(self, settings: GradientSettings, now: float) -> int:
         """Requests this host may have in flight now."""
-        return max(1, min(int(self.limit), self.ceiling(settings, now)))
+        allowed = min(int(self.limit), self.ceiling(settings, now))
+        if self.heavy >= settings.light_every:
+            allowed //= 2  # until a lightly loaded answer shows the baseline (docstring)
+        return max(1, allowed)
 
     def ceiling(self, settings: GradientSettings, now: float) -> int:
         """``per_host``, or below a refused level: one under it, one more per probe period."""
@@ -119,11 +145,14 @@ class Gradient:
             ring[self._at] = latency
             self._at = (self._at + 1) % settings.window
         short = self.short()
+        light = in_flight <= max(1.0, self.limit / 2)
+        self.heavy = 0 if light else self.heavy + 1
         if not self.baseline:
             self.baseline = latency
-        else:
-            share = settings.rise if latency > self.baseline else settings.fall
-            self.baseline += share * (latency - self.baseline)
+        elif latency < self.baseline:
+            self.baseline += settings.fall * (latency - self.baseline)
+        elif light:
+            self.baseline += settings.rise * (latency - self.baseline)
         if self.baseline > 2.0 * short:
             self.baseline *= 0.95
         gradient = 1.0 if short <= 0 else settings.tolerance * self.baseline / short
