@@ -118,6 +118,7 @@ class HostController:
         now = self._clock()
         state.in_flight += 1
         state.last_active = now
+        state.gradient.sent(self.settings.gradient, state.in_flight)
         if retry:
             state.tally.retries += 1
         else:
@@ -143,7 +144,7 @@ class HostController:
         state.last_active = now
         if outcome is None:
             return
-        ok = outcome == Outcome.OK
+        ok = outcome is Outcome.OK
         if latency is None:
             latency = now - ticket.sent_at
         state.tally.answer(_INDEX[outcome], status, latency if ok else None, nbytes)
@@ -161,9 +162,9 @@ class HostController:
                 state.tally.breaker_openings += 1
         if ok:
             state.gradient.ok(settings.gradient, latency, ticket.level, now)
-        elif outcome == Outcome.REFUSAL:
+        elif outcome is Outcome.REFUSAL:
             self._refused(state, ticket, status, headers, now)
-        elif outcome == Outcome.NET_FAIL:
+        elif outcome is Outcome.NET_FAIL:
             state.gradient.drop(ticket.sent_at, now)
         if headers is not None:
             quota = read_quota(headers, wall=self._wall())

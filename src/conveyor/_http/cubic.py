@@ -14,7 +14,10 @@ recovers within seconds; a polite crawler wants minutes, so ``C`` is chosen per 
 so that ``K`` is ``recover`` seconds (60 by default) whatever the host's scale.
 
 The measured rate is the SDKs' too: answers are counted in half-second buckets and each
-full bucket moves the estimate 80% of the way to its own rate.
+full bucket moves the estimate 80% of the way to its own rate. Before the first bucket is
+full it is the answers so far over the time since the host's first request: a site that
+refuses within its first round trips (most do) would otherwise be measured at 0, and
+held near the floor rate for good.
 
 After ``forgive`` seconds with no refusal the host is forgiven: no rate limit of ours.
 That is also what lets an idle host's state be forgotten.
@@ -32,12 +35,13 @@ MIN_RATE = 0.5  # requests per second: the floor after any number of refusals (t
 class CubicRate:
     """One host's rate limit after refusals. Pure: every time comes in as an argument."""
 
-    __slots__ = ("_bucket", "_count", "_k", "_scale", "measured", "refused_at", "w_max")
+    __slots__ = ("_bucket", "_count", "_full", "_k", "_scale", "measured", "refused_at", "w_max")
 
     def __init__(self, now: float) -> None:
         self.measured = 0.0
-        self._bucket = math.floor(now / BUCKET) * BUCKET
+        self._bucket = now  # the current bucket's start
         self._count = 0
+        self._full = False  # a bucket has been filled: ``measured`` holds
         self.w_max = 0.0  # 0: no refusal yet, no limit
         self.refused_at = 0.0
         self._k = 0.0
@@ -46,17 +50,26 @@ class CubicRate:
     def answered(self, now: float) -> None:
         """Count one answer (of any kind) toward the measured rate."""
         self._count += 1
-        bucket = math.floor(now / BUCKET) * BUCKET
-        if bucket > self._bucket:
-            current = self._count / (bucket - self._bucket)
+        span = now - self._bucket
+        if span >= BUCKET:
+            current = self._count / span
             self.measured = SMOOTH * current + (1.0 - SMOOTH) * self.measured
             self._count = 0
-            self._bucket = bucket
+            self._bucket = now
+            self._full = True
+
+    def measured_rate(self, now: float) -> float:
+        """Answers per second the host has been taking (see the module docstring)."""
+        if self._full:
+            return self.measured
+        span = now - self._bucket
+        return self._count / span if span > 0 else 0.0
 
     def refused(self, now: float, *, beta: float, recover: float) -> None:
         """A refusal: remember the rate that was refused and fall to ``beta`` of it."""
         limit = self.rate(now)
-        taken = self.measured if limit is None else min(self.measured, limit)
+        measured = self.measured_rate(now)
+        taken = measured if limit is None else min(measured, limit)
         self.w_max = max(MIN_RATE, taken)
         self.refused_at = now
         self._k = recover
@@ -72,4 +85,4 @@ class CubicRate:
             self.w_max = 0.0
             return None
         cubic = self._scale * (since - self._k) ** 3 + self.w_max
-        return max(MIN_RATE, min(cubic, 2.0 * self.measured))
+        return max(MIN_RATE, min(cubic, 2.0 * self.measured_rate(now)))

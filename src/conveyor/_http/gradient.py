@@ -17,17 +17,20 @@ hundred requests to a host rather than millions):
   cause becomes the host's normal and the limit creeps up to the ceiling on a host that
   only gets slower for it (a knee at 4 requests out, a limit of 16: seen in the tests).
   Since a busy host always has its limit out, every ``light_every`` answers the limit is
-  halved until one answer sent that lightly comes back: one round trip at half the
-  concurrency per ~100 answers, which keeps the baseline true when the host itself gets
-  slower (BBR's ProbeRTT does the same). As in Gradient2, the baseline is cut by 5% while
-  it is over twice the short p50, so recovery after an incident is quick.
+  halved until one request leaves that lightly loaded: about half a round trip at half
+  the concurrency per 200 answers (~1% of a busy host's throughput), which keeps the
+  baseline true when the host itself gets slower (BBR's ProbeRTT does the same). As in
+  Gradient2, the baseline is cut by 5% while it is over twice the short p50, so recovery
+  after an incident is quick.
 - **Drops.** A refusal or a network failure halves the limit (floor 1), once per round
   trip: an answer to a request sent before the last drop does not drop it again, or a
   burst of four refusals would cut 8 to 1 (TCP reacts once per window for the same
   reason).
 - **The refused level.** A refusal also remembers how many requests were out when the
   refused one left; the limit stays below that level, and probes one above it per
-  ``probe_every`` seconds while no refusal comes. Latency cannot show a site that counts
+  ``probe_every`` seconds while no refusal comes; each probe refused at the same level
+  doubles the time to the next one, so a site whose limit does not change sees a probe
+  ever more rarely. Latency cannot show a site that counts
   requests in flight and refuses the next (it answers the refusal fast), so without this
   memory the limit would climb back into the refusal every few seconds: the sawtooth.
 - **App-limited.** The limit grows only while the host uses at least half of it, so a
@@ -55,9 +58,9 @@ class GradientSettings:
         window: answers in the short window whose p50 is compared with the baseline.
         rise: how much of the gap the baseline closes per lightly loaded answer above it.
         fall: how much of the gap it closes per answer below it.
-        light_every: answers after which the limit is halved until one lightly loaded
-            answer comes back.
-        probe_every: seconds between probes one above a refused level.
+        light_every: answers after which the limit is halved until one request leaves
+            lightly loaded.
+        probe_every: seconds to the first probe one above a refused level.
     """
 
     start: int = 2
@@ -68,7 +71,7 @@ class GradientSettings:
     window: int = 8
     rise: float = 0.25
     fall: float = 0.2
-    light_every: int = 100
+    light_every: int = 200
     probe_every: float = 60.0
 
     def __post_init__(self) -> None:
@@ -96,6 +99,7 @@ class Gradient:
         "dropped_at",
         "heavy",
         "limit",
+        "probe_every",
         "refused",
         "refused_at",
         "slow",
@@ -111,6 +115,7 @@ class Gradient:
         self.dropped_at = -math.inf
         self.refused = 0  # the lowest level refused (0: none remembered)
         self.refused_at = 0.0
+        self.probe_every = settings.probe_every  # doubles with each refused probe
 
     def allowed(self, settings: GradientSettings, now: float) -> int:
         """Requests this host may have in flight now."""
@@ -123,7 +128,7 @@ class Gradient:
         """``per_host``, or below a refused level: one under it, one more per probe period."""
         if not self.refused:
             return settings.ceiling
-        probes = int((now - self.refused_at) / settings.probe_every)
+        probes = int((now - self.refused_at) / self.probe_every)
         cap = self.refused - 1 + probes
         if cap >= settings.ceiling:
             self.refused = 0  # probed back up to the ceiling: forget the refusal
@@ -178,9 +183,20 @@ class Gradient:
         self.dropped_at = now
         return True
 
+    def sent(self, settings: GradientSettings, level: int) -> None:
+        """A request left with ``level`` requests out (itself included): a lightly loaded
+        one ends the drain that ``allowed`` imposes every ``light_every`` answers."""
+        if level <= max(1.0, self.limit / 2):
+            self.heavy = 0
+
     def refused_level(self, settings: GradientSettings, level: int, now: float) -> None:
         """A refusal of a request that left with ``level`` requests out: stay below it."""
         cap = self.ceiling(settings, now)
-        self.refused = max(2, min(level, cap + 1))
+        refused = max(2, min(level, cap + 1))
+        if refused == self.refused and now - self.refused_at >= self.probe_every:
+            self.probe_every *= 2.0  # the probe found the same limit: probe more rarely
+        elif refused != self.refused:
+            self.probe_every = settings.probe_every
+        self.refused = refused
         self.refused_at = now
         self.limit = min(self.limit, float(max(1, self.refused - 1)))

@@ -31,6 +31,10 @@ from .retry import parse_retry_after
 
 # A reset value above this is a Unix time, not a delay (2001-09-09: no delay is that long).
 _EPOCH = 1_000_000_000
+_PAIRS = (
+    ("RateLimit-Remaining", "RateLimit-Reset"),
+    ("X-RateLimit-Remaining", "X-RateLimit-Reset"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +54,13 @@ def read_quota(headers: Mapping[str, str], *, wall: float) -> Quota | None:
         quota = _combined(combined)
         if quota is not None:
             return quota
-    for prefix in ("RateLimit-", "X-RateLimit-"):
-        remaining = headers.get(prefix + "Remaining")
-        reset = headers.get(prefix + "Reset")
-        if remaining is not None and reset is not None:
+    # Asked of every answer: three lookups when a host sends none of these (most).
+    for remaining_name, reset_name in _PAIRS:
+        remaining = headers.get(remaining_name)
+        if remaining is None:
+            continue
+        reset = headers.get(reset_name)
+        if reset is not None:
             quota = _pair(remaining, reset, wall)
             if quota is not None:
                 return quota
