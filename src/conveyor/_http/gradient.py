@@ -135,6 +135,12 @@ class Gradient:
             return settings.ceiling
         return max(1, cap)
 
+    def remembers(self, settings: GradientSettings, now: float) -> bool:
+        """A refused level is still held (else the state is as a new host's, but for the
+        limit learnt, which a forgotten host can learn again within a few round trips)."""
+        self.ceiling(settings, now)  # forgets a level probed back up to the ceiling
+        return bool(self.refused)
+
     def short(self) -> float:
         """The p50 of the short window (0 before any answer)."""
         ring = sorted(self._ring)

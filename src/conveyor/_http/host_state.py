@@ -153,7 +153,7 @@ class HostState:
             self.in_flight
             or now - self.last_active < settings.idle_after
             or self.tat > now
-            or self.gradient.refused
+            or self.gradient.remembers(settings.gradient, now)
             or self.cubic.rate(now, forgive=settings.forgive) is not None
             or (self.pause is not None and not self.pause.idle(settings.pauses, now))
             or (self.breaker is not None and not self.breaker.idle(settings.breaker, now))
