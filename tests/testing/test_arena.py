@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pytest
 
+from conveyor._errors import UsageError
 from conveyor.testing import ArenaSettings, run_arena
 
 
@@ -153,8 +154,17 @@ async def test_the_url_list_interleaves_hosts_and_places_the_stalls() -> None:
 
 
 def test_settings_are_checked() -> None:
-    with pytest.raises(ValueError, match="hosts"):
+    with pytest.raises(UsageError, match="hosts"):
         ArenaSettings(hosts=3)
+    bad = subprocess.run(
+        [sys.executable, "-m", "conveyor.testing.arena", "--hosts", "3"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "hosts=3" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_as_a_process_it_prints_its_hosts() -> None:

@@ -48,6 +48,7 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .._errors import UsageError
 from .arena_stats import ArenaStats, HostCounters
 
 __all__ = ["ArenaSettings", "RunningArena", "run_arena"]
@@ -74,9 +75,9 @@ class ArenaSettings:
 
     def __post_init__(self) -> None:
         if not 5 <= self.hosts <= len(NAMES):
-            raise ValueError(f"hosts={self.hosts}: the arena has 5 (A to E) to 26 hosts")
+            raise UsageError(f"hosts={self.hosts}: the arena has 5 (A to E) to 26 hosts")
         if self.c_outage not in ("refuse", "reset"):
-            raise ValueError(f"c_outage={self.c_outage!r}: 'refuse' or 'reset'")
+            raise UsageError(f"c_outage={self.c_outage!r}: give 'refuse' or 'reset'")
 
     def address(self, index: int) -> str:
         return str(ipaddress.IPv4Address(self.first_address) + index)
@@ -294,7 +295,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--c-outage", choices=("refuse", "reset"), default=defaults.c_outage)
     parser.add_argument("--e-retry-after", type=float, default=defaults.e_retry_after)
     args = parser.parse_args(argv)
-    settings = ArenaSettings(**vars(args))
+    try:
+        settings = ArenaSettings(**vars(args))
+    except UsageError as exc:
+        parser.error(str(exc))  # one line and exit status 2, no traceback
     asyncio.run(_serve_forever(settings))
 
 
