@@ -13,7 +13,7 @@ Retry-After pauses hold exactly as on one loop.
 The package, a module a job:
 
 - ``plan.py``: how many loops (``resolve_loops``, the ``loops="auto"`` policy) and which
-  loop owns an item (``route_index``);
+  loop owns an item (``route_index``, the one rule of ``routing.py``);
 - ``fold.py``: which stages make the head (``fold_head``), and how the first stage's
   service is shared out to the loops (``ServiceFactory.share``);
 - ``slots.py``: the concurrency budget the loops' services share (a ``Budget``);

@@ -1,28 +1,25 @@
 """How many loop processes a run gets, and which one owns an item.
 
-``route_index`` is the one routing rule (loop processes here; Ray's shards use it too):
-a stable hash of the item's route key, so a host has one owner. ``resolve_loops`` is the
-policy of ``loops="auto"``, kept apart so it can change without touching the pool.
+``route_index`` is the one routing rule (``routing.py``: a stable hash of the item's route
+key, so a host has one owner). ``resolve_loops`` is the policy of ``loops="auto"``, kept
+apart so it can change without touching the pool.
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Sized
 from dataclasses import dataclass
 from typing import Any
 
 from ..._errors import UsageError
+from ..routing import route_index
 from .warm import WarmLoops
+
+__all__ = ["resolve_loops", "resolve_loops_for_file", "route_index"]
 
 AUTO_MIN_ITEMS = 20_000  # below this, starting processes costs more than they save
 _BYTES_PER_URL = 50  # for a file source, whose size is known at once (its count is not)
-
-
-def route_index(key: str, loops: int) -> int:
-    """The loop that owns ``key``: stable across runs and processes (not ``hash()``)."""
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % loops
 
 
 def resolve_loops(loops: int | str | WarmLoops, source: Any) -> int:

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import NotPicklableError, UsageError, WorkerCrashed
 from ..guard import UNGUARDED_EXIT, refuse_in_bootstrap, unguarded_message
 from ..ports import StageReport
+from ..routing import route_index
 from ..spec import StageSpec
 from .messages import FAILED, Init, frame, read_message
-from .plan import route_index
 from .slots import SharedSlots
 from .warm import Started, WarmLoops, spawn_context, spawn_loop
 
