@@ -187,8 +187,13 @@ def by_key(rule: Merge) -> Merge:
     return merge
 
 
-def nested(a: StageReport, b: StageReport) -> StageReport:
-    """A report inside a report (per-host figures, say): merged by its own fields."""
+class Mergeable(Protocol):
+    def merge(self, other: Any) -> Any: ...
+
+
+def nested(a: Mergeable, b: Mergeable) -> Any:
+    """A value that merges itself (a report inside a report; a host's figures, mapped by
+    host with ``by_key(nested)``): its own ``merge``."""
     return a.merge(b)
 
 

@@ -122,9 +122,11 @@ class LoopPool:
                 for loop in self._loops:
                     started = ahead[loop.index] if ahead else None
                     group.create_task(self._start(loop, started))
-        except BaseExceptionGroup as errors:
+        except BaseException as exc:  # one could not start, or the run was cancelled
             self._kill()  # the ones that did start
-            raise _first(errors) from None
+            if isinstance(exc, BaseExceptionGroup):
+                raise _first(exc) from None
+            raise
 
     async def _start(
         self, loop: _Loop, started: tuple[BaseProcess, socket.socket] | None = None
@@ -133,9 +135,10 @@ class LoopPool:
             process, parent_end = started
         else:
             process, parent_end, child_end = spawn_loop(self._ctx, loop.index, self._slots, ())
+            loop.process = process  # from now on a kill (a failed start, shutdown) reaches it
             with child_end:  # open until the child has it
                 await asyncio.to_thread(process.start)
-        loop.process = process  # from now on a kill (a failed start, shutdown) reaches it
+        loop.process = process
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         loop.writer = writer
         init = Init(self._heads[loop.index], self._workers[loop.index], self._capacity)
@@ -306,7 +309,7 @@ class LoopPool:
 
     def _join(self, timeout: float) -> None:
         for loop in self._loops:
-            if loop.process is not None:
+            if loop.process is not None and loop.process.pid is not None:  # started
                 loop.process.join(timeout)
 
 
