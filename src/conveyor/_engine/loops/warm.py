@@ -65,17 +65,20 @@ class WarmLoops:
         if self._processes and count == self.count and shared == self.shared:
             processes, self._processes = self._processes, []
             return processes, self._slots
-        self.close()
+        self._end()  # called on the event loop: killed, not waited for (reaped later)
         return None
 
     def close(self) -> None:
-        """End the processes no run took."""
+        """End the processes no run took, and wait until they have."""
+        for process, _ in self._end():
+            process.join(5.0)
+
+    def _end(self) -> Started:
         processes, self._processes = self._processes, []
         for process, parent_end in processes:
             parent_end.close()
             process.kill()
-        for process, _ in processes:
-            process.join(5.0)
+        return processes
 
     def __enter__(self) -> WarmLoops:
         return self
