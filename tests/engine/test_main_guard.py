@@ -31,20 +31,25 @@ PROCESSES = """
 """
 
 
-@pytest.mark.parametrize(("body", "what"), [(LOOPS, "loop process"), (PROCESSES, "worker process")])
-def test_an_unguarded_script_is_told_to_add_the_main_guard(
-    tmp_path: Path, body: str, what: str
-) -> None:
-    script = tmp_path / "job.py"
+def run_script(folder: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """``body`` as a script of its own, run as ``python job.py``."""
+    script = folder / "job.py"
     script.write_text(textwrap.dedent(body))
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(script)],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
+
+
+@pytest.mark.parametrize(("body", "what"), [(LOOPS, "loop process"), (PROCESSES, "worker process")])
+def test_an_unguarded_script_is_told_to_add_the_main_guard(
+    tmp_path: Path, body: str, what: str
+) -> None:
+    proc = run_script(tmp_path, body)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("conveyor.UsageError:"), proc.stderr[-3000:]
@@ -54,16 +59,7 @@ def test_an_unguarded_script_is_told_to_add_the_main_guard(
 
 
 def test_the_same_script_with_the_guard_runs(tmp_path: Path) -> None:
-    script = tmp_path / "job.py"
     guarded = LOOPS.replace("    print(", '    if __name__ == "__main__":\n        print(')
-    script.write_text(textwrap.dedent(guarded))
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
+    proc = run_script(tmp_path, guarded)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "4"

@@ -153,20 +153,26 @@ def pid_of(response: Any) -> int:
     return os.getpid()
 
 
-async def test_loop_processes_started_ahead_are_taken_over(four_hosts: RunningSite) -> None:
-    warm = start_ahead(2, shared=5)
-    started = {process.pid for process in multiprocessing.active_children()}
-    urls = urls_over(four_hosts, 30, "/page/")
+async def pids_of_a_run(site: RunningSite, loops: Any) -> list[int]:
+    """Run 30 URLs with concurrency 5 on ``loops``; which process made each row."""
+    urls = urls_over(site, 30, "/page/")
     out: list[int] = []
     result = await (
         cv.Pipeline(urls)
         .fetch(concurrency=5, per_host=5)
         .map(pid_of, on="inline")
-        .run_async(sink=out, loops=warm)
+        .run_async(sink=out, loops=loops)
     )
     assert result.results == 30
-    assert set(out) <= started  # made in the processes started ahead, none fresh
-    assert len(set(out)) == 2
+    return out
+
+
+async def test_loop_processes_started_ahead_are_taken_over(four_hosts: RunningSite) -> None:
+    warm = start_ahead(2, shared=5)
+    started = {process.pid for process in multiprocessing.active_children()}
+    pids = await pids_of_a_run(four_hosts, warm)
+    assert set(pids) <= started  # made in the processes started ahead, none fresh
+    assert len(set(pids)) == 2
 
 
 async def test_loop_processes_started_ahead_for_another_shape_are_replaced(
@@ -174,17 +180,9 @@ async def test_loop_processes_started_ahead_for_another_shape_are_replaced(
 ) -> None:
     # Started to share 7 slots; the run's fetch shares 5: those end, and fresh ones serve.
     warm = start_ahead(2, shared=7)
-    ahead = [process for process in multiprocessing.active_children()]
-    urls = urls_over(four_hosts, 30, "/page/")
-    out: list[int] = []
-    result = await (
-        cv.Pipeline(urls)
-        .fetch(concurrency=5, per_host=5)
-        .map(pid_of, on="inline")
-        .run_async(sink=out, loops=warm)
-    )
-    assert result.results == 30
-    assert not set(out) & {process.pid for process in ahead}
+    ahead = multiprocessing.active_children()
+    pids = await pids_of_a_run(four_hosts, warm)
+    assert not set(pids) & {process.pid for process in ahead}
     assert not [process for process in ahead if process.is_alive()]
     assert four_hosts.stats.max_in_flight_total <= 5
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import ItemTimeout
 from .gil import in_thread
@@ -128,17 +128,26 @@ class ThreadPlacement(Placement):
         await shutdown_executor(self._pool, cancel_futures=True)
 
 
-class ProcessPlacement(Placement):
-    place = "processes"
+class Pool(Protocol):
+    """What a placement that runs its calls on a pool of processes asks of the pool: the
+    verbs ``ProcessPool`` and ``LoopPool`` share."""
 
-    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
-        super().__init__(fn, spec)
-        assert spec.fn_bytes is not None
-        from .processes import ProcessPool  # here: multiprocessing loads only when used
+    @property
+    def restarts(self) -> int: ...
 
-        self.pool = ProcessPool(
-            spec.fn_bytes, workers=spec.workers, timeout=spec.timeout, name=spec.name
-        )
+    async def start(self) -> None: ...
+
+    async def serve(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class _Pooled(Placement):
+    """A placement whose calls run on a pool of processes: the verbs go to the pool."""
+
+    pool: Pool
 
     async def start(self) -> None:
         await self.pool.start()
@@ -152,15 +161,28 @@ class ProcessPlacement(Placement):
     async def shutdown(self) -> None:
         await self.pool.shutdown()
 
-    async def call(self, value: Any) -> Any:
-        return await self.pool.call(value)
-
     @property
     def restarts(self) -> int:
-        return self.pool.statistics().restarts
+        return self.pool.restarts
 
 
-class LoopsPlacement(Placement):
+class ProcessPlacement(_Pooled):
+    place = "processes"
+
+    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
+        super().__init__(fn, spec)
+        assert spec.fn_bytes is not None
+        from .processes import ProcessPool  # here: multiprocessing loads only when used
+
+        self.pool = self.processes = ProcessPool(
+            spec.fn_bytes, workers=spec.workers, timeout=spec.timeout, name=spec.name
+        )
+
+    async def call(self, value: Any) -> Any:
+        return await self.processes.call(value)
+
+
+class LoopsPlacement(_Pooled):
     """The head of the pipeline on loop processes (``loops/``); ``call`` routes."""
 
     place = "loops"
@@ -171,7 +193,7 @@ class LoopsPlacement(Placement):
         super().__init__(fn, spec)
         from .loops.pool import LoopPool  # here: a run with one loop never loads it
 
-        self.pool = LoopPool(
+        self.pool = self.loops = LoopPool(
             loop_heads(spec),
             workers=loop_workers(spec),
             capacity=spec.concurrency,
@@ -182,28 +204,15 @@ class LoopsPlacement(Placement):
 
     async def start(self) -> None:
         if self.counters is not None:
-            self.pool.on_retries = self._count_retries
-        await self.pool.start()
-
-    async def serve(self) -> None:
-        await self.pool.serve()
-
-    def close(self) -> None:
-        self.pool.close()
-
-    async def shutdown(self) -> None:
-        await self.pool.shutdown()
+            self.loops.on_retries = self._count_retries
+        await self.loops.start()
 
     def report(self) -> StageReport | None:
-        return self.pool.report()
-
-    @property
-    def restarts(self) -> int:
-        return self.pool.restarts
+        return self.loops.report()
 
     def _count_retries(self, retries: int) -> None:
         assert self.counters is not None
         self.counters.retried += retries
 
     def call(self, value: Any) -> Any:  # a future, awaited as the coroutine would be
-        return self.pool.call(value)
+        return self.loops.call(value)

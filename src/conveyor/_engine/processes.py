@@ -270,6 +270,11 @@ class ProcessPool:
         await loop.run_in_executor(self._threads, dead.stop)
         await loop.run_in_executor(self._threads, self._start_worker, slot)
 
+    @property
+    def restarts(self) -> int:
+        """Worker processes replaced after dying or overrunning their deadline."""
+        return self._restarts
+
     def statistics(self) -> ProcessPoolStatistics:
         return ProcessPoolStatistics(
             workers=self._size,

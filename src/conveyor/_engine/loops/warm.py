@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..guard import refuse_in_bootstrap
@@ -79,17 +78,6 @@ class WarmLoops:
             parent_end.close()
             process.kill()
         return processes
-
-    def __enter__(self) -> WarmLoops:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def start_ahead(count: int, *, shared: int | None, modules: Sequence[str] = ()) -> WarmLoops:
