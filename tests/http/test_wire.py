@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from conveyor._http.wire import Pool, idle_cap
+from conveyor._http.connect import Address, Lookups
+from conveyor._http.pool import Pool, idle_cap
 from conveyor.http import FetchError, HttpClient, Request
 
 from .conftest import FAST, wait_for
@@ -320,24 +321,41 @@ async def test_repeated_and_undecodable_headers_are_kept() -> None:
 
 
 async def test_a_name_is_looked_up_once_and_a_cancelled_asker_leaves_the_others_theirs() -> None:
-    pool = Pool(agent_headers=(), connect_timeout=5, verify_tls=True, max_idle=4)
     lookups = 0
 
-    async def slow_lookup(host: str, port: int) -> list[tuple[int, str]]:
+    async def slow_lookup(host: str) -> list[Address]:  # no DNS in tests
         nonlocal lookups
         lookups += 1
         await asyncio.sleep(0.05)
-        return [(socket.AF_INET, "127.0.0.1")]
+        return [(socket.AF_INET, ("127.0.0.1", 0))]
 
-    pool._resolve = slow_lookup  # type: ignore[method-assign]  # no DNS in tests
-    askers = [asyncio.create_task(pool._addresses("name.test", 80)) for _ in range(3)]
+    names = Lookups(None, slow_lookup)
+    askers = [asyncio.create_task(names.addresses("name.test")) for _ in range(3)]
     await asyncio.sleep(0.01)
     askers[0].cancel()  # say, its request timed out
-    assert await askers[1] == await askers[2] == [(socket.AF_INET, "127.0.0.1")]
+    assert await askers[1] == await askers[2] == [(socket.AF_INET, ("127.0.0.1", 0))]
     assert askers[0].cancelled()
-    assert await pool._addresses("name.test", 80) == [(socket.AF_INET, "127.0.0.1")]  # cached
+    assert await names.addresses("name.test") == [(socket.AF_INET, ("127.0.0.1", 0))]  # cached
     assert lookups == 1
-    await pool.close()
+    await names.close()
+
+
+async def test_lookups_still_running_end_with_their_owner() -> None:
+    started = asyncio.Event()
+
+    async def endless_lookup(host: str) -> list[Address]:
+        started.set()
+        await asyncio.Event().wait()  # never answers
+        raise AssertionError("unreachable")
+
+    names = Lookups(None, endless_lookup)
+    asker = asyncio.create_task(names.addresses("slow.test"))
+    await started.wait()
+    (lookup,) = names._running.values()
+    await names.close()  # cancels and awaits its lookups: none outlives the pool
+    assert lookup.cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        await asker  # its asker, shielded from it, is told it ended
 
 
 async def test_harmless_grammar_slips_are_read_as_aiohttp_and_browsers_read_them() -> None:

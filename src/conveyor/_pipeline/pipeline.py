@@ -225,6 +225,7 @@ class Pipeline:
         cookies: bool = False,
         verify_tls: bool = True,
         trust_env: bool = False,
+        proxy: str | Iterable[str] | None = None,
         block_private: bool = False,
         allow_networks: Iterable[str] = (),
         save_to: str | Path | None = None,
@@ -257,7 +258,10 @@ class Pipeline:
             user_agent: the ``User-Agent``; default ``conveyor/<version>``.
             cookies: keep a cookie jar for the run.
             verify_tls: check TLS certificates.
-            trust_env: take proxies and ``.netrc`` from the environment.
+            trust_env: take proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and ``.netrc`` logins
+                from the environment.
+            proxy: a forward proxy, ``http://[user:password@]host:port``, or several (hosts
+                are spread over them, each host staying on one).
             block_private: refuse non-global addresses after DNS, on every hop.
             allow_networks: networks exempt from ``block_private``, e.g. ``"10.1.0.0/16"``.
             save_to: a directory: bodies are streamed to files there instead of memory.
