@@ -84,7 +84,14 @@ class SessionTransport:
             return await self._session.request(
                 method, url, headers=headers, data=data, allow_redirects=False
             )
-        auth = {} if proxy.authorization is None else {"Proxy-Authorization": proxy.authorization}
+        tunnel: dict[str, str] = {}
+        if proxy.authorization is not None:
+            # aiohttp says proxy_headers only to CONNECT; a plain request carries the
+            # proxy's credentials itself (it goes to the proxy, which takes them off).
+            if url.scheme == "https":
+                tunnel["Proxy-Authorization"] = proxy.authorization
+            else:
+                headers = (*headers, ("Proxy-Authorization", proxy.authorization))
         return await self._session.request(
             method,
             url,
@@ -92,7 +99,7 @@ class SessionTransport:
             data=data,
             allow_redirects=False,
             proxy=proxy.label,
-            proxy_headers=auth,
+            proxy_headers=tunnel,
         )
 
     async def close(self) -> None:
