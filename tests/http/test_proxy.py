@@ -127,7 +127,7 @@ async def raw_proxy(name: bytes, *, refuse_connect: int = 0) -> AsyncIterator[Ra
             status = refuse_connect or 403
             writer.write(b"HTTP/1.1 %d Refused\r\nContent-Length: 0\r\n\r\n" % status)
             return False
-        writer.write(ok(name))
+        writer.write(ok(name, b"Content-Type: text/html"))
         return True
 
     async with raw_server(answer) as server:
