@@ -19,9 +19,9 @@ PUBLIC = [
     "JobMismatchError", "JournalError", "JsonLines", "KeyOutcome", "Ledger",
     "NotPicklableError", "Observer", "Parquet", "Pipeline", "Progress", "Request", "Response",
     "Retry", "RunFinished", "RunInterrupted", "RunReport", "RunResult", "RunStarted",
-    "RunStatistics", "Sink", "SinkError", "Sqlite", "StageStatistics", "Tick", "UsageError",
-    "WorkerCrashed", "read_csv", "read_jsonl", "read_lines", "read_parquet", "sink_for",
-    "to_record",
+    "RunStatistics", "ShardFailed", "ShardFenced", "Sink", "SinkError", "Sqlite",
+    "StageStatistics", "Tick", "UsageError", "WorkerCrashed", "read_csv", "read_jsonl",
+    "read_lines", "read_parquet", "sink_for", "to_record",
 ]  # fmt: skip
 PUBLIC_HTTP = [
     "BadURL", "Blocked", "ConnectError", "ConnectionReset", "DNSError", "DecodeError",
@@ -39,9 +39,10 @@ ALLOWED = {
     "_engine": set(),
     "_io": {"_engine"},
     "_http": {"_engine"},
-    "_pipeline": {"_engine", "_io", "_http"},
+    "_shards": {"_engine", "_io"},
+    "_pipeline": {"_engine", "_io", "_http", "_shards"},
     "_observe": {"_engine", "_pipeline"},
-    "_cli": {"_engine", "_io", "_http", "_pipeline", "_observe", "testing", FACE},
+    "_cli": {"_engine", "_io", "_http", "_shards", "_pipeline", "_observe", "testing", FACE},
     "testing": set(),
 }
 

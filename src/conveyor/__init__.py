@@ -50,6 +50,12 @@ from ._errors import (
     RunInterrupted as RunInterrupted,
 )
 from ._errors import (
+    ShardFailed as ShardFailed,
+)
+from ._errors import (
+    ShardFenced as ShardFenced,
+)
+from ._errors import (
     SinkError as SinkError,
 )
 from ._errors import (
@@ -99,6 +105,8 @@ __all__ = [
     "RunResult",
     "RunStarted",
     "RunStatistics",
+    "ShardFailed",
+    "ShardFenced",
     "Sink",
     "SinkError",
     "Sqlite",
@@ -231,6 +239,8 @@ for _name in [
     "JournalError",
     "NotPicklableError",
     "RunInterrupted",
+    "ShardFailed",
+    "ShardFenced",
     "SinkError",
     "UsageError",
     "WorkerCrashed",

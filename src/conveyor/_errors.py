@@ -8,6 +8,8 @@
     │   └── JobMismatchError                a journal belongs to another job: restart or resume
     ├── JournalError                        the journal file is corrupt or not ours
     ├── SinkError (OSError)                 the output cannot be written (disk full, no access)
+    │   └── ShardFenced                     a newer attempt of this shard took over: stop
+    ├── ShardFailed                         a Ray shard failed for good: run again to resume
     ├── ItemError                           one item failed; ``kind`` is the stable failure kind
     │   ├── ItemTimeout (TimeoutError)      our own deadline fired            kind "timeout"
     │   ├── WorkerCrashed                   a worker process died             kind "worker-crashed"
@@ -60,6 +62,15 @@ class JournalError(ConveyorError):
 
 class SinkError(ConveyorError, OSError):
     """The output cannot be written; data already flushed is kept."""
+
+
+class ShardFenced(SinkError):
+    """A newer attempt of this shard has started: this one may not write or commit."""
+
+
+class ShardFailed(ConveyorError):
+    """A shard of a job run on Ray failed for good (its retries spent). Running the same
+    job again resumes it."""
 
 
 class ItemError(ConveyorError):

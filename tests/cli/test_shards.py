@@ -11,21 +11,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conveyor._cli.sharded import live_outcomes
+from conveyor._cli.sharded import RowOutput
+from conveyor._engine.outcomes import Failure
+from conveyor._errors import ShardFenced
 from conveyor._http.hosts import host_key
 from conveyor._io import sink_for
-from conveyor._pipeline.parts import count_rows, iter_rows
-from conveyor._pipeline.shards import (
-    Fence,
-    FencedSink,
-    Layout,
-    ShardFenced,
-    claim_attempt,
-    shard_of,
-    split,
-    write_atomic,
-    write_manifest,
-)
+from conveyor._pipeline.fetch import fetch_stage
+from conveyor._shards.fence import Fence, FencedSink, claim_attempt
+from conveyor._shards.layout import Layout, shard_of, write_atomic
+from conveyor._shards.parts import count_rows, iter_rows
+from conveyor._shards.plan import write_manifest
+from conveyor._shards.progress import live_outcomes
+from conveyor._shards.slices import SliceSource, route_for, split
 
 from .conftest import ROOT, run_cli, write_urls
 
@@ -33,10 +30,13 @@ from .conftest import ROOT, run_cli, write_urls
 def test_split_puts_each_host_in_one_stable_shard(tmp_path: Path) -> None:
     urls = [f"http://h{h}.test:80/p{n}" for n in range(50) for h in range(7)]
     layout = Layout(tmp_path / "out", 3, ".jsonl")
-    counts = split(urls, host_key, layout)
+    # A fetch is cut by its own route key, the host: as the loops route it.
+    route = route_for((fetch_stage({}),), key=None)
+    counts = split(urls, route, layout)
     assert sum(counts) == len(urls)
     for index in range(3):
-        items = [orjson.loads(x)["item"] for x in layout.slice(index).read_bytes().splitlines()]
+        items = list(SliceSource(layout.slice(index)))
+        assert len(items) == counts[index]
         assert {shard_of(host_key(u), 3) for u in items} <= {index}
         hosts = {host_key(u) for u in items}
         assert all(sum(host_key(u) == h for u in items) == 50 for h in hosts)
@@ -95,7 +95,28 @@ def test_the_live_line_sums_what_the_newest_attempts_told(tmp_path: Path) -> Non
     write_atomic(layout.progress(2), orjson.dumps({"attempt": 1, "outcomes": told}))  # stale
     (layout.shard_dir(1) / "progress.json").write_text("{not json")  # half-written: ignored
     assert live_outcomes(layout, [0, 1, 2]) == told
-    assert live_outcomes(layout, [1, 2]) == {"ok": 0, "4xx": 0, "5xx": 0, "failed": 0}
+    assert live_outcomes(layout, [1, 2]) == {}
+
+
+def test_the_commands_hook_makes_failures_rows_and_counts_them(tmp_path: Path) -> None:
+    part = tmp_path / "part-00000.jsonl"
+    output = RowOutput(part)
+    output.open(None)
+    rows = [
+        {"url": "http://a.test/1", "status": 200, "error_kind": None},
+        {"url": "http://a.test/2", "status": 404, "error_kind": None},
+        {"url": "http://b.test:81/", "status": 503, "error_kind": None},
+    ]
+    output.write(rows)
+    output.write_failures([Failure("http://c.test/", "fetch", "connect", "refused", 1, "X")])
+    output.flush()
+    output.close()
+    assert output.outcomes() == {"ok": 1, "4xx": 1, "5xx": 1, "failed": 1}
+    assert sum(output.tally().values()) == 4
+    assert output.tally()[(503, "b.test:81", None)] == 1
+    written = list(iter_rows(part))
+    assert [r["url"] for r in written][:3] == [r["url"] for r in rows]
+    assert written[3]["error_kind"] == "connect"
 
 
 def _finished_job(tmp_path: Path, extension: str) -> Path:

@@ -50,8 +50,10 @@ async def test_host_rate_is_per_host(site: RunningSite, client: Client) -> None:
     # Each host is paced on its own (at most ~5 in half a second) ...
     for times in (a0, a1):
         assert max(sum(1 for t in times if s <= t < s + 0.5) for s in times) <= 6
-    # ... but the two hosts do not wait for each other: both start at once.
-    assert abs(a0[0] - a1[0]) < 0.5
+    # ... but the two hosts do not wait for each other: their paced runs overlap (each takes
+    # at least 0.7 s; a slower machine only stretches both).
+    assert a1[0] < a0[-1]
+    assert a0[0] < a1[-1]
 
 
 async def test_statistics_show_in_flight_while_running(site: RunningSite, client: Client) -> None:

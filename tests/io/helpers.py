@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,41 +76,95 @@ def keys_of(records: Sequence[dict[str, Any]]) -> list[str]:
     return sorted(str(record["key"]) for record in records)
 
 
+def written_bytes(path: Path) -> int:
+    """How much of the output is on disk: the file (with SQLite's WAL), or every file in
+    the folder of a Parquet output (hidden parts in progress included)."""
+    if path.is_dir():
+        return sum(entry.stat().st_size for entry in path.iterdir() if entry.is_file())
+    total = 0
+    for candidate in (path, Path(f"{path}-wal")):
+        try:
+            total += candidate.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+@dataclass
+class _Round:
+    """One job of a kill round, and the progress it must show before it is killed."""
+
+    proc: subprocess.Popen[str]
+    output: Path
+    folder: Path
+    commits: bool  # wait for a journal commit of this run first
+    grow: int  # then for the output to grow by this many bytes
+    done_at_start: int
+    size_mark: int | None = None  # the output's size when the byte count started
+
+
 def kill_loop(
     folders: dict[str, Path],
     mode: str,
     *,
     rounds: int,
     delay: float,
-    wait: tuple[float, float],
+    grow: tuple[int, int],
     done: Callable[[Path], int],
 ) -> None:
-    """Start one job per sink, SIGKILL each at its own random moment, ``rounds`` times."""
+    """Start one job per sink and SIGKILL each once it has made a chosen amount of
+    progress, ``rounds`` times; then run each to its end.
+
+    The kill moments come from what each job is seen to do, never from the clock, so they
+    land mid-job however busy the machine is: every third round waits for a journal commit
+    of its own run first (so the journal moves on), and each then waits until the output
+    has grown by a random number of bytes in ``grow`` (so the kill lands anywhere: before
+    the first commit, mid-batch, mid-flush, mid-commit)."""
     rng = random.Random(4)
     killed = {sink: 0 for sink in folders}
     progress: dict[str, set[int]] = {sink: set() for sink in folders}
-    for _ in range(rounds):
-        procs = {
-            sink: start_job(mode, sink, folder, delay=delay) for sink, folder in folders.items()
+    for number in range(rounds):
+        jobs = {
+            sink: _Round(
+                start_job(mode, sink, folder, delay=delay),
+                folder / f"out.{SUFFIX[sink]}",
+                folder,
+                commits=number % 3 == 1,
+                grow=rng.randint(*grow),
+                done_at_start=done(folder),
+            )
+            for sink, folder in folders.items()
         }
-        began = time.monotonic()
-        for sink, when in sorted(
-            ((sink, rng.uniform(*wait)) for sink in procs), key=lambda pair: pair[1]
-        ):
-            time.sleep(max(0.0, began + when - time.monotonic()))
-            procs[sink].send_signal(signal.SIGKILL)
-        for sink, proc in procs.items():
-            _, err = proc.communicate(timeout=30)
-            assert proc.returncode in (0, -signal.SIGKILL), f"{sink}: {err}"
-            killed[sink] += proc.returncode == -signal.SIGKILL
+        live = dict(jobs)
+        while live:  # bounded: each job either shows its progress or ends by itself
+            for sink, job in list(live.items()):
+                if job.proc.poll() is not None:
+                    del live[sink]
+                elif _progressed(job, done):
+                    job.proc.send_signal(signal.SIGKILL)
+                    del live[sink]
+            time.sleep(0.01)
+        for sink, job in jobs.items():
+            _, err = job.proc.communicate(timeout=60)
+            assert job.proc.returncode in (0, -signal.SIGKILL), f"{sink}: {err}"
+            killed[sink] += job.proc.returncode == -signal.SIGKILL
             progress[sink].add(done(folders[sink]))
     for sink in folders:  # the kills landed mid-job, and at different points of it
         assert killed[sink] >= rounds // 2, (sink, killed)
         assert len(progress[sink]) >= 3, (sink, progress)
     for sink, folder in folders.items():
         proc = start_job(mode, sink, folder, delay=0.0)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"{sink}: {err}"
+
+
+def _progressed(job: _Round, done: Callable[[Path], int]) -> bool:
+    """Has this job done what its round waits for before the kill?"""
+    if job.size_mark is None:
+        if job.commits and done(job.folder) <= job.done_at_start:
+            return False
+        job.size_mark = written_bytes(job.output)
+    return written_bytes(job.output) - job.size_mark >= job.grow
 
 
 def journal_done(folder: Path) -> int:

@@ -28,7 +28,7 @@ from .helpers import (
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_gives_every_key_once(tmp_path: Path) -> None:
     folders, keys = sink_folders(tmp_path, 3000, duplicates=40)
-    kill_loop(folders, "direct", rounds=10, delay=0.001, wait=(0.25, 0.8), done=journal_done)
+    kill_loop(folders, "direct", rounds=10, delay=0.001, grow=(1, 12_000), done=journal_done)
     for sink, folder in folders.items():
         records = read_records(folder / f"out.{SUFFIX[sink]}")
         assert keys_of(records) == sorted(keys), sink

@@ -53,7 +53,7 @@ def test_sigkill_then_resume_with_rollback_journals(
 ) -> None:
     monkeypatch.setenv("CONVEYOR_SQLITE_WAL", "off")  # inherited by the jobs
     folders, keys = sink_folders(tmp_path, 2000, duplicates=20)
-    kill_loop(folders, "direct", rounds=6, delay=0.001, wait=(0.25, 0.8), done=journal_done)
+    kill_loop(folders, "direct", rounds=6, delay=0.001, grow=(1, 12_000), done=journal_done)
     for sink, folder in folders.items():
         journal = folder / "job.journal"
         assert _header_mode(journal) == b"\x01\x01", sink

@@ -23,10 +23,10 @@ from .helpers import (
 @pytest.mark.slow
 def test_sigkill_ten_times_then_resume_gives_each_of_5000_keys_once(tmp_path: Path) -> None:
     folders, keys = sink_folders(tmp_path, 5000, duplicates=25)
-    # ~500 items/s (4 threads sleeping 8 ms each): ten runs cannot finish the job, and the
-    # longer ones commit (every second, at this speed) before their kill. The last run,
-    # at full speed, finishes it.
-    kill_loop(folders, "pipeline", rounds=10, delay=0.008, wait=(0.8, 2.0), done=journal_done)
+    # ~500 items/s (4 threads sleeping 8 ms each), a commit a second: each kill comes after
+    # a chosen amount of progress (a commit of its own run, or not, then some records
+    # more), so ten runs do not finish the job; the last run, at full speed, does.
+    kill_loop(folders, "pipeline", rounds=10, delay=0.008, grow=(1, 30_000), done=journal_done)
     for sink, folder in folders.items():
         records = read_records(folder / f"out.{SUFFIX[sink]}")
         assert len(records) == 5000, sink
@@ -39,7 +39,7 @@ def test_position_keys_survive_sigkill_and_every_line_ends_once(tmp_path: Path) 
     of its own, and each of the 3,025 lines is written exactly once."""
     folders, keys = sink_folders(tmp_path, 3000, duplicates=25, sinks=("jsonl", "sqlite"))
     lines = keys + keys[: 25 * 7 : 7]
-    kill_loop(folders, "positions", rounds=8, delay=0.008, wait=(0.6, 1.6), done=journal_done)
+    kill_loop(folders, "positions", rounds=8, delay=0.008, grow=(1, 20_000), done=journal_done)
     for sink, folder in folders.items():
         assert keys_of(read_records(folder / f"out.{SUFFIX[sink]}")) == sorted(lines), sink
 

@@ -43,9 +43,11 @@ def test_totals_match_the_run_result(ran: tuple[RunReport, cv.RunResult]) -> Non
     # Every successful attempt of every stage is in its latency histogram.
     for stage in result.stages:
         assert sum(n for _, _, n in data.latency[stage.name]) == stage.succeeded
-    # nap sleeps 20 ms: its bars sit around there.
-    lows = [low for low, _, n in data.latency["nap"] if n]
-    assert 0.005 < max(lows) < 0.1
+    # nap sleeps 20 ms, so no call of it took less: every bar it has reaches past 20 ms
+    # (how far past depends on how busy the machine is, so that is not checked).
+    highs = [high for _, high, n in data.latency["nap"] if n]
+    assert highs
+    assert min(highs) >= 0.02
     # Quarter-second buckets from the start to the end of a ~0.6 s run, on one time axis.
     starts = [t for t, _ in data.throughput]
     assert starts == [i * 0.25 for i in range(len(starts))]

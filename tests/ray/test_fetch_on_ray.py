@@ -153,3 +153,53 @@ def test_per_host_holds_across_the_cluster(
             told.update(orjson.loads(progress.read_bytes())["outcomes"])
     assert told["ok"] == len(urls)
     assert told["4xx"] + told["5xx"] + told["failed"] == 0
+
+
+def test_restart_removes_only_what_the_job_wrote(
+    tmp_path: Path, ray_cluster: str, ray_site: SiteThread
+) -> None:
+    urls = _urls(ray_site, per_host=5, delay=0)
+    source = _write(tmp_path / "urls.txt", urls)
+    outdir = tmp_path / "out.csv"
+    args = ("fetch", str(source), "-o", str(outdir), "--backend", "ray", "--address",
+            ray_cluster, "--shards", "2", "-q")  # fmt: skip
+    first = conveyor(*args, cwd=tmp_path)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    (outdir / "notes.txt").write_text("mine")
+    (outdir / "mine").mkdir()
+    (outdir / "mine" / "part-00000.csv").write_text("url\nmine\n")
+    again = conveyor(*args, "--restart", cwd=tmp_path)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "(2 run now)" in out  # begun again, not found complete
+    assert (outdir / "notes.txt").read_text() == "mine"
+    assert (outdir / "mine" / "part-00000.csv").read_text() == "url\nmine\n"
+    assert _merged_urls(tmp_path, outdir) == Counter(urls)
+
+
+def test_retry_failed_runs_the_failed_urls_of_finished_shards_again(
+    tmp_path: Path, ray_cluster: str, ray_site: SiteThread
+) -> None:
+    assert ray_site.site is not None
+    flaky = ray_site.site.url(f"/flaky/{tmp_path.name}?fail=1&status=503", host=1)
+    urls = [*_urls(ray_site, per_host=3, delay=0), flaky]
+    source = _write(tmp_path / "urls.txt", urls)
+    outdir = tmp_path / "out.jsonl"
+    args = ("fetch", str(source), "-o", str(outdir), "--backend", "ray", "--address",
+            ray_cluster, "--shards", "2", "--retries", "0", "-q")  # fmt: skip
+    first = conveyor(*args, cwd=tmp_path)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    again = conveyor(*args, "--retry-failed", cwd=tmp_path)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "(1 run now)" in out  # the shard with the 503, not the other one
+    merged = tmp_path / "merged.jsonl"
+    merge = conveyor("merge", str(outdir), "-o", str(merged), cwd=tmp_path)
+    _, err = merge.communicate(timeout=60)
+    assert merge.returncode == 0, err
+    rows = [orjson.loads(line) for line in merged.read_bytes().splitlines()]
+    # As on one machine: the new row follows the old one.
+    assert [r["status"] for r in rows if r["url"] == flaky] == [503, 200]
+    assert Counter(r["url"] for r in rows if r["url"] != flaky) == Counter(urls[:-1])

@@ -9,7 +9,7 @@ import pytest
 
 from conveyor import Pipeline
 from conveyor._errors import UsageError
-from conveyor._pipeline.parts import iter_rows
+from conveyor._shards.parts import iter_rows
 
 
 def _square(item: dict[str, int]) -> dict[str, int]:
@@ -38,3 +38,30 @@ def test_a_pipeline_runs_as_shards_and_resumes(tmp_path: Path, ray_cluster: str)
 def test_ray_backend_wants_a_folder_path(ray_cluster: str) -> None:
     with pytest.raises(UsageError, match="folder of parts"):
         Pipeline([1, 2]).map(str).run([], backend="ray", address=ray_cluster)
+
+
+def _keep_mine(outdir: Path) -> None:
+    """What a user might leave in the output folder: a file and a folder of theirs."""
+    (outdir / "notes.txt").write_text("mine")
+    (outdir / "mine").mkdir()
+    (outdir / "mine" / "part-00000.jsonl").write_text('{"n": -1}\n')
+
+
+def _is_mine(outdir: Path) -> bool:
+    return (outdir / "notes.txt").read_text() == "mine" and (
+        outdir / "mine" / "part-00000.jsonl"
+    ).read_text() == '{"n": -1}\n'
+
+
+def test_restart_removes_only_what_the_job_wrote(tmp_path: Path, ray_cluster: str) -> None:
+    outdir = tmp_path / "out.jsonl"
+    pipeline = Pipeline([{"n": n} for n in range(200)]).map(_square)
+    pipeline.run(str(outdir), backend="ray", shards=4, address=ray_cluster)
+    _keep_mine(outdir)
+    again = pipeline.run(str(outdir), backend="ray", shards=2, address=ray_cluster, restart=True)
+    assert (again.results, again.skipped) == (200, 0)  # begun again, in two shards now
+    assert _is_mine(outdir)
+    parts = sorted(p.name for p in outdir.glob("part-*.jsonl"))
+    assert parts == ["part-00000.jsonl", "part-00001.jsonl"]  # the four old ones are gone
+    rows = [row for name in parts for row in iter_rows(outdir / name)]
+    assert Counter(row["n"] for row in rows) == Counter(range(200))

@@ -23,7 +23,7 @@ def merge_command(outdir: str, output: str) -> None:
     Only a finished job can be joined: one whose OUTDIR holds _MANIFEST.json.
     """
     from .._errors import UsageError
-    from .._pipeline.parts import merge_parts
+    from .._shards.parts import merge_parts
 
     target = Path(output)
     if not target.resolve().parent.is_dir():

@@ -1,6 +1,6 @@
 """Sources, sinks and the resume journal (files, SQLite, Parquet). Never imports _http."""
 
-from .journal import Journal, JournalStatistics, open_journal
+from .journal import Journal, JournalStatistics, open_journal, read_counts
 from .records import to_record
 from .sinks import Csv, FileSink, JsonLines, Parquet, Sqlite, sink_for
 from .sources import (
@@ -27,6 +27,7 @@ __all__ = [
     "ParquetSource",
     "Sqlite",
     "open_journal",
+    "read_counts",
     "read_csv",
     "read_jsonl",
     "read_lines",

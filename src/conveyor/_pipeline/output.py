@@ -2,22 +2,34 @@
 
 The journal's fingerprint names what decides the output — the source, the stage functions
 in order, the key function and the sink — and not how fast it runs: resuming with another
-concurrency, rate or retry count is the same job.
+concurrency, rate or retry count is the same job. A job on Ray keeps the same fingerprint
+in its plan (with its shard count and parts' format added: ``_shards/plan.py``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._engine.outcomes import Failure
 from .._engine.ports import Ledger, Sink
+from .._engine.spec import StageSpec
 from .._errors import UsageError
 
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
+
+class Built(Protocol):
+    """What output needs of a built pipeline (``Pipeline`` is one)."""
+
+    @property
+    def source(self) -> Any: ...
+
+    @property
+    def key(self) -> Callable[[Any], Hashable] | None: ...
+
+    @property
+    def stages(self) -> tuple[StageSpec, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +104,8 @@ def describe(obj: Any) -> Any:
     return type(obj).__qualname__
 
 
-def fingerprint(pipeline: Pipeline, sink: Sink | None) -> dict[str, Any]:
+def fingerprint(pipeline: Built, sink: Sink | None) -> dict[str, Any]:
+    """What makes two runs one job: the one rule, for a journal and for a plan on Ray."""
     return {
         "source": describe(pipeline.source),
         "key": describe(pipeline.key) if pipeline.key else "position",
@@ -104,7 +117,7 @@ def fingerprint(pipeline: Pipeline, sink: Sink | None) -> dict[str, Any]:
 
 
 def prepare_output(
-    pipeline: Pipeline,
+    pipeline: Built,
     sink: Any,
     *,
     journal: str | os.PathLike[str] | None,

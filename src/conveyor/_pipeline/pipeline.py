@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .._engine.events import ObserverLike
 from .._engine.loops import resolve_loops
+from .._engine.ports import Sink
 from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
 from .._engine.spec import StageSpec, make_batch, make_stage
@@ -430,18 +432,18 @@ class Pipeline:
                 default: ``RAY_ADDRESS``, else a new one on this machine). ``sink`` is then
                 a folder path (``"out.jsonl"``: parts ``part-0000N.jsonl``, each with its
                 journal, so running again resumes; ``journal`` stays unset), joined with
-                ``conveyor merge``. ``observers`` and ``ordered`` are not used. See
-                ``docs/scale.md``.
+                ``conveyor merge``; ``restart`` removes only the files the job wrote there.
+                ``observers`` and ``ordered`` are not used. See ``docs/scale.md``.
         """
         if backend == "ray":
-            if ordered or observers or retry_on_resume is not None:
-                raise UsageError(
-                    "backend='ray' keeps no input order and takes no observers or retry_on_resume"
-                )
-            from .sharded_run import run_on_ray  # Ray is imported only now
+            if ordered or observers:
+                raise UsageError("backend='ray' keeps no input order and takes no observers")
+            if retry_on_resume is not None and not callable(retry_on_resume):
+                raise UsageError(f"retry_on_resume={retry_on_resume!r} must be a function")
+            from .on_ray import run_on_ray, sharded_job  # Ray is imported only when it runs
 
             return run_on_ray(
-                self,
+                sharded_job(self, LocalShard(self._key, self._stages, retry_on_resume)),
                 sink,
                 journal=journal,
                 shards=shards,
@@ -519,6 +521,30 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[Any]:
         return self.iter()
+
+
+@dataclass(frozen=True)
+class LocalShard:
+    """How one shard of a job on Ray runs, in its task: these stages over the shard's
+    slice, on one loop (the cluster is the parallelism), into its part and journal.
+    Picklable (with Ray's cloudpickle, lambdas too); ``_shards`` calls it, so the driver
+    needs the builder only through this."""
+
+    key: Callable[[Any], Hashable] | None
+    stages: tuple[StageSpec, ...]
+    retry_on_resume: RetryOnResume | None = None
+
+    def __call__(
+        self, source: Iterable[Any], sink: Sink, journal: str, *, retry_failed: bool
+    ) -> RunResult:
+        pipeline = Pipeline(source, key=self.key, _stages=self.stages)
+        return pipeline.run(
+            sink,
+            journal=journal,
+            retry_failed=retry_failed,
+            loops=1,
+            retry_on_resume=self.retry_on_resume,
+        )
 
 
 def _renamed(spec: StageSpec, name: str) -> StageSpec:

@@ -3,7 +3,8 @@ or keys a ``key=`` function gives.
 
 Each decides which keys of a batch to admit, and what a batch of finished keys leaves in
 the journal; ``Journal`` holds what they share (its connections, the counters, the input
-position reached) and does the writing.
+position reached) and does the writing. A strategy sees its journal only through
+``JournalState``, so this module does not import the journal's (which imports this one).
 
 - ``PositionKeys``: keys that are the input positions themselves cannot repeat, and finished
   ones are kept as spans of positions, with a row only for a failure (or a retried one).
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -25,8 +26,30 @@ from ..._engine.ports import KeyOutcome
 from . import schema
 from .keys import encode_keys, travelled
 
-if TYPE_CHECKING:
-    from .journal import Journal
+
+class JournalState(Protocol):
+    """What a strategy reads and changes on its journal (``journal.Journal`` is one)."""
+
+    retry_failed: bool
+    _next: int  # the input position of the next key admitted
+    _dirty: bool  # admitted since the last commit: the counters changed
+    _duplicates: int
+
+    @property
+    def _spans_end(self) -> int: ...  # positions below this may be finished
+
+    @property
+    def _keys_stored(self) -> bool: ...  # whether the file may hold a key
+
+    @property
+    def _retried(self) -> set[Any]: ...  # failed keys admitted again
+
+    @property
+    def _db(self) -> object: ...  # None until the file is made
+
+    def _finished_in(self, start: int, stop: int) -> list[bool]: ...
+
+    def _read(self, query: str, *params: Any) -> list[Any]: ...
 
 
 class Finished(NamedTuple):
@@ -50,7 +73,7 @@ class Strategy(Protocol):
 class PositionKeys:
     """Keys that are the input positions: spans, not rows."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: JournalState) -> None:
         self._journal = journal
 
     def admit(self, positions: range) -> list[bool]:
@@ -91,7 +114,7 @@ class PositionKeys:
 class KeyedKeys:
     """Keys given by a ``key=`` function: a row each."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: JournalState) -> None:
         self._journal = journal
         # Keys admitted in this run and not yet recorded, with their input positions: what
         # a duplicate is checked against until its first copy finishes. Bounded by the

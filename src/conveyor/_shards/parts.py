@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .._errors import UsageError
-from .shards import read_manifest
+from .plan import read_manifest
 
 _BATCH = 4096
 

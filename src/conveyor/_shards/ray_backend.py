@@ -15,13 +15,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from .._errors import ConveyorError, UsageError
+from .._errors import ConveyorError, ShardFailed, UsageError
 
 INSTALL_HINT = "pip install 'conveyor[ray]'"
-
-
-class ShardFailed(ConveyorError):
-    """A shard failed for good (its retries spent, or an error a retry cannot fix)."""
 
 
 def import_ray() -> ModuleType:
@@ -104,7 +100,7 @@ def run_tasks(
                     first = (str(cause).splitlines() or [""])[0]
                     raise ShardFailed(
                         f"a shard failed after {max_retries} retries "
-                        f"({type(cause).__name__}: {first}); run the same command again to resume"
+                        f"({type(cause).__name__}: {first}); run the job again to resume it"
                     ) from None
                 on_done(value)
     finally:
