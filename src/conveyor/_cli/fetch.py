@@ -164,8 +164,7 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
     }
     if options["user_agent"]:
         fetch_options["user_agent"] = options["user_agent"]
-    # Only when given: the Ray job's fingerprint holds the options, and must not change
-    # for the runs that name neither.
+    # Only when given, as --user-agent: the defaults stay FetchConfig's.
     if options["proxies"]:
         fetch_options["proxy"] = tuple(options["proxies"])
     if options["trust_env"]:
