@@ -77,6 +77,16 @@ class Pool:
     How many requests run at once is the client's business (``Limits``); the pool keeps
     at most ``max_idle`` idle connections (``idle_cap``), closing the longest idle first,
     and closes any idle for ``KEEPALIVE`` seconds.
+
+    Args:
+        agent_headers: the client's own headers (User-Agent, ...), under each request's.
+        connect_timeout: seconds to open a connection: lookup aside, the race of a name's
+            addresses, TLS and a proxy's tunnel together.
+        verify_tls: check certificates.
+        max_idle: idle connections kept at most.
+        allowed: the networks ``block_private`` exempts; None: no ``block_private``.
+        proxies: the proxy of each origin; None: every request goes direct.
+        resolve: how names are looked up (default ``getaddrinfo``; tests give their own).
     """
 
     def __init__(
