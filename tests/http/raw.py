@@ -8,11 +8,14 @@ do, and what hostile ones do on purpose.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor._http.connect import Address, Resolve
+from conveyor._http.pool import Pool
 from conveyor.http import HttpClient
 
 from .conftest import FAST
@@ -98,3 +101,24 @@ def written(*responses: bytes, keep: bool = True) -> Answer:
         return keep
 
     return answer
+
+
+def dns(*hosts: str) -> Resolve:
+    """A name server for the tests: every name has these addresses, in this order."""
+
+    async def resolve(name: str) -> list[Address]:
+        return [(socket.AF_INET, (host, 0)) for host in hosts]
+
+    return resolve
+
+
+@asynccontextmanager
+async def open_pool(*, connect_timeout: float = 5.0, **options: Any) -> AsyncIterator[Pool]:
+    """The wire's pool on its own (no client above it), closed afterwards."""
+    pool = Pool(
+        agent_headers=(), connect_timeout=connect_timeout, verify_tls=True, max_idle=4, **options
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -16,13 +16,11 @@ import pytest
 from yarl import URL
 
 from conveyor._errors import DecodeError, UsageError
-from conveyor._http import connect
-from conveyor._http.connect import Address
 from conveyor._http.errors import ConnectFailed, ConnectTimeout
 from conveyor._http.pool import Pool
 from conveyor.http import FetchError, FetchTimeout, Request
 
-from .raw import Answer, make_client, ok, raw_server, written
+from .raw import Answer, dns, make_client, ok, open_pool, raw_server, written
 
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -145,10 +143,9 @@ async def test_the_wire_refuses_what_may_not_be_sent_whatever_the_path(
                 await client.fetch(sneaked)
         with pytest.raises(UsageError, match="the client's headers"):
             Pool(agent_headers=[header], connect_timeout=5, verify_tls=True, max_idle=4)
-        pool = Pool(agent_headers=(), connect_timeout=5, verify_tls=True, max_idle=4)
-        with pytest.raises(UsageError, match="request headers"):
-            await pool.request("GET", URL(f"{server.base}/"), headers=[header])
-        await pool.close()
+        async with open_pool() as pool:
+            with pytest.raises(UsageError, match="request headers"):
+                await pool.request("GET", URL(f"{server.base}/"), headers=[header])
     assert server.heads == []  # nothing was sent
 
 
@@ -189,55 +186,24 @@ def silent_listener(host: str, port: int) -> Iterator[None]:
         listener.close()
 
 
-def dns(*hosts: str) -> connect.Resolve:
-    """A name server for the tests: every name has these addresses, in this order."""
-
-    async def resolve(name: str) -> list[Address]:
-        return [(socket.AF_INET, (host, 0)) for host in hosts]
-
-    return resolve
-
-
 async def test_a_silent_first_address_does_not_end_the_fetch() -> None:
     async with raw_server(written(ok(b"from the second")), host="127.0.0.6") as good:
         with silent_listener("127.0.0.5", good.port):
-            pool = Pool(
-                agent_headers=(),
-                connect_timeout=5,
-                verify_tls=True,
-                max_idle=4,
-                resolve=dns("127.0.0.5", "127.0.0.6"),
-            )
-            try:
+            async with open_pool(resolve=dns("127.0.0.5", "127.0.0.6")) as pool:
                 response = await pool.request("GET", URL(f"http://dual.test:{good.port}/"))
                 assert await response.read() == b"from the second"
-            finally:
-                await pool.close()
     assert good.heads[0].startswith(b"GET / HTTP/1.1\r\nHost: dual.test:")
 
 
 async def test_connect_fails_only_when_every_address_has(closed_port: int) -> None:
-    refusing = Pool(
-        agent_headers=(),
-        connect_timeout=5,
-        verify_tls=True,
-        max_idle=4,
-        resolve=dns("127.0.0.1", "127.0.0.1"),
-    )
-    with pytest.raises(ConnectFailed):
-        await refusing.request("GET", URL(f"http://dual.test:{closed_port}/"))
-    await refusing.close()
+    url = URL(f"http://dual.test:{closed_port}/")
+    async with open_pool(resolve=dns("127.0.0.1", "127.0.0.1")) as refusing:
+        with pytest.raises(ConnectFailed):
+            await refusing.request("GET", url)
     with silent_listener("127.0.0.5", closed_port), silent_listener("127.0.0.6", closed_port):
-        silent = Pool(
-            agent_headers=(),
-            connect_timeout=0.6,
-            verify_tls=True,
-            max_idle=4,
-            resolve=dns("127.0.0.5", "127.0.0.6"),
-        )
-        with pytest.raises(ConnectTimeout):
-            await silent.request("GET", URL(f"http://dual.test:{closed_port}/"))
-        await silent.close()
+        async with open_pool(connect_timeout=0.6, resolve=dns("127.0.0.5", "127.0.0.6")) as silent:
+            with pytest.raises(ConnectTimeout):
+                await silent.request("GET", url)
 
 
 # -- 4. sizes announced for bodies that never come --------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,12 @@ import pytest
 from yarl import URL
 
 from conveyor._errors import Blocked, DNSError, ProxyError, TLSError, UsageError
-from conveyor._http.connect import Address
-from conveyor._http.pool import Pool
+from conveyor._http.errors import ProxyRefused
 from conveyor._http.proxy import ProxyRoutes, parse_proxy
 from conveyor._http.safety import AddressRefused, parse_networks
 from conveyor.testing import RunningSite
 
-from .raw import RawServer, make_client, ok, raw_server
+from .raw import RawServer, dns, make_client, ok, open_pool, raw_server
 
 CREDENTIALS = "conveyor:s3cret"
 
@@ -208,42 +206,20 @@ async def test_block_private_guards_the_origin_not_the_proxy_the_user_named() ->
     assert len(proxy.heads) == 1
 
 
-def dns(address: str) -> object:
-    async def resolve(name: str) -> list[Address]:
-        return [(socket.AF_INET, (address, 0))]
-
-    return resolve
-
-
 async def test_block_private_checks_origin_names_behind_a_proxy() -> None:
     async with raw_proxy(b"P", refuse_connect=403) as proxy:
-        routes = ProxyRoutes([parse_proxy(proxy.base)])
-        pool = Pool(
-            agent_headers=(),
-            connect_timeout=5,
-            verify_tls=True,
-            max_idle=4,
-            allowed=parse_networks(["127.0.0.2/32"]),
-            proxies=routes,
-            resolve=dns("10.0.0.1"),  # type: ignore[arg-type]
-        )
-        for url in ("http://inside.test/", "https://inside.test/"):
-            with pytest.raises(AddressRefused):
-                await pool.request("GET", URL(url))
-        await pool.close()
+        options = {
+            "allowed": parse_networks(["127.0.0.2/32"]),
+            "proxies": ProxyRoutes([parse_proxy(proxy.base)]),
+        }
+        async with open_pool(resolve=dns("10.0.0.1"), **options) as pool:
+            for url in ("http://inside.test/", "https://inside.test/"):
+                with pytest.raises(AddressRefused):
+                    await pool.request("GET", URL(url))
         assert proxy.heads == []  # refused before anything went to the proxy
-        allowed = Pool(
-            agent_headers=(),
-            connect_timeout=5,
-            verify_tls=True,
-            max_idle=4,
-            allowed=parse_networks(["127.0.0.2/32"]),
-            proxies=routes,
-            resolve=dns("127.0.0.2"),  # type: ignore[arg-type]
-        )
-        with pytest.raises(Exception, match="403"):
-            await allowed.request("GET", URL("https://allowed.test/"))
-        await allowed.close()
+        async with open_pool(resolve=dns("127.0.0.2"), **options) as allowed:
+            with pytest.raises(ProxyRefused, match="403"):
+                await allowed.request("GET", URL("https://allowed.test/"))
     # The tunnel was asked for the very address checked, not for a name to look up again.
     assert proxy.heads[0].startswith(b"CONNECT 127.0.0.2:443 HTTP/1.1\r\n")
 

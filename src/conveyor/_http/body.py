@@ -193,43 +193,30 @@ async def read_body(
         TooLarge: over ``max_bytes`` on the wire or after decoding.
         DecodeError: the body is not what its ``Content-Encoding`` says.
     """
-    try:
-        return await _copy(chunks, decoder, sink, max_bytes=max_bytes, url=url)
-    except DecodeError as exc:
-        if exc.url is not None:
-            raise
-        raise DecodeError(f"body of {url} is {exc}", url=url) from None
-
-
-async def _copy(
-    chunks: AsyncIterable[bytes],
-    decoder: Decoder | None,
-    sink: BodySink,
-    *,
-    max_bytes: int,
-    url: str,
-) -> int:
     raw = decoded = 0
-    async for chunk in chunks:
-        raw += len(chunk)
-        if raw > max_bytes:
-            raise TooLarge(f"body of {url} exceeds max_bytes={max_bytes} on the wire", url=url)
-        parts = decoder.feed(chunk, max_bytes - decoded) if decoder else [chunk]
-        for part in parts:
+    try:
+        async for chunk in chunks:
+            raw += len(chunk)
+            if raw > max_bytes:
+                raise TooLarge(f"body of {url} exceeds max_bytes={max_bytes} on the wire", url=url)
+            parts = decoder.feed(chunk, max_bytes - decoded) if decoder else [chunk]
+            for part in parts:
+                decoded += len(part)
+                if decoded > max_bytes:
+                    raise TooLarge(
+                        f"body of {url} exceeds max_bytes={max_bytes} once decompressed", url=url
+                    )
+                if part:
+                    await sink.write(part)
+        for part in decoder.finish(max_bytes - decoded) if decoder else ():
             decoded += len(part)
             if decoded > max_bytes:
                 raise TooLarge(
                     f"body of {url} exceeds max_bytes={max_bytes} once decompressed", url=url
                 )
-            if part:
-                await sink.write(part)
-    for part in decoder.finish(max_bytes - decoded) if decoder else ():
-        decoded += len(part)
-        if decoded > max_bytes:
-            raise TooLarge(
-                f"body of {url} exceeds max_bytes={max_bytes} once decompressed", url=url
-            )
-        await sink.write(part)
+            await sink.write(part)
+    except DecodeError as exc:  # the decoders' own, which do not know the URL
+        raise DecodeError(f"body of {url} is {exc}", url=url) from None
     return raw
 
 
