@@ -249,7 +249,8 @@ class Pipeline:
             max_backoff: the longest backoff wait, in seconds.
             jitter: the random share (0 to 1) added to or taken from each wait.
             retry_statuses: statuses retried; after the last retry the response is returned.
-            retry_kinds: failure kinds retried (of connect, reset, timeout, dns, tls).
+            retry_kinds: failure kinds retried (of connect, reset, timeout, dns, tls, decode,
+                proxy).
             max_retry_after: the longest ``Retry-After`` honoured, in seconds.
             timeout: seconds for one attempt, body included (None: no limit).
             connect_timeout: seconds to open a connection.
