@@ -39,10 +39,21 @@ ALLOWED = {
     "_engine": set(),
     "_io": {"_engine"},
     "_http": {"_engine"},
+    "_crawl": {"_engine", "_http"},
     "_shards": {"_engine", "_io"},
-    "_pipeline": {"_engine", "_io", "_http", "_shards"},
+    "_pipeline": {"_engine", "_io", "_http", "_crawl", "_shards"},
     "_observe": {"_engine", "_pipeline"},
-    "_cli": {"_engine", "_io", "_http", "_shards", "_pipeline", "_observe", "testing", FACE},
+    "_cli": {
+        "_engine",
+        "_io",
+        "_http",
+        "_crawl",
+        "_shards",
+        "_pipeline",
+        "_observe",
+        "testing",
+        FACE,
+    },
     "testing": set(),
 }
 
@@ -132,3 +143,17 @@ def test_engine_knows_nothing_of_http_files_or_terminals() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names = [node.module.split(".")[0]]
             assert not set(names) & banned, f"{path.name} imports {set(names) & banned}"
+
+
+# The crawl's pure core takes only the host identity and the page decoding from _http.
+CRAWL_FROM_HTTP = {"hosts", "charset"}
+
+
+def test_crawl_takes_only_hosts_and_charset_from_http() -> None:
+    used = set()
+    for path in (PACKAGE / "_crawl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and "_http" in node.module:
+                tail = node.module.split("_http")[1].lstrip(".")
+                used |= {tail} if tail else {alias.name for alias in node.names}
+    assert used <= CRAWL_FROM_HTTP, used

@@ -14,9 +14,13 @@ from typing import Any
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from .charset import decode
 from .request import Request
+
+# Headers about how the body travelled, not what it is: a WARC record stores it decoded.
+_TRANSFER_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +114,43 @@ class Response:
         if self.path is not None:
             record["path"] = str(self.path)
         return record
+
+    def __conveyor_warc__(self) -> dict[str, Any]:
+        """The exchange for a WARC sink (``conveyor._io.sinks.warc`` describes the keys).
+
+        The body is stored as it was decoded (decompressed, de-chunked), so the headers
+        that described the transfer (``Content-Encoding``, ``Transfer-Encoding``,
+        ``Content-Length``) are replaced by a ``Content-Length`` of the stored body.
+        The request is the one made to ``final_url``: its line, ``Host`` and this
+        request's own headers (the client adds its ``User-Agent`` and ``Accept`` too).
+        """
+        url = URL(self.final_url)
+        request = self.request
+        host = url.raw_host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if not url.is_default_port():
+            host = f"{host}:{url.port}"
+        method = request.method if request is not None else "GET"
+        request_headers = [("Host", host), *(request.header_pairs if request is not None else ())]
+        body = self.content()
+        headers = [
+            (name, value)
+            for name, value in self.headers.items()
+            if name.lower() not in _TRANSFER_HEADERS
+        ]
+        headers.append(("Content-Length", str(len(body))))
+        return {
+            "target": self.final_url,
+            "request_line": f"{method} {url.raw_path_qs or '/'} HTTP/1.1",
+            "request_headers": request_headers,
+            "request_body": b"",
+            "status_line": f"{self.status} {self.reason}".rstrip(),
+            "protocol": "HTTP/1.1",
+            "headers": headers,
+            "body": body,
+            "date": None,
+        }
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.final_url} {len(self.body)} bytes>"

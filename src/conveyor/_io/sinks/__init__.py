@@ -11,6 +11,7 @@ from .csv import Csv
 from .jsonl import JsonLines
 from .parquet import Parquet
 from .sqlite import Sqlite
+from .warc import Warc
 
 _BY_EXTENSION: dict[str, type[FileSink]] = {
     ".jsonl": JsonLines,
@@ -22,6 +23,8 @@ _BY_EXTENSION: dict[str, type[FileSink]] = {
     ".db": Sqlite,
     ".sqlite": Sqlite,
     ".sqlite3": Sqlite,
+    ".warc": Warc,
+    ".warc.gz": Warc,
 }
 
 
@@ -30,11 +33,12 @@ def sink_for(path: str | os.PathLike[str], **options: Any) -> FileSink:
 
     ``.jsonl``/``.ndjson``/``.json`` → :class:`JsonLines`, ``.csv`` → :class:`Csv`,
     ``.parquet``/``.pq`` → :class:`Parquet`, ``.db``/``.sqlite``/``.sqlite3`` →
-    :class:`Sqlite` (table ``results``).
+    :class:`Sqlite` (table ``results``), ``.warc``/``.warc.gz`` → :class:`Warc`.
     """
     if not isinstance(path, str | os.PathLike):
         raise UsageError(f"sink_for({path!r}): give an output path such as 'out.jsonl'")
-    extension = os.path.splitext(os.fspath(path))[1].lower()
+    name = os.path.basename(os.fspath(path)).lower()
+    extension = ".warc.gz" if name.endswith(".warc.gz") else os.path.splitext(name)[1]
     sink = _BY_EXTENSION.get(extension)
     if sink is None:
         known = ", ".join(sorted(_BY_EXTENSION))
@@ -48,4 +52,4 @@ def sink_for(path: str | os.PathLike[str], **options: Any) -> FileSink:
         raise UsageError(f"sink_for({os.fspath(path)!r}, ...): {exc}") from None
 
 
-__all__ = ["Csv", "FileSink", "JsonLines", "Parquet", "Sqlite", "sink_for"]
+__all__ = ["Csv", "FileSink", "JsonLines", "Parquet", "Sqlite", "Warc", "sink_for"]

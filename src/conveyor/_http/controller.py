@@ -1,0 +1,321 @@
+"""The per-host controller: each host's concurrency and rate, set from the host's own signals.
+
+Pure bookkeeping with an injected clock; the async layer (``Limits``) only waits on its
+verdicts. Per request the async layer asks, in this order:
+
+1. ``limit(host)``: how many requests the host may have out now (its host slots);
+2. ``verdict(host)``: ``Go(after)`` (the send time is reserved), ``Wait(until, reason)``,
+   ``Probe()`` or ``Defer(until, reason)`` (``verdicts.py``);
+3. ``start(host)`` right before the request leaves, which returns a ``Ticket``;
+4. ``finish(ticket, outcome, ...)`` when it has ended (``outcomes.py`` classifies it),
+   with the status and headers of the answer if there was one;
+
+and ``allow_retry(host)`` before a retry. Each answer feeds one mechanism per signal:
+
+- ok answers' latency -> the concurrency limit by gradient (``gradient.py``);
+- refusals -> halve the limit and stay under the refused level (``gradient.py``), cut the
+  rate and recover it on a cubic (``cubic.py``), pause the host for its ``Retry-After``
+  or our backoff, or park it beyond the cap (``pauses.py``);
+- network failures -> halve the limit; with server errors -> the breaker (``breaker.py``);
+- ``RateLimit`` headers on any answer -> pace the quota to its reset (``quota.py``);
+- retries -> the retry budget (``budget.py``).
+
+``per_host`` and ``host_rate`` are ceilings it never exceeds. With ``adapt=False`` it is
+today's fixed behaviour (``pacing.HostPacer``): ``per_host`` always, a 429 pauses and
+slows the host; no breaker, no budget. Either way it keeps each host's ``HostReport``.
+
+Memory: a host's state is a few small objects, made only when needed (a pause, a breaker
+and a quota only once the host gave cause). ``forget_idle()`` drops hosts that have
+nothing out and nothing to remember and returns their final reports, so a job over
+millions of hosts holds only the ones it is working on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+
+from .breaker import HostBreaker, State
+from .host_report import HostReport, Pause
+from .host_state import ControlSettings, HostState, Ticket
+from .outcomes import Outcome
+from .pacing import HostPacer
+from .pauses import HostPause
+from .quota import read_quota
+from .retry import parse_retry_after
+from .verdicts import GO, Defer, Go, Reason, Verdict, Wait
+
+__all__ = ["ControlSettings", "HostController", "Ticket"]
+
+Clock = Callable[[], float]
+_BREAKING = (Outcome.SERVER_ERROR, Outcome.NET_FAIL)
+_INDEX = {Outcome.OK: 0, Outcome.REFUSAL: 1, Outcome.SERVER_ERROR: 2, Outcome.NET_FAIL: 3}
+
+
+class HostController:
+    """Per-host concurrency, rate, pauses and breaker. Pure: no waiting, no tasks."""
+
+    def __init__(
+        self,
+        settings: ControlSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+        rand: Callable[[], float] = random.random,
+        origin: float | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else ControlSettings()
+        self._clock, self._wall, self._rand = clock, wall, rand
+        self._origin = clock() if origin is None else origin  # times in reports are from here
+        self._hosts: dict[str, HostState] = {}
+        self._fixed = (
+            None if self.settings.adapt else HostPacer(self.settings.host_rate, clock=clock)
+        )
+
+    def _state(self, host: str) -> HostState:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = HostState(self.settings, self._clock())
+        return state
+
+    def limit(self, host: str) -> int:
+        """Requests the host may have out now."""
+        if self._fixed is not None:
+            return self.settings.per_host
+        state = self._hosts.get(host)
+        if state is None:
+            return self.settings.gradient.start
+        return state.gradient.allowed(self.settings.gradient, self._clock())
+
+    def verdict(self, host: str) -> Verdict:
+        """May a request to ``host`` leave? A ``Go`` reserves its send time."""
+        if self._fixed is not None:
+            delay = self._fixed.reserve(host)
+            return Go(delay) if delay > 0 else GO
+        state = self._hosts.get(host)
+        if state is None and self.settings.host_rate is None:
+            return GO  # a host we know nothing of, and no ceiling to keep: no state at all
+        state = state or self._state(host)
+        now = self._clock()
+        if state.breaker is not None and state.breaker.state != State.CLOSED:
+            return state.breaker.verdict(self.settings.breaker, now)
+        pause = state.pause
+        if pause is not None and pause.until > now:
+            if pause.parked:
+                return Defer(pause.until, Reason.PARKED)
+            return Wait(pause.until, Reason.PAUSED)
+        interval = state.interval(self.settings, now)
+        if interval == float("inf"):
+            return Wait(state.quota_until, Reason.QUOTA)
+        due = max(now, state.tat)
+        state.tat = due + interval
+        return Go(due - now) if due > now else GO
+
+    def start(self, host: str, *, retry: bool = False) -> Ticket:
+        """A request to ``host`` leaves now (``retry``: it is a retry of an item)."""
+        state = self._state(host)
+        now = self._clock()
+        state.in_flight += 1
+        state.last_active = now
+        state.gradient.sent(self.settings.gradient, state.in_flight)
+        if retry:
+            state.tally.retries += 1
+        else:
+            state.budget.first_attempt(self.settings.budget, now)
+        return Ticket(host, now, state.in_flight)
+
+    def finish(
+        self,
+        ticket: Ticket,
+        outcome: Outcome | None,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        latency: float | None = None,
+        nbytes: int = 0,
+    ) -> None:
+        """The request of ``ticket`` ended: ``outcome`` None when it says nothing of the
+        host (cancelled, or our own refusal of the answer). ``latency`` defaults to the
+        time since it left; pass the time to the response head to leave the body out."""
+        state = self._state(ticket.host)
+        now = self._clock()
+        state.in_flight = max(0, state.in_flight - 1)
+        state.last_active = now
+        if outcome is None:
+            return
+        ok = outcome is Outcome.OK
+        if latency is None:
+            latency = now - ticket.sent_at
+        state.tally.answer(_INDEX[outcome], status, latency if ok else None, nbytes)
+        state.cubic.answered(now)
+        if self._fixed is not None:
+            self._finish_fixed(ticket.host, state, status, headers, now)
+            return
+        settings = self.settings
+        if state.breaker is None and outcome in _BREAKING:
+            state.breaker = HostBreaker()
+        if state.breaker is not None:
+            if state.breaker.record(
+                settings.breaker, outcome, sent_at=ticket.sent_at, now=now, rand=self._rand()
+            ):
+                state.tally.breaker_openings += 1
+        if ok:
+            state.gradient.ok(settings.gradient, latency, ticket.level, now)
+        elif outcome is Outcome.REFUSAL:
+            self._refused(state, ticket, status, headers, now)
+        elif outcome is Outcome.NET_FAIL:
+            state.gradient.drop(ticket.sent_at, now)
+        if headers is not None:
+            quota = read_quota(headers, wall=self._wall())
+            if quota is not None:
+                state.quota, state.quota_until = quota, now + quota.reset
+        refused = state.cubic.rate(now, forgive=settings.forgive)
+        limit = state.gradient.allowed(settings.gradient, now)
+        state.tally.step(now - self._origin, limit, refused)
+
+    def _refused(
+        self,
+        state: HostState,
+        ticket: Ticket,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        now: float,
+    ) -> None:
+        settings = self.settings
+        state.gradient.drop(ticket.sent_at, now)
+        state.gradient.refused_level(settings.gradient, ticket.level, now)
+        if ticket.sent_at >= state.cubic.refused_at or not state.cubic.w_max:
+            state.cubic.refused(now, beta=settings.beta, recover=settings.recover)
+        header = headers.get("Retry-After") if headers is not None else None
+        retry_after = parse_retry_after(header, now=self._wall())
+        if state.pause is None:
+            state.pause = HostPause()
+        seconds = state.pause.refusal(
+            settings.pauses,
+            now=now,
+            sent_at=ticket.sent_at,
+            retry_after=retry_after,
+            rand=self._rand(),
+        )
+        if seconds is not None:
+            at = now - self._origin
+            state.tally.pause(Pause(at, seconds, status, header, state.pause.parked))
+
+    def _finish_fixed(
+        self,
+        host: str,
+        state: HostState,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        now: float,
+    ) -> None:
+        """Today's rule: a 429 pauses the host (its Retry-After cut to the cap, or the
+        backoff) and slows it down; an answer under 400 relaxes the slow-down."""
+        assert self._fixed is not None
+        if status == 429:
+            header = headers.get("Retry-After") if headers is not None else None
+            wait = parse_retry_after(header, now=self._wall())
+            settings = self.settings
+            pause = settings.fixed_backoff if wait is None else min(wait, settings.fixed_pause_cap)
+            self._fixed.on_throttled(host, pause)
+            state.tally.pause(Pause(now - self._origin, pause, status, header))
+        elif status is not None and status < 400:
+            self._fixed.on_success(host)
+
+    def allow_retry(self, host: str) -> bool:
+        """May an item of ``host`` be retried now? Takes the retry from the host's budget."""
+        state = self._hosts.get(host)
+        if self._fixed is not None or state is None:
+            return True
+        if state.budget.try_retry(self.settings.budget, self._clock()):
+            return True
+        state.tally.retries_denied += 1
+        return False
+
+    def deferred(self, host: str, items: int = 1) -> None:
+        """Count items the engine deferred for this host's sake (for its report)."""
+        self._state(host).tally.deferred += items
+
+    def held(self, host: str) -> tuple[Reason, float] | None:
+        """Why the host is held back now and until when (its clock), or None: a pause
+        (or park) the site asked for, its quota, its breaker. Polite waiting, not a stall."""
+        now = self._clock()
+        if self._fixed is not None:
+            left = self._fixed.pause_remaining(host)
+            return (Reason.PAUSED, now + left) if left > 0 else None
+        state = self._hosts.get(host)
+        return state.held(now) if state is not None else None
+
+    def paused(self, limit: int = 5) -> dict[str, tuple[str, float]]:
+        """Up to ``limit`` hosts held back now, longest first: reason and seconds left
+        (the live display's "held back" line)."""
+        now = self._clock()
+        held = {}
+        for host in self._hosts:
+            hold = self.held(host)
+            if hold is not None:
+                held[host] = (str(hold[0]), hold[1] - now)
+        return dict(sorted(held.items(), key=lambda item: -item[1][1])[:limit])
+
+    def drain_rate(self, host: str) -> float | None:
+        """Requests per second the host allows now (for the tail's forecast), or None
+        before any ok answer."""
+        state = self._hosts.get(host)
+        return state.drain_rate(self.settings, self._clock()) if state is not None else None
+
+    def report(self, host: str) -> HostReport:
+        state = self._hosts.get(host)
+        return state.tally.report(host) if state is not None else HostReport(host)
+
+    def reports(self) -> dict[str, HostReport]:
+        """Every remembered host's report (``forget_idle`` hands over the others')."""
+        return {host: state.tally.report(host) for host, state in self._hosts.items()}
+
+    def forget_idle(self) -> dict[str, HostReport]:
+        """Drop hosts with nothing out and nothing to remember (no pause, breaker, refused
+        rate or quota), quiet for ``idle_after`` s; returns their final reports."""
+        now = self._clock()
+        settings = self.settings
+        gone = {
+            host: state.tally.report(host)
+            for host, state in self._hosts.items()
+            if state.forgettable(settings, now)
+        }
+        for host in gone:
+            del self._hosts[host]
+        if self._fixed is not None:
+            self._fixed.forget_idle()
+        return gone
+
+    def to_wall(self, when: float) -> float:
+        """A time on the controller's clock as a Unix time (for the journal)."""
+        return self._wall() + (when - self._clock())
+
+    def pauses_to_keep(self) -> dict[str, tuple[Reason, float]]:
+        """Site pauses and open breakers running now, with their ends as Unix times: what
+        the journal keeps so that a run started again does not hit these hosts early."""
+        kept: dict[str, tuple[Reason, float]] = {}
+        for host in self._hosts:
+            hold = self.held(host)
+            if hold is not None and hold[0] != Reason.QUOTA:
+                kept[host] = (hold[0], self.to_wall(hold[1]))
+        return kept
+
+    def restore_pause(self, host: str, reason: Reason, until_wall: float) -> None:
+        """A pause the journal kept from an earlier run (``pauses_to_keep``): hold the host
+        until then. A breaker's pause comes back as an open breaker, which then probes."""
+        now = self._clock()
+        until = now + (until_wall - self._wall())
+        if until <= now:
+            return
+        state = self._state(host)
+        if reason == Reason.BREAKER:
+            state.breaker = state.breaker or HostBreaker()
+            state.breaker.restore(until, now)
+        else:
+            state.pause = state.pause or HostPause()
+            state.pause.restore(until, now, parked=reason == Reason.PARKED)
+
+    def __len__(self) -> int:
+        return len(self._hosts)
