@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/exchange.py              # 20,000 requests, 3 rounds
     .venv/bin/python benchmarks/exchange.py -n 50000
+    .venv/bin/python benchmarks/exchange.py --contenders conveyor,conveyor-proxy
 
 Against nginx on 64 loopback hosts (``_servers.site_pages``), 100 requests at once on
 uvloop, each contender in a fresh process, rounds interleaved; CPU is the process's user +
@@ -9,6 +10,8 @@ system time over the timed requests (a warm-up of 2,000 requests first). Contend
 
 * ``aiohttp``: ``ClientSession.get`` + ``read()``, what the gather script does;
 * ``conveyor``: ``HttpClient.fetch`` (limits, deadlines, the response record, on the wire);
+* ``conveyor-proxy``: the same through a forward proxy (a second nginx, in front of the
+  first, that the client sends absolute-form requests to): what a proxy costs the client;
 * ``bare``: ~40 lines of ``asyncio.Protocol`` + ``httptools`` with a keep-alive pool and
   nothing else: the floor for Python on this machine.
 
@@ -20,11 +23,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import os
 import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +60,13 @@ async def _aiohttp_get(session: Any, url: str) -> int:
         return len(await response.read())
 
 
-async def _with_conveyor(urls: list[str]) -> int:
+async def _with_conveyor(urls: list[str], proxy: str | None = None) -> int:
     from conveyor.http import HttpClient
 
-    async with HttpClient(concurrency=CONCURRENCY, per_host=CONCURRENCY) as client:
+    options: dict[str, Any] = {"concurrency": CONCURRENCY, "per_host": CONCURRENCY}
+    if proxy is not None:  # only then: the same script measures clients without proxy=
+        options["proxy"] = proxy
+    async with HttpClient(**options) as client:
 
         async def get(url: str) -> int:
             return len((await client.fetch(url)).body)
@@ -124,7 +136,77 @@ async def _workers(urls: list[str], get: Any) -> int:
     return total
 
 
-CONTENDERS = {"aiohttp": _with_aiohttp, "conveyor": _with_conveyor, "bare": _bare}
+async def _through_proxy(urls: list[str]) -> int:
+    return await _with_conveyor(urls, proxy=os.environ["EXCHANGE_PROXY"])
+
+
+CONTENDERS = {
+    "aiohttp": _with_aiohttp,
+    "conveyor": _with_conveyor,
+    "conveyor-proxy": _through_proxy,
+    "bare": _bare,
+}
+
+PROXY_CONF = r"""
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log crit;
+{user}
+events {{ worker_connections 8192; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp-body;
+    proxy_temp_path {root}/tmp-proxy;
+    fastcgi_temp_path {root}/tmp-fastcgi;
+    uwsgi_temp_path {root}/tmp-uwsgi;
+    scgi_temp_path {root}/tmp-scgi;
+    keepalive_requests 10000000;
+    upstream origin {{ server 127.0.0.1:{origin}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def forward_proxy(origin: str) -> Iterator[str]:
+    """nginx as a forward proxy for plain http: every absolute-form request it gets goes
+    to ``origin``'s port (the 64 hosts are one nginx), over kept connections."""
+    from _servers import free_port, wait_for_port
+
+    root = Path(tempfile.mkdtemp(prefix="conveyor-proxy-"))
+    root.chmod(0o755)
+    port = free_port()
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = root / "nginx.conf"
+    conf.write_text(
+        PROXY_CONF.format(root=root, user=user, port=port, origin=origin.rsplit(":", 1)[1])
+    )
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def child(name: str, url_file: str) -> None:
@@ -144,6 +226,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated, of: " + ", ".join(CONTENDERS),
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -151,16 +238,18 @@ def main() -> None:
         return
     from _servers import host_urls, nginx
 
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in CONTENDERS}
-    with nginx(hosts=64) as base:
+    chosen = options.contenders.split(",")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
+    with nginx(hosts=64) as base, forward_proxy(base) as proxy:
         url_file = HERE / ".exchange-urls.txt"
         url_file.write_text("\n".join(host_urls(base, options.n, 64)) + "\n")
         try:
             for _ in range(options.rounds):
-                for name in CONTENDERS:
+                for name in chosen:
                     out = subprocess.run(
                         [sys.executable, __file__, "--child", name, str(url_file)],
                         capture_output=True, text=True, check=True,
+                        env={**os.environ, "EXCHANGE_PROXY": proxy},
                     ).stdout.split()  # fmt: skip
                     results[name].append((float(out[0]), float(out[1])))
         finally:

@@ -24,9 +24,9 @@ PUBLIC = [
     "read_lines", "read_parquet", "sink_for", "to_record",
 ]  # fmt: skip
 PUBLIC_HTTP = [
-    "BadURL", "Blocked", "ConnectError", "ConnectionReset", "DNSError", "FetchConfig",
-    "FetchError", "FetchTimeout", "HttpClient", "HttpStats", "Request", "Response", "TLSError",
-    "TooLarge", "TooManyRedirects", "fetch",
+    "BadURL", "Blocked", "ConnectError", "ConnectionReset", "DNSError", "DecodeError",
+    "FetchConfig", "FetchError", "FetchTimeout", "HttpClient", "HttpStats", "ProxyError",
+    "Request", "Response", "TLSError", "TooLarge", "TooManyRedirects", "fetch",
 ]  # fmt: skip
 
 # The package face (``conveyor/__init__.py``, ``conveyor.http``): it imports every layer, so

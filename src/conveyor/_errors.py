@@ -22,6 +22,8 @@
     │       ├── ConnectionReset             the peer closed mid-response      "reset"
     │       ├── TooLarge                    body over max_bytes               "too-large"
     │       ├── TooManyRedirects            redirect chain too long           "too-many-redirects"
+    │       ├── DecodeError                 a corrupt gzip, deflate or br body "decode"
+    │       ├── ProxyError                  the proxy refused the request     "proxy"
     │       └── Blocked                     a safety rule refused the request "blocked"
 
 With ``on_error="raise"`` the first failing item's own exception is re-raised, with the
@@ -150,6 +152,19 @@ class TooManyRedirects(FetchError):
 
 class Blocked(FetchError):
     kind: ClassVar[str] = "blocked"
+
+
+class DecodeError(FetchError):
+    """The body is not what its ``Content-Encoding`` says (corrupt gzip, deflate or br)."""
+
+    kind: ClassVar[str] = "decode"
+
+
+class ProxyError(FetchError):
+    """The proxy refused the request: a ``CONNECT`` answered with anything but 2xx, or a
+    407 (the proxy wants credentials)."""
+
+    kind: ClassVar[str] = "proxy"
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from conveyor.http import HttpClient
-from conveyor.testing import RunningSite, run_site
+from conveyor.testing import RunningSite, make_app, run_site
 
 # Fast retries: the tests check counts, never how long the waits were.
 FAST = {"backoff": 0.01, "max_backoff": 0.05}
@@ -56,3 +59,35 @@ async def wait_for(condition: Callable[[], bool], *, limit: float = 10.0) -> Non
 def listing(directory: Path) -> list[str]:
     """File names in ``directory`` (sync on purpose: called from tests, not on hot paths)."""
     return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+async def https_base(certificate: tuple[Path, Path]) -> AsyncIterator[str]:
+    """The test site over TLS on 127.0.0.1, with a self-signed certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    runner = web.AppRunner(make_app(), shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    # The bound port from the socket: on aiohttp 3.10 site.name says the port asked, 0.
+    server = site._server
+    assert isinstance(server, asyncio.base_events.Server)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

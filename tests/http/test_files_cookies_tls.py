@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from conveyor._errors import DNSError, TLSError, TooLarge
 from conveyor.http import HttpClient
-from conveyor.testing import RunningSite, make_app
+from conveyor.testing import RunningSite
 
 from .conftest import listing
 
@@ -75,36 +71,6 @@ async def test_cookies_only_when_asked(site: RunningSite, client: Client, cookie
         await c.fetch(site.url("/cookies/set"))
         seen = (await c.fetch(site.url("/cookies/get"))).json()
     assert seen == ({"session": "s3cret"} if cookies else {})
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@pytest.fixture
-async def https_base(certificate: tuple[Path, Path]) -> AsyncIterator[str]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    runner = web.AppRunner(make_app(), shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    # The bound port from the socket: on aiohttp 3.10 site.name says the port asked, 0.
-    server = site._server
-    assert isinstance(server, asyncio.base_events.Server)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_self_signed_certificate_is_refused_by_default(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -78,3 +80,43 @@ async def test_relative_and_cross_host_locations(site: RunningSite, client: Clie
         other = await c.fetch(via_redirect(site, site.url("/page/8", host=1)))
     assert relative.final_url == site.url("/page/7")
     assert other.final_url == site.url("/page/8", host=1)
+
+
+@pytest.mark.parametrize("cookies", [False, True])  # the wire, and aiohttp's session
+async def test_url_user_info_is_basic_auth_that_stays_with_its_origin(
+    site: RunningSite, client: Client, cookies: bool
+) -> None:
+    def with_user(url: str) -> str:
+        return url.replace("http://", "http://me:p%40ss@")
+
+    async with client(cookies=cookies) as c:
+        here = await c.fetch(with_user(via_redirect(site, "/echo")))
+        away = await c.fetch(with_user(via_redirect(site, site.url("/echo", host=1))))
+        # A Location's own user info is not used.
+        sneaky = await c.fetch(via_redirect(site, with_user(site.url("/echo", host=1))))
+    expected = "Basic " + base64.b64encode(b"me:p@ss").decode()
+    assert here.json()["headers"]["Authorization"] == expected
+    assert "Authorization" not in away.json()["headers"]
+    assert "Authorization" not in sneaky.json()["headers"]
+
+
+@pytest.mark.parametrize("trust_env", [True, False])
+async def test_netrc_logins_with_trust_env(
+    site: RunningSite,
+    client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trust_env: bool,
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login me password pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    async with client(trust_env=trust_env) as c:
+        mine = await c.fetch(site.url("/echo"))
+        own = await c.fetch(Request(site.url("/echo"), headers={"Authorization": "Bearer t"}))
+        other = await c.fetch(site.url("/echo", host=1))  # 127.0.0.2: not in the file
+    login = "Basic " + base64.b64encode(b"me:pw").decode()
+    assert mine.json()["headers"].get("Authorization") == (login if trust_env else None)
+    assert own.json()["headers"]["Authorization"] == "Bearer t"
+    assert "Authorization" not in other.json()["headers"]

@@ -9,97 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from yarl import URL
 
-from conveyor._http.wire import Pool, idle_cap
-from conveyor.http import FetchError, HttpClient, Request
+from conveyor._http.connect import Address, Lookups
+from conveyor._http.pool import Pool, idle_cap
+from conveyor.http import FetchError, Request
 
-from .conftest import FAST, wait_for
-
-
-def make_client(**options: Any) -> HttpClient:
-    return HttpClient(**{**FAST, **options})
-
-
-Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int, bytes], Awaitable[bool]]
-
-
-@dataclass
-class RawServer:
-    """Counts what it saw; ``answer(reader, writer, n, head)`` writes the n-th response
-    (0-based over the whole server) and says whether to keep the connection."""
-
-    port: int = 0
-    connections: int = 0
-    open_now: int = 0
-    heads: list[bytes] = field(default_factory=list)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@asynccontextmanager
-async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
-    state = RawServer()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        state.connections += 1
-        state.open_now += 1
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-                    return
-                length = _content_length(head)
-                if length:
-                    head += await reader.readexactly(length)
-                state.heads.append(head)
-                if not await answer(reader, writer, len(state.heads) - 1, head):
-                    return
-        finally:
-            state.open_now -= 1
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield state
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return 0
-
-
-def ok(body: bytes = b"hello", *extra: bytes) -> bytes:
-    headers = b"".join(line + b"\r\n" for line in extra)
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body)
-
-
-def written(*responses: bytes, keep: bool = True) -> Answer:
-    """Always the same bytes, written in pieces (``responses`` one after another)."""
-
-    async def answer(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, head: bytes
-    ) -> bool:
-        for piece in responses:
-            writer.write(piece)
-            await writer.drain()
-            await asyncio.sleep(0.001)  # a separate segment each: the parser sees pieces
-        return keep
-
-    return answer
+from .conftest import wait_for
+from .raw import Answer, make_client, ok, raw_server, written
 
 
 async def test_chunked_body_in_pieces() -> None:
@@ -320,24 +239,41 @@ async def test_repeated_and_undecodable_headers_are_kept() -> None:
 
 
 async def test_a_name_is_looked_up_once_and_a_cancelled_asker_leaves_the_others_theirs() -> None:
-    pool = Pool(agent_headers=(), connect_timeout=5, verify_tls=True, max_idle=4)
     lookups = 0
 
-    async def slow_lookup(host: str, port: int) -> list[tuple[int, str]]:
+    async def slow_lookup(host: str) -> list[Address]:  # no DNS in tests
         nonlocal lookups
         lookups += 1
         await asyncio.sleep(0.05)
-        return [(socket.AF_INET, "127.0.0.1")]
+        return [(socket.AF_INET, ("127.0.0.1", 0))]
 
-    pool._resolve = slow_lookup  # type: ignore[method-assign]  # no DNS in tests
-    askers = [asyncio.create_task(pool._addresses("name.test", 80)) for _ in range(3)]
+    names = Lookups(None, slow_lookup)
+    askers = [asyncio.create_task(names.addresses("name.test")) for _ in range(3)]
     await asyncio.sleep(0.01)
     askers[0].cancel()  # say, its request timed out
-    assert await askers[1] == await askers[2] == [(socket.AF_INET, "127.0.0.1")]
+    assert await askers[1] == await askers[2] == [(socket.AF_INET, ("127.0.0.1", 0))]
     assert askers[0].cancelled()
-    assert await pool._addresses("name.test", 80) == [(socket.AF_INET, "127.0.0.1")]  # cached
+    assert await names.addresses("name.test") == [(socket.AF_INET, ("127.0.0.1", 0))]  # cached
     assert lookups == 1
-    await pool.close()
+    await names.close()
+
+
+async def test_lookups_still_running_end_with_their_owner() -> None:
+    started = asyncio.Event()
+
+    async def endless_lookup(host: str) -> list[Address]:
+        started.set()
+        await asyncio.Event().wait()  # never answers
+        raise AssertionError("unreachable")
+
+    names = Lookups(None, endless_lookup)
+    asker = asyncio.create_task(names.addresses("slow.test"))
+    await started.wait()
+    (lookup,) = names._running.values()
+    await names.close()  # cancels and awaits its lookups: none outlives the pool
+    assert lookup.cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        await asker  # its asker, shielded from it, is told it ended
 
 
 async def test_harmless_grammar_slips_are_read_as_aiohttp_and_browsers_read_them() -> None:

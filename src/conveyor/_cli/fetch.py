@@ -63,6 +63,18 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
 )
 @click.option("--user-agent", help="User-Agent header [default: conveyor/VERSION].")
 @click.option(
+    "--proxy",
+    "proxies",
+    multiple=True,
+    metavar="URL",
+    help="Forward proxy http://[user:password@]host:port (repeatable: hosts are spread over them, each host staying on one).",
+)
+@click.option(
+    "--trust-env",
+    is_flag=True,
+    help="Take proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and .netrc logins from the environment.",
+)
+@click.option(
     "--block-private",
     is_flag=True,
     help="Refuse private, loopback and metadata addresses (SSRF guard).",
@@ -164,6 +176,11 @@ def _fetch(
     }
     if options["user_agent"]:
         fetch_options["user_agent"] = options["user_agent"]
+    # Only when given, as --user-agent: the defaults stay FetchConfig's.
+    if options["proxies"]:
+        fetch_options["proxy"] = tuple(options["proxies"])
+    if options["trust_env"]:
+        fetch_options["trust_env"] = True
     if options["save_bodies"]:
         fetch_options["save_to"] = options["save_bodies"]
     journal = (

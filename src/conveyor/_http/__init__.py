@@ -1,6 +1,8 @@
-"""The fetch stage: one connection pool per run (`wire`), limits, retries, redirects, safety rules.
+"""The fetch stage: one connection pool per run (`pool`), limits, retries, redirects, safety rules.
 
-``client.HttpClient`` is the only async piece that talks to the network; every decision it
-makes (URL checks, header stripping, pacing, backoff, body limits, file names) lives in a
-small pure module beside it so that it can be tested without a loop or a server.
+``client.HttpClient`` drives every request; ``pool``, ``wire`` and ``connect`` are the only
+pieces that touch sockets. Every decision they make (URL checks, header checks and the
+request's bytes, header stripping, the proxy of a host, pacing, backoff, body limits, file
+names) lives in a small pure module beside them so that it can be tested without a loop or
+a server.
 """

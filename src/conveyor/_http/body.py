@@ -6,6 +6,10 @@ only. So the client reads the raw stream (``auto_decompress=False``) and decodes
 ``zlib``/``brotli`` asking for at most a bounded amount of output per call
 (``max_length`` / ``output_buffer_limit``): a 10 MB gzip bomb that would expand to 10 GB
 stops as ``too-large`` after ``max_bytes`` + one step of output, whatever the ratio.
+
+A body that is not what its ``Content-Encoding`` says (corrupt gzip, deflate or br) fails
+as ``DecodeError`` (kind ``decode``), a ``FetchError`` like every other failure of a fetch,
+so the retry rules by kind apply to it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import IO, Protocol
 
-from .._errors import TooLarge
+from .._errors import DecodeError, TooLarge
 
 STEP = 256 * 1024  # the most output one decompression call may produce
 WRITE_BATCH = 1024 * 1024  # bytes gathered before one write to a file (on a thread)
 
 
 class Decoder(Protocol):
+    """Raises ``DecodeError`` on input that is not what it should be."""
+
     def feed(self, data: bytes, limit: int) -> list[bytes]: ...
 
     def finish(self, limit: int) -> list[bytes]: ...
@@ -33,6 +39,7 @@ class ZlibDecoder:
     """gzip or zlib-wrapped deflate (detected), raw deflate as a fallback; multi-member."""
 
     def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
         self._wbits = 47  # gzip or zlib header, detected
         self._obj = zlib.decompressobj(self._wbits)
         self._head: bytes | None = b""  # input kept until the header is known to be good
@@ -45,9 +52,9 @@ class ZlibDecoder:
         while data:
             try:
                 chunk = self._obj.decompress(data, min(STEP, limit - produced + 1))
-            except zlib.error:
+            except zlib.error as exc:
                 if self._head is None or self._wbits == -15:
-                    raise
+                    raise DecodeError(f"not valid {self.encoding}: {exc}") from None
                 # Some servers send "deflate" without the zlib header (RFC 1951 raw):
                 # start again from the first byte as raw deflate.
                 self._obj, self._wbits = zlib.decompressobj(-15), -15
@@ -66,7 +73,10 @@ class ZlibDecoder:
         return out
 
     def finish(self, limit: int) -> list[bytes]:
-        return [self._obj.flush(min(STEP, limit + 1))] if not self._obj.eof else []
+        try:
+            return [self._obj.flush(min(STEP, limit + 1))] if not self._obj.eof else []
+        except zlib.error as exc:  # pragma: no cover - flush raises only on a broken state
+            raise DecodeError(f"not valid {self.encoding}: {exc}") from None
 
 
 class BrotliDecoder:
@@ -74,12 +84,16 @@ class BrotliDecoder:
         import brotli
 
         self._obj = brotli.Decompressor()
+        self._error: type[Exception] = brotli.error
 
     def feed(self, data: bytes, limit: int) -> list[bytes]:
         out: list[bytes] = []
         produced = 0
         while True:
-            chunk = bytes(self._obj.process(data, output_buffer_limit=STEP))
+            try:
+                chunk = bytes(self._obj.process(data, output_buffer_limit=STEP))
+            except self._error as exc:
+                raise DecodeError(f"not valid br: {exc}") from None
             data = b""
             out.append(chunk)
             produced += len(chunk)
@@ -177,28 +191,32 @@ async def read_body(
 
     Raises:
         TooLarge: over ``max_bytes`` on the wire or after decoding.
+        DecodeError: the body is not what its ``Content-Encoding`` says.
     """
     raw = decoded = 0
-    async for chunk in chunks:
-        raw += len(chunk)
-        if raw > max_bytes:
-            raise TooLarge(f"body of {url} exceeds max_bytes={max_bytes} on the wire", url=url)
-        parts = decoder.feed(chunk, max_bytes - decoded) if decoder else [chunk]
-        for part in parts:
+    try:
+        async for chunk in chunks:
+            raw += len(chunk)
+            if raw > max_bytes:
+                raise TooLarge(f"body of {url} exceeds max_bytes={max_bytes} on the wire", url=url)
+            parts = decoder.feed(chunk, max_bytes - decoded) if decoder else [chunk]
+            for part in parts:
+                decoded += len(part)
+                if decoded > max_bytes:
+                    raise TooLarge(
+                        f"body of {url} exceeds max_bytes={max_bytes} once decompressed", url=url
+                    )
+                if part:
+                    await sink.write(part)
+        for part in decoder.finish(max_bytes - decoded) if decoder else ():
             decoded += len(part)
             if decoded > max_bytes:
                 raise TooLarge(
                     f"body of {url} exceeds max_bytes={max_bytes} once decompressed", url=url
                 )
-            if part:
-                await sink.write(part)
-    for part in decoder.finish(max_bytes - decoded) if decoder else ():
-        decoded += len(part)
-        if decoded > max_bytes:
-            raise TooLarge(
-                f"body of {url} exceeds max_bytes={max_bytes} once decompressed", url=url
-            )
-        await sink.write(part)
+            await sink.write(part)
+    except DecodeError as exc:  # the decoders' own, which do not know the URL
+        raise DecodeError(f"body of {url} is {exc}", url=url) from None
     return raw
 
 

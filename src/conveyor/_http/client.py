@@ -1,9 +1,9 @@
 """``HttpClient``: one connection pool per run, every limit, retry and safety rule applied.
 
-The exchanges go through ``wire.Pool`` (HTTP/1.1 on asyncio protocols, parsed by llhttp);
-with ``cookies`` or ``trust_env`` they go through an aiohttp session instead, which keeps
-a cookie jar and reads proxies from the environment. Both answer with the same few
-response members, so everything below reads them alike.
+The exchanges go through ``pool.Pool`` (HTTP/1.1 on asyncio protocols, parsed by llhttp;
+proxies too); with ``cookies`` they go through an aiohttp session instead, which keeps a
+cookie jar. Both answer with the same few response members, so everything below reads
+them alike.
 
 Per item the data flow is: ``fetch`` checks the URL (no network for a bad one) -> one
 *attempt* follows redirects itself (``allow_redirects=False``) so every hop is checked by
@@ -32,12 +32,15 @@ from .._errors import (
     TooManyRedirects,
     UsageError,
 )
+from .auth import Netrc, basic, userinfo
 from .body import MemorySink, decoder_for, read_body, save_body
 from .config import FetchConfig
 from .deadlines import Deadlines
 from .errors import NETWORK_ERRORS, to_fetch_error
 from .hosts import host_key
 from .limits import Clock, Limits
+from .pool import Pool, idle_cap
+from .proxy import routes_for
 from .request import Request
 from .response import Response
 from .retry import error_is_retryable, parse_retry_after, retry_delay, status_is_retryable
@@ -53,7 +56,6 @@ from .safety import (
     without_body_headers,
 )
 from .stats import FetchReport, HttpStats
-from .wire import Pool, idle_cap
 from .wire import Response as WireResponse
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ SMALL_BODY = 64 * 1024
 _SKIP, _WHOLE, _DECODE, _SAVE = range(4)
 
 
-# A response as the transport hands it over: the wire's, or aiohttp's (cookies, trust_env).
+# A response as the transport hands it over: the wire's, or aiohttp's (cookies).
 Answer = Union[WireResponse, "aiohttp.ClientResponse"]
 
 
@@ -105,6 +107,7 @@ class HttpClient:
         self._deadlines = Deadlines(self.config.timeout, read_timeout=self.config.read_timeout)
         # The run's own headers= (usually none: then there is nothing to merge).
         self._base_headers = tuple(self.config.header_pairs)
+        self._netrc: Netrc | None = None  # logins from .netrc, with trust_env
         # Plain attributes, not a dict: they are bumped on every request.
         self._fetches = self._requests = self._retries = self._redirects = 0
         self._responses = self._failures = self._bytes = 0
@@ -121,20 +124,29 @@ class HttpClient:
             clock=self._clock,
             shared=self._budget,
         )
-        if not (cfg.cookies or cfg.trust_env):
+        if cfg.trust_env:
+            self._netrc = await asyncio.to_thread(Netrc.load)
+        routes = routes_for(cfg.proxies, trust_env=cfg.trust_env)
+        if routes is not None and self._netrc is not None:
+            routes = routes.with_logins(self._netrc)
+        if not cfg.cookies:
             self._transport = Pool(
                 agent_headers=(("User-Agent", cfg.agent), ("Accept-Encoding", ACCEPT_ENCODING)),
                 connect_timeout=cfg.connect_timeout,
                 verify_tls=cfg.verify_tls,
                 max_idle=idle_cap(cfg.concurrency),
                 allowed=self._allowed if cfg.block_private else None,
+                proxies=routes,
             )
             return self
-        from .session import ERRORS, SessionTransport  # loads aiohttp: only for these
+        from .session import ERRORS, SessionTransport  # loads aiohttp: only for cookies
 
         self._errors = NETWORK_ERRORS + ERRORS
         self._transport = SessionTransport(
-            cfg, self._allowed, {"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING}
+            cfg,
+            self._allowed,
+            {"User-Agent": cfg.agent, "Accept-Encoding": ACCEPT_ENCODING},
+            routes,
         )
         return self
 
@@ -232,6 +244,8 @@ class HttpClient:
             (None, None) if req.json is None and req.data is None else req.body()
         )
         headers = self._headers(req, content_type)
+        if self._netrc is not None or "@" in req.url:
+            headers, url = self._credentials(headers, url)
         chain: list[str] = []
         current = url
         while True:
@@ -254,7 +268,7 @@ class HttpClient:
                 resp = await self._transport.request(method, current, headers=headers, data=payload)
                 try:
                     self._deadlines.watch(deadline, resp.content)
-                    plan = self._plan(resp, req, host, final=final)
+                    plan = self._plan(resp, req, method, host, final=final)
                     if plan == _WHOLE:
                         body = await resp.read()
                         self._bytes += len(body)
@@ -302,12 +316,31 @@ class HttpClient:
                     f"redirect from {current} to bad Location {location!r}: {exc}", url=req.url
                 ) from None
             target = check_url(target, redirect_from=current)
+            if target.raw_user is not None:
+                target = target.with_user(None)  # credentials in a Location are not used
             if should_strip_credentials(current, target):
                 headers = strip_credentials(headers)
             if redirect_drops_body(hop.response.status, method):
                 method, payload = "GET", None
                 headers = without_body_headers(headers)
             current = target
+
+    def _credentials(
+        self, headers: tuple[tuple[str, str], ...], url: URL
+    ) -> tuple[tuple[tuple[str, str], ...], URL]:
+        """Basic credentials from the URL's user info (or, with trust_env, .netrc) as an
+        ``Authorization`` header, unless the request has one; the URL without them."""
+        has_own = any(name.lower() == "authorization" for name, _ in headers)
+        credentials = userinfo(url)
+        if credentials is not None:
+            url = url.with_user(None)  # never in the request line, nor to aiohttp
+            if not has_own:
+                headers = (*headers, ("Authorization", basic(*credentials)))
+        elif self._netrc is not None and not has_own:
+            login = self._netrc.authorization(url.raw_host or "")
+            if login is not None:
+                headers = (*headers, ("Authorization", login))
+        return headers, url
 
     def _check_address(self, url: URL) -> None:
         if not self.config.block_private:
@@ -327,7 +360,7 @@ class HttpClient:
             merged[key.lower()] = (key, value)  # the request's own headers win
         return tuple(merged.values())
 
-    def _plan(self, resp: Answer, req: Request, host: str, *, final: bool) -> int:
+    def _plan(self, resp: Answer, req: Request, method: str, host: str, *, final: bool) -> int:
         """How to read this response's body (``_SKIP``, ``_WHOLE``, ``_DECODE``, ``_SAVE``),
         after the host's pacing learns from its status. Not a coroutine: the common answer,
         ``_WHOLE``, is read right in ``_attempt``, with no frame of its own."""
@@ -346,6 +379,10 @@ class HttpClient:
             self._limits.pacer.on_throttled(host, pause)
         elif resp.status < 400:
             self._limits.pacer.on_success(host)
+        if method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
+            # No body follows, whatever Content-Length says (it is the size of the body
+            # a GET would have had): nothing to check against max_bytes, nothing to read.
+            return _SKIP
         length = resp.content_length
         if (resp.status in REDIRECTS and "Location" in resp.headers) or (
             not final
@@ -358,8 +395,7 @@ class HttpClient:
                 f"{req.url} announces {length} bytes, over max_bytes={cfg.max_bytes}", url=req.url
             )
         encoding = resp.headers.get("Content-Encoding")
-        saving = self._save_dir is not None and resp.status < 400 and req.method != "HEAD"
-        if saving:
+        if self._save_dir is not None and resp.status < 400:
             return _SAVE
         if length is not None and (encoding is None or encoding == "identity"):
             # A plain body of announced length, already checked against max_bytes:

@@ -17,10 +17,13 @@ from typing import Any
 from .._engine.limits import parse_rate
 from .._errors import UsageError
 from .._version import __version__
+from .head import header_problem
+from .proxy import parse_proxy
 from .safety import parse_networks
 
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_RETRY_KINDS = frozenset({"connect", "reset", "timeout"})
+RETRYABLE_KINDS = frozenset({"connect", "reset", "timeout", "dns", "tls", "decode", "proxy"})
 MiB = 1024 * 1024
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -44,10 +47,10 @@ def normalise_headers(
         if not (isinstance(item, tuple) and len(item) == 2):
             raise UsageError(f"{name}: give a dict of header names to values, got {item!r}")
         key, value = item
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise UsageError(f"{name}: header names and values must be str, got {key!r}: {value!r}")
-        if any(c in key + value for c in "\r\n\0"):
-            raise UsageError(f"{name}: header {key!r} holds a line break or NUL")
+        # The wire checks again as it writes (head.py): this is the early, friendly error.
+        problem = header_problem(key, value)
+        if problem is not None:
+            raise UsageError(f"{name}: {problem}")
         pairs.append((key, value))
     return tuple(pairs)
 
@@ -95,10 +98,13 @@ class FetchConfig:
         user_agent: the ``User-Agent``; default ``conveyor/<version>``.
         cookies: keep a cookie jar for the run (off by default: requests stay independent).
         verify_tls: check certificates (on by default).
-        trust_env: take proxies (``HTTPS_PROXY``, ``NO_PROXY``) and ``.netrc`` from the
-            environment, as aiohttp's ``trust_env`` (off by default, as in aiohttp).
+        trust_env: take proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) and
+            ``.netrc`` logins from the environment (off by default, as in aiohttp).
+        proxy: a forward proxy, ``http://[user:password@]host:port``, or several: hosts are
+            spread over them, each host staying on one.
         block_private: refuse loopback, private, link-local, metadata and other non-global
-            addresses after DNS resolution, on every hop (SSRF guard).
+            addresses after DNS resolution, on every hop (SSRF guard). A proxy you name is
+            exempt; the origins behind it are not.
         allow_networks: networks exempted from ``block_private`` (e.g. ``"10.1.0.0/16"``).
         save_to: a directory: bodies are streamed to files there instead of memory.
     """
@@ -124,6 +130,7 @@ class FetchConfig:
     cookies: bool = False
     verify_tls: bool = True
     trust_env: bool = False
+    proxy: str | Iterable[str] | None = None
     block_private: bool = False
     allow_networks: Iterable[str] = ()
     save_to: str | Path | None = None
@@ -153,23 +160,29 @@ class FetchConfig:
             ) from None
         set_("retry_statuses", statuses)
         kinds = frozenset(self.retry_kinds)
-        unknown = kinds - {"connect", "reset", "timeout", "dns", "tls"}
+        unknown = kinds - RETRYABLE_KINDS
         if unknown:
             raise UsageError(
-                f"retry_kinds holds {sorted(unknown)!r}: choose from connect, reset, timeout, "
-                "dns, tls"
+                f"retry_kinds holds {sorted(unknown)!r}: choose from "
+                + ", ".join(sorted(RETRYABLE_KINDS))
             )
         set_("retry_kinds", kinds)
         set_("headers", normalise_headers(self.headers))
-        if self.user_agent is not None and not isinstance(self.user_agent, str):
-            raise UsageError(f"user_agent={self.user_agent!r} must be a str")
+        if self.user_agent is not None:
+            problem = header_problem("User-Agent", self.user_agent)
+            if problem is not None:
+                raise UsageError(f"user_agent={self.user_agent!r}: {problem}")
+        proxies = () if self.proxy is None else self.proxy
+        set_("proxy", (proxies,) if isinstance(proxies, str) else tuple(proxies))
+        for text in self.proxies:
+            parse_proxy(text)  # fails early on a proxy URL the wire cannot use
         for name in ("cookies", "verify_tls", "trust_env", "block_private"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name}={getattr(self, name)!r} must be True or False")
-        if self.block_private and self.trust_env:
+        if self.block_private and self.cookies and (self.trust_env or self.proxies):
             raise UsageError(
-                "block_private=True cannot check where a proxy connects: "
-                "use trust_env=False with it"
+                "block_private=True cannot check where a proxy connects with cookies=True "
+                "(aiohttp's session): drop cookies, or the proxy"
             )
         if isinstance(self.allow_networks, str):
             set_("allow_networks", (self.allow_networks,))
@@ -188,6 +201,11 @@ class FetchConfig:
     @property
     def host_rate_per_second(self) -> float | None:
         return self.host_rate if isinstance(self.host_rate, float) else None
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """``proxy`` as a tuple of URLs (it is normalised in ``__post_init__``)."""
+        return self.proxy if isinstance(self.proxy, tuple) else ()
 
     @property
     def header_pairs(self) -> tuple[tuple[str, str], ...]:

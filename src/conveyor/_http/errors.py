@@ -1,7 +1,11 @@
-"""The one place where the wire's, aiohttp's and the OS's exceptions become ``FetchError``s.
+"""The exchange's own failures, and the one place where they, aiohttp's and the OS's
+exceptions become ``FetchError``s.
 
-aiohttp's own (from the session used for cookies and ``trust_env``) are named in
-``session.py``, so that a run on the wire never loads aiohttp.
+The wire (``wire.py``, ``connect.py``) raises the ``WireError`` subclasses below, each
+naming its kind. aiohttp's own exceptions (from the session used for cookies) are named in
+``session.py``, loaded only when one of them is met, so that a run on the wire never loads
+aiohttp. Imports point one way: this module imports ``safety`` and, lazily, ``session``;
+neither imports it back.
 """
 
 from __future__ import annotations
@@ -18,18 +22,48 @@ from .._errors import (
     DNSError,
     FetchError,
     FetchTimeout,
+    ProxyError,
     TLSError,
 )
-from .wire import AddressRefused, WireError
+from .safety import AddressRefused
 
 
-class AddressBlocked(Exception):
-    """Raised by the guarded resolver; deliberately not an ``OSError``, so aiohttp lets it
-    through unwrapped instead of reporting it as a DNS failure."""
+class WireError(Exception):
+    """An exchange that failed below HTTP; ``kind`` is what ``to_fetch_error`` makes of it."""
 
-    def __init__(self, host: str, address: str, reason: str) -> None:
-        super().__init__(f"{host} resolves to {address} ({reason})")
-        self.host, self.address, self.reason = host, address, reason
+    kind = "reset"
+
+
+class DNSFailed(WireError):
+    """The host's name did not resolve."""
+
+    kind = "dns"
+
+
+class ConnectFailed(WireError):
+    """No connection could be opened (refused, unreachable, reset while opening)."""
+
+    kind = "connect"
+
+
+class ConnectTimeout(WireError):
+    """No connection within ``connect_timeout``."""
+
+    kind = "connect-timeout"
+
+
+class ServerDisconnected(WireError):
+    """The server closed the connection before the response ended."""
+
+
+class BadResponse(WireError):
+    """The bytes that came back are not an HTTP/1.x response."""
+
+
+class ProxyRefused(WireError):
+    """The proxy answered CONNECT with anything but 2xx, or asked for credentials (407)."""
+
+    kind = "proxy"
 
 
 # One message per kind of failure, whichever transport raised it.
@@ -41,6 +75,7 @@ _VERDICTS: dict[str, tuple[type[FetchError], str]] = {
     "dns": (DNSError, "cannot resolve the host of {url}: {detail}"),
     "connect": (ConnectError, "cannot connect to {url}: {detail}"),
     "bad-url": (BadURL, "invalid URL {url}: {detail}"),
+    "proxy": (ProxyError, "the proxy refused {url}: {detail}"),
     # Disconnects, truncated payloads, malformed responses: the exchange broke.
     "reset": (ConnectionReset, "connection broken while fetching {url}: {detail}"),
 }
@@ -50,7 +85,7 @@ def to_fetch_error(exc: BaseException, url: str) -> FetchError:
     """The ``FetchError`` for an exception raised while talking to ``url``."""
     if isinstance(exc, FetchError):
         return exc
-    if isinstance(exc, AddressBlocked | AddressRefused):
+    if isinstance(exc, AddressRefused):
         return Blocked(f"block_private refused {url}: {exc}", url=url)
     error, message = _VERDICTS[_kind(exc)]
     return error(message.format(url=url, detail=str(exc) or type(exc).__name__), url=url)
@@ -60,7 +95,7 @@ def _kind(exc: BaseException) -> str:
     if isinstance(exc, WireError):
         return exc.kind
     if type(exc).__module__.partition(".")[0] == "aiohttp":
-        from .session import aiohttp_kind  # loaded only with cookies or trust_env
+        from .session import aiohttp_kind  # loaded only with cookies
 
         return aiohttp_kind(exc)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
@@ -74,6 +109,6 @@ def _kind(exc: BaseException) -> str:
     raise TypeError(f"not a fetch error: {exc!r}")  # pragma: no cover - a programming error
 
 
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, AddressBlocked, WireError)
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, AddressRefused, WireError)
 """What an exchange through the wire may raise; the aiohttp session adds its own
 (``session.ERRORS``)."""

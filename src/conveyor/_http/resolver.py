@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from .errors import AddressBlocked
-from .safety import Network, address_refusal
+from .safety import AddressRefused, Network, address_refusal
 
 
 class GuardedResolver(AbstractResolver):
@@ -33,7 +32,7 @@ class GuardedResolver(AbstractResolver):
             # round-robin would otherwise reach the private one sooner or later.
             reason = address_refusal(result["host"], self._allowed)
             if reason is not None:
-                raise AddressBlocked(host, result["host"], reason)
+                raise AddressRefused(host, result["host"], reason)
         return results
 
     async def close(self) -> None:

@@ -84,5 +84,6 @@ def error_is_retryable(config: FetchConfig, method: str, exc: FetchError) -> boo
     if exc.kind not in config.retry_kinds:
         return False
     # A reset or a timeout may come after the server acted on the request: repeat only
-    # what is safe to repeat. A connect error means nothing was sent.
-    return exc.kind in ("connect", "dns") or method.upper() in IDEMPOTENT
+    # what is safe to repeat. A connect error means nothing was sent, and so does a
+    # proxy's refusal (the request never reached the origin).
+    return exc.kind in ("connect", "dns", "proxy") or method.upper() in IDEMPOTENT

@@ -7,7 +7,8 @@
   ``http`` to ``https`` on the default ports keeps them);
 * with ``block_private`` no connection goes to a non-global address (loopback, RFC 1918,
   link-local with the cloud metadata service at 169.254.169.254, CGNAT, ULA, multicast,
-  reserved), checked on the literal host here and after DNS in ``resolver.py``;
+  reserved), checked on the literal host here and after DNS in ``connect.py`` (the wire)
+  and ``resolver.py`` (aiohttp);
 * a file name derived from a URL can never leave its directory.
 """
 
@@ -115,6 +116,18 @@ def parse_networks(networks: Iterable[str]) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(n, strict=False) for n in networks)
     except ValueError as exc:
         raise UsageError(f"allow_networks: {exc} (write networks like '10.1.0.0/16')") from None
+
+
+class AddressRefused(Exception):
+    """``block_private``: a name resolves to (or a proxy would reach) an address that is not
+    allowed. Raised by the wire's lookups and by aiohttp's guarded resolver; deliberately
+    not an ``OSError``, so aiohttp lets it through unwrapped instead of calling it a DNS
+    failure. Defined here, beside the rule, so that both import it from a module that
+    imports neither."""
+
+    def __init__(self, host: str, address: str, reason: str) -> None:
+        super().__init__(f"{host} resolves to {address} ({reason})")
+        self.host, self.address, self.reason = host, address, reason
 
 
 def address_refusal(address: str | Address, allowed: Sequence[Network] = ()) -> str | None:

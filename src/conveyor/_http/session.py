@@ -1,9 +1,15 @@
 """The aiohttp session: the client's transport for what the wire does not carry.
 
-With ``cookies=True`` (a cookie jar across requests) or ``trust_env=True`` (proxies and
-.netrc from the environment), exchanges go through an ``aiohttp.ClientSession`` instead of
-``wire.Pool``; it answers with the same few response members. This module is loaded only
-then, so a run on the wire never imports aiohttp (~0.12 s of start-up in every process).
+With ``cookies=True`` (a cookie jar across requests), exchanges go through an
+``aiohttp.ClientSession`` instead of ``pool.Pool``; it answers with the same few response
+members. This module is loaded only then, so a run on the wire never imports aiohttp
+(~0.12 s of start-up in every process).
+
+The client decides what aiohttp would otherwise decide for itself, so that both transports
+behave alike: the proxy of each request (``proxy.ProxyRoutes``, the environment's too with
+``trust_env``: the session's own ``trust_env`` stays off) and the credentials from
+``.netrc``. The request headers are checked by ``head.check_headers``, as the wire
+checks them, before aiohttp writes them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from .config import FetchConfig
+from .head import check_headers
+from .proxy import ProxyRoutes
 from .resolver import GuardedResolver
 from .safety import Network
 
@@ -28,8 +36,15 @@ class SessionTransport:
     """``request`` and ``close`` as ``wire.Pool`` has them, over one aiohttp session."""
 
     def __init__(
-        self, cfg: FetchConfig, allowed: tuple[Network, ...], headers: dict[str, str]
+        self,
+        cfg: FetchConfig,
+        allowed: tuple[Network, ...],
+        headers: dict[str, str],
+        proxies: ProxyRoutes | None = None,
     ) -> None:
+        check_headers(list(headers.items()), where="the client's headers")
+        self._proxies = proxies
+        self._checked: set[Any] = set()  # header sets already checked
         resolver: aiohttp.abc.AbstractResolver = DefaultResolver()
         if cfg.block_private:
             resolver = GuardedResolver(resolver, allowed)
@@ -48,7 +63,7 @@ class SessionTransport:
             # timeout and read_timeout are kept by Deadlines, with no timer per request.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout),
             auto_decompress=False,  # body.py decodes, under max_bytes
-            trust_env=cfg.trust_env,
+            trust_env=False,  # proxies and .netrc are the client's (see above)
             # Sent with every request unless the request names them itself. Nothing
             # sensitive goes here: a redirect to another host must be able to drop
             # credentials, and it can drop only what each request passes.
@@ -59,8 +74,32 @@ class SessionTransport:
     async def request(
         self, method: str, url: URL, headers: Any = (), data: Any = None
     ) -> aiohttp.ClientResponse:
+        if headers not in self._checked:
+            check_headers(headers, where="request headers")
+            if len(self._checked) > 1024:
+                self._checked.clear()
+            self._checked.add(headers)
+        proxy = self._proxies.choose(url) if self._proxies is not None else None
+        if proxy is None:
+            return await self._session.request(
+                method, url, headers=headers, data=data, allow_redirects=False
+            )
+        tunnel: dict[str, str] = {}
+        if proxy.authorization is not None:
+            # aiohttp says proxy_headers only to CONNECT; a plain request carries the
+            # proxy's credentials itself (it goes to the proxy, which takes them off).
+            if url.scheme == "https":
+                tunnel["Proxy-Authorization"] = proxy.authorization
+            else:
+                headers = (*headers, ("Proxy-Authorization", proxy.authorization))
         return await self._session.request(
-            method, url, headers=headers, data=data, allow_redirects=False
+            method,
+            url,
+            headers=headers,
+            data=data,
+            allow_redirects=False,
+            proxy=proxy.label,
+            proxy_headers=tunnel,
         )
 
     async def close(self) -> None:
@@ -86,6 +125,8 @@ def aiohttp_kind(exc: BaseException) -> str:
         isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror)
     ):
         return "dns"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return "proxy"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect"
     if isinstance(exc, aiohttp.InvalidURL):

@@ -1,15 +1,17 @@
-"""The HTTP/1.1 exchange itself: keep-alive connection pools on asyncio protocols, each
-response parsed by llhttp (``httptools``, the parser uvicorn uses).
+"""One HTTP/1.1 exchange on a connection: an asyncio protocol whose responses llhttp
+(``httptools``, the parser uvicorn uses) parses, and the response as it arrives.
 
 Why not aiohttp's ``ClientSession``: on loopback against nginx, one request and response
 through ``ClientSession.request`` costs ~145 us of CPU; the same exchange here ~25 us
 (``benchmarks/README.md``, section *pages*). Everything the session does above the wire,
 ``HttpClient`` already does itself -- redirects hop by hop, timeouts (``Deadlines``),
-limits, decompression under ``max_bytes`` (``body``), retries -- so what is left here is
-small: connect (DNS cached for ``DNS_TTL``, TLS), write the request, parse the response,
-keep the connection for the next request to the same origin. aiohttp still serves the two
-things this does not carry, cookies and ``trust_env`` (proxies and .netrc from the
-environment): ``HttpClient`` picks it for those.
+limits, decompression under ``max_bytes`` (``body``), retries -- and ``pool.Pool`` keeps
+the connections, so what is left here is one exchange at a time per connection.
+
+What a hostile server cannot do here: make the client keep more than ``MAX_HEAD_BYTES``
+of anything but body (a head, and after it trailers and chunk extensions: trailers are
+read and dropped), send bytes nobody asked for (the connection is closed), hand a second
+response to the next request, or switch protocols.
 
 The response object has the few members of aiohttp's ``ClientResponse`` the client uses
 (``status``, ``reason``, ``headers``, ``url``, ``content_length``, ``content.total_bytes``,
@@ -20,67 +22,32 @@ both the same way.
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import cast
-from urllib.parse import urlencode
+from collections.abc import AsyncIterator
+from typing import Protocol, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .safety import Network, address_refusal, ip_literal
+from .errors import BadResponse, ServerDisconnected
 
-KEEPALIVE = 15.0  # seconds an idle connection is kept (aiohttp's default too)
-DNS_TTL = 10.0  # seconds a name's addresses are reused (aiohttp's default too)
-MAX_HEAD_BYTES = 256 * 1024  # a status line and headers longer than this are refused
+# The most bytes that may come with no body byte among them: a status line and headers,
+# or trailers and chunk extensions between two body bytes. Past it the connection breaks.
+MAX_HEAD_BYTES = 256 * 1024
 HIGH_WATER = 1024 * 1024  # body bytes buffered before a streamed read pauses the socket
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-Origin = tuple[str, str, int]  # (scheme, host, port): connections are shared within one
-
-
-class WireError(Exception):
-    """An exchange that failed below HTTP; ``kind`` is what ``errors.to_fetch_error``
-    makes of it."""
-
-    kind = "reset"
+# Connections are shared within one key: (scheme, host, port, via). Direct: the origin,
+# via "". A tunnel: the origin, via the proxy's label. Plain http through a proxy:
+# ("http", proxy host, proxy port, the proxy's label), shared by every origin behind it.
+Key = tuple[str, str, int, str]
 
 
-class DNSFailed(WireError):
-    """The host's name did not resolve."""
+class Keeper(Protocol):
+    """What a connection tells the pool that keeps it (``pool.Pool``)."""
 
-    kind = "dns"
+    def give_back(self, connection: Connection) -> None: ...
 
-
-class ConnectFailed(WireError):
-    """No connection could be opened (refused, unreachable, reset while opening)."""
-
-    kind = "connect"
-
-
-class ConnectTimeout(WireError):
-    """No connection within ``connect_timeout``."""
-
-    kind = "connect-timeout"
-
-
-class ServerDisconnected(WireError):
-    """The server closed the connection before the response ended."""
-
-
-class BadResponse(WireError):
-    """The bytes that came back are not an HTTP/1.x response."""
-
-
-class AddressRefused(WireError):
-    """``block_private``: the name resolves to an address that is not allowed."""
-
-    def __init__(self, host: str, address: str, reason: str) -> None:
-        super().__init__(f"{host} resolves to {address} ({reason})")
+    def forget(self, connection: Connection) -> None: ...
 
 
 class Response:
@@ -216,9 +183,9 @@ _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 class Connection(asyncio.Protocol):
     """One keep-alive connection: at most one exchange at a time (no pipelining)."""
 
-    def __init__(self, pool: Pool, origin: Origin) -> None:
+    def __init__(self, pool: Keeper, key: Key) -> None:
         self.pool = pool
-        self.origin = origin
+        self.key = key
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         # As lax as aiohttp's response parser is (and browsers are) with servers that
@@ -233,16 +200,17 @@ class Connection(asyncio.Protocol):
         self.reusable = True
         self.lost = False
         self.idle_since = 0.0
-        self._head_bytes = 0
+        self._since_body = 0  # bytes received since the last body byte (or the request)
         self._reason = b""
         self._headers: list[tuple[str, str]] = []
         self._informational = False
+        self._trailers = False  # the head is in: header callbacks now are trailers
 
     # -- driven by the pool ------------------------------------------------------------
 
     def send(self, response: Response, payload: bytes) -> None:
         self.response = response
-        self._head_bytes = 0
+        self._since_body = 0
         assert self.transport is not None
         self.transport.write(payload)
 
@@ -278,11 +246,19 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         response.answered = True
-        if not response.head_done:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._broken(BadResponse(f"the response head is over {MAX_HEAD_BYTES} bytes"))
-                return
+        # Anything but body is bounded: the head, and after it trailers and chunk
+        # extensions, which llhttp reads without end (a server streaming trailer lines
+        # would otherwise hold the connection until read_timeout: they are not progress).
+        # A body byte resets the count, so the bound is this cap plus one read.
+        self._since_body += len(data)
+        if self._since_body > MAX_HEAD_BYTES:
+            what = (
+                "of trailers or chunk extensions came without a body byte"
+                if response.head_done
+                else "of response head came (the head is over the limit)"
+            )
+            self._broken(BadResponse(f"over {MAX_HEAD_BYTES} bytes {what}"))
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -318,11 +294,14 @@ class Connection(asyncio.Protocol):
             self.reusable = False  # a second response to one request
         self._reason = b""
         self._headers = []
+        self._trailers = False
 
     def on_status(self, text: bytes) -> None:
         self._reason += text  # llhttp may hand it over in pieces
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._trailers:
+            return  # trailers are not used (aiohttp, urllib3 and h11 drop them too)
         # As aiohttp decodes them: UTF-8, any other byte kept as a surrogate.
         self._headers.append(
             (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
@@ -334,9 +313,11 @@ class Connection(asyncio.Protocol):
         if status < 200:
             self._informational = True  # 100 Continue, 103 Early Hints: the answer follows
             return
+        self._trailers = True
         if response is None:
             return
         headers = CIMultiDictProxy(CIMultiDict(self._headers))
+        self._headers = []
         response.status = status
         response.reason = self._reason.decode("latin-1")
         response.headers = headers
@@ -363,6 +344,7 @@ class Connection(asyncio.Protocol):
         response._wake()
 
     def on_body(self, chunk: bytes) -> None:
+        self._since_body = 0
         response = self.response
         if response is not None:
             response._feed(chunk)
@@ -381,297 +363,8 @@ class Connection(asyncio.Protocol):
         else:
             self.close()
 
-    def _broken(self, error: WireError) -> None:
+    def _broken(self, error: Exception) -> None:
         response, self.response = self.response, None
         self.close()
         if response is not None:
             response._fail(error)
-
-
-def idle_cap(concurrency: int) -> int:
-    """How many idle connections to keep: twice ``concurrency`` (at least 256), so that a
-    job cycling over many hosts finds its connections again (an eviction of the longest
-    idle is exactly wrong for a cycle longer than the pool), within half the process's
-    file descriptors after those its requests in flight need."""
-    wanted = max(2 * concurrency, 256)
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ImportError, OSError, ValueError):  # pragma: no cover - not Unix
-        return wanted
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(concurrency // 2, 1, min(wanted, soft // 2 - concurrency))
-
-
-class Pool:
-    """Keep-alive connections by origin; opens one when none is idle.
-
-    How many requests run at once is the client's business (``Limits``); the pool keeps
-    at most ``max_idle`` idle connections (``idle_cap``), closing the longest idle first,
-    and closes any idle for ``KEEPALIVE`` seconds.
-    """
-
-    def __init__(
-        self,
-        *,
-        agent_headers: Sequence[tuple[str, str]],
-        connect_timeout: float | None,
-        verify_tls: bool,
-        max_idle: int,
-        allowed: Sequence[Network] | None = None,
-    ) -> None:
-        self._agent_headers = tuple(agent_headers)
-        self._connect_timeout = connect_timeout
-        self._verify_tls = verify_tls
-        self._max_idle = max(1, max_idle)
-        self._allowed = None if allowed is None else tuple(allowed)  # None: no block_private
-        self._idle: dict[Origin, list[Connection]] = {}
-        self._idle_order: dict[Connection, None] = {}  # oldest first
-        self._open: set[Connection] = set()
-        self._host_lines: dict[Origin, bytes] = {}
-        self._head_blocks: dict[tuple[tuple[str, str], ...], tuple[bytes, bool]] = {}
-        self._dns: dict[str, tuple[float, list[tuple[int, str]]]] = {}
-        self._resolving: dict[str, asyncio.Task[list[tuple[int, str]]]] = {}
-        self._tls: ssl.SSLContext | None = None
-        self._sweep: asyncio.TimerHandle | None = None
-        self._closed = False
-
-    async def request(
-        self,
-        method: str,
-        url: URL,
-        headers: Sequence[tuple[str, str]] = (),
-        data: bytes | Mapping[str, str] | None = None,
-    ) -> Response:
-        """Send one request; return once the response's head is in (the body follows)."""
-        origin: Origin = (url.scheme, url.raw_host or "", url.port or 0)
-        payload = self._payload(method, url, origin, tuple(headers), data)
-        while True:
-            connection = self._take(origin)
-            reused = connection is not None
-            if connection is None:
-                connection = await self._connect(origin)
-            response = Response(url, method, connection)
-            connection.send(response, payload)
-            try:
-                while not response.head_done and response._error is None:
-                    await response._wait()
-            except BaseException:
-                connection.close()  # cancelled mid-exchange: the connection is out of step
-                raise
-            if response._error is None:
-                return response
-            if reused and not response.answered and method in IDEMPOTENT:
-                # An idle connection the server had closed as we sent: a fresh one, once
-                # per stale connection (each is gone after this), as browsers do.
-                continue
-            raise response._error
-
-    def give_back(self, connection: Connection) -> None:
-        if self._closed or not connection.usable():
-            connection.close()
-            return
-        connection.idle_since = time.monotonic()
-        self._idle.setdefault(connection.origin, []).append(connection)
-        self._idle_order[connection] = None
-        if len(self._idle_order) > self._max_idle:
-            oldest = next(iter(self._idle_order))
-            self._unidle(oldest)
-            oldest.close()
-        if self._sweep is None:
-            loop = asyncio.get_running_loop()
-            self._sweep = loop.call_later(KEEPALIVE / 3, self._close_stale)
-
-    def forget(self, connection: Connection) -> None:
-        """The connection is gone (closed by either side)."""
-        self._open.discard(connection)
-        if connection in self._idle_order:
-            self._unidle(connection)
-
-    async def close(self) -> None:
-        self._closed = True
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
-        for lookup in list(self._resolving.values()):
-            lookup.cancel()
-        for connection in list(self._open):
-            connection.close()
-        self._open.clear()
-        self._idle.clear()
-        self._idle_order.clear()
-        await asyncio.sleep(0)  # let the transports run their connection_lost
-
-    # -- connections -------------------------------------------------------------------
-
-    def _take(self, origin: Origin) -> Connection | None:
-        idle = self._idle.get(origin)
-        while idle:
-            connection = idle.pop()  # the most recently used: the least likely to be stale
-            del self._idle_order[connection]
-            if connection.usable():
-                return connection
-            connection.close()
-        return None
-
-    def _unidle(self, connection: Connection) -> None:
-        del self._idle_order[connection]
-        idle = self._idle.get(connection.origin)
-        if idle is not None:
-            idle.remove(connection)
-            if not idle:
-                del self._idle[connection.origin]
-
-    def _close_stale(self) -> None:
-        self._sweep = None
-        cutoff = time.monotonic() - KEEPALIVE
-        for connection in list(self._idle_order):
-            if connection.idle_since > cutoff:
-                break  # the rest went idle later
-            self._unidle(connection)
-            connection.close()
-        if self._idle_order and not self._closed:
-            self._sweep = asyncio.get_running_loop().call_later(KEEPALIVE / 3, self._close_stale)
-
-    async def _connect(self, origin: Origin) -> Connection:
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
-        addresses = await self._addresses(host, port)
-        tls = self._tls_context() if scheme == "https" else None
-        failure: OSError | None = None
-        for family, address in addresses:
-            try:
-                async with asyncio.timeout(self._connect_timeout):
-                    _, connection = await loop.create_connection(
-                        lambda: Connection(self, origin),
-                        address,
-                        port,
-                        family=family,
-                        ssl=tls,
-                        server_hostname=host if tls is not None else None,
-                    )
-            except TimeoutError:
-                raise ConnectTimeout(
-                    f"no connection to {host}:{port} within connect_timeout="
-                    f"{self._connect_timeout} s"
-                ) from None
-            except ssl.SSLError:
-                raise  # a TLS failure, not a connection one (errors.py says so)
-            except OSError as exc:
-                failure = exc
-                continue
-            self._open.add(connection)
-            return connection
-        raise ConnectFailed(str(failure) or type(failure).__name__) from failure
-
-    async def _addresses(self, host: str, port: int) -> list[tuple[int, str]]:
-        """Where ``host`` is, cached for ``DNS_TTL``; one lookup at a time per name."""
-        literal = ip_literal(host)
-        if literal is not None:
-            # IP literals are checked by the client on every hop (block_private).
-            return [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, host)]
-        cached = self._dns.get(host)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        lookup = self._resolving.get(host)
-        if lookup is None:
-            # A task of its own, shared by every request for this name meanwhile: one of
-            # them cancelled (a timeout) does not cancel the others' lookup.
-            lookup = asyncio.get_running_loop().create_task(self._resolve(host, port))
-            self._resolving[host] = lookup
-            lookup.add_done_callback(lambda done: self._resolved(host, done))
-        return await asyncio.shield(lookup)
-
-    def _resolved(self, host: str, lookup: asyncio.Task[list[tuple[int, str]]]) -> None:
-        self._resolving.pop(host, None)
-        if lookup.cancelled() or lookup.exception() is not None:
-            return  # the exception is each waiter's (and retrieved here if none waits)
-        if len(self._dns) > 100_000:
-            self._dns.clear()  # a crawl over many names: keep the cache bounded
-        self._dns[host] = (time.monotonic() + DNS_TTL, lookup.result())
-
-    async def _resolve(self, host: str, port: int) -> list[tuple[int, str]]:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise DNSFailed(f"{host}: {exc.strerror or exc}") from None
-        addresses: list[tuple[int, str]] = []
-        for family, _, _, _, sockaddr in infos:
-            entry = (int(family), str(sockaddr[0]))
-            if entry not in addresses:
-                addresses.append(entry)
-        if self._allowed is not None:
-            # Checked on the addresses we then connect to, so a second lookup cannot see
-            # another answer (DNS rebinding); one refused address refuses the name.
-            for _, address in addresses:
-                reason = address_refusal(address, self._allowed)
-                if reason is not None:
-                    raise AddressRefused(host, address, reason)
-        if not addresses:
-            raise DNSFailed(f"{host}: no addresses")
-        return addresses
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            context = ssl.create_default_context()
-            if not self._verify_tls:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            context.set_alpn_protocols(["http/1.1"])
-            self._tls = context
-        return self._tls
-
-    # -- the request's bytes -----------------------------------------------------------
-
-    def _payload(
-        self,
-        method: str,
-        url: URL,
-        origin: Origin,
-        headers: tuple[tuple[str, str], ...],
-        data: bytes | Mapping[str, str] | None,
-    ) -> bytes:
-        block, names_host = self._head_block(headers)
-        host_line = b"" if names_host else self._host_line(url, origin)
-        target = url.raw_path_qs or "/"
-        head = b"%s %s HTTP/1.1\r\n%s%s" % (method.encode(), target.encode(), host_line, block)
-        if data is None:  # a method made to carry a body says it has none
-            return head + (b"Content-Length: 0\r\n\r\n" if method in BODY_METHODS else b"\r\n")
-        extra = b""
-        if isinstance(data, Mapping):
-            body = urlencode(list(data.items())).encode()
-            if not any(name.lower() == "content-type" for name, _ in headers):
-                extra = b"Content-Type: application/x-www-form-urlencoded\r\n"
-        else:
-            body = bytes(data)
-        return head + b"%sContent-Length: %d\r\n\r\n" % (extra, len(body)) + body
-
-    def _host_line(self, url: URL, origin: Origin) -> bytes:
-        line = self._host_lines.get(origin)
-        if line is None:
-            host = origin[1]
-            if ":" in host:
-                host = f"[{host}]"  # an IPv6 literal
-            if not url.is_default_port():
-                host = f"{host}:{origin[2]}"
-            line = self._host_lines[origin] = b"Host: %s\r\n" % host.encode("ascii")
-        return line
-
-    def _head_block(self, headers: tuple[tuple[str, str], ...]) -> tuple[bytes, bool]:
-        """The header lines for these request headers over the client's own (built once
-        per distinct set), and whether they name the Host themselves."""
-        cached = self._head_blocks.get(headers)
-        if cached is None:
-            merged = {name.lower(): (name, value) for name, value in self._agent_headers}
-            merged.setdefault("accept", ("Accept", "*/*"))
-            for name, value in headers:
-                merged[name.lower()] = (name, value)
-            block = b"".join(f"{name}: {value}\r\n".encode() for name, value in merged.values())
-            cached = (block, "host" in merged)
-            if len(self._head_blocks) > 1024:
-                self._head_blocks.clear()  # per-request headers that differ every time
-            self._head_blocks[headers] = cached
-        return cached

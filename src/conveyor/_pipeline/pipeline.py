@@ -230,6 +230,7 @@ class Pipeline:
         cookies: bool = False,
         verify_tls: bool = True,
         trust_env: bool = False,
+        proxy: str | Iterable[str] | None = None,
         block_private: bool = False,
         allow_networks: Iterable[str] = (),
         save_to: str | Path | None = None,
@@ -251,7 +252,8 @@ class Pipeline:
             max_backoff: the longest backoff wait, in seconds.
             jitter: the random share (0 to 1) added to or taken from each wait.
             retry_statuses: statuses retried; after the last retry the response is returned.
-            retry_kinds: failure kinds retried (of connect, reset, timeout, dns, tls).
+            retry_kinds: failure kinds retried (of connect, reset, timeout, dns, tls, decode,
+                proxy).
             max_retry_after: the longest ``Retry-After`` honoured, in seconds.
             timeout: seconds for one attempt, body included (None: no limit).
             connect_timeout: seconds to open a connection.
@@ -262,7 +264,10 @@ class Pipeline:
             user_agent: the ``User-Agent``; default ``conveyor/<version>``.
             cookies: keep a cookie jar for the run.
             verify_tls: check TLS certificates.
-            trust_env: take proxies and ``.netrc`` from the environment.
+            trust_env: take proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and ``.netrc`` logins
+                from the environment.
+            proxy: a forward proxy, ``http://[user:password@]host:port``, or several (hosts
+                are spread over them, each host staying on one).
             block_private: refuse non-global addresses after DNS, on every hop.
             allow_networks: networks exempt from ``block_private``, e.g. ``"10.1.0.0/16"``.
             save_to: a directory: bodies are streamed to files there instead of memory.
