@@ -146,7 +146,9 @@ class LoopPool:
         try:
             async with asyncio.timeout(_START_TIMEOUT):
                 tag, detail = await read_message(reader)
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+        except TimeoutError:
+            tag, detail = "init-error", f"it did not answer within {_START_TIMEOUT:.0f} s"
+        except (asyncio.IncompleteReadError, ConnectionError):  # it is exiting, or has
             code = await asyncio.to_thread(_exit_code, process)
             tag, detail = "init-error", f"it exited with code {code}"
             if code == UNGUARDED_EXIT:
@@ -315,7 +317,7 @@ class LoopPool:
 
 def _exit_code(process: BaseProcess) -> int | None:
     """The exit code of a process that closed its socket: it is exiting, or has."""
-    process.join(1.0)
+    process.join(_CLOSE_GRACE)
     return process.exitcode
 
 
