@@ -74,9 +74,16 @@ class ShardFailed(ConveyorError):
 
 
 class ItemError(ConveyorError):
-    """One item failed. ``kind`` is the stable failure kind recorded for it."""
+    """One item failed. ``kind`` is the stable failure kind recorded for it.
+
+    Attributes:
+        attempts: how many tries the raiser ran itself before giving up, when it retries
+            inside (the HTTP client); None when it does not, and then the stage's
+            ``Failure.attempts`` counts the stage's own tries.
+    """
 
     kind: ClassVar[str] = "error"
+    attempts: int | None = None
 
 
 class ItemTimeout(ItemError, TimeoutError):

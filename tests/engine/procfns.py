@@ -89,3 +89,10 @@ def digest(n: int) -> int:
     import hashlib
 
     return n + len(hashlib.sha256(_DATA).hexdigest()) * 0
+
+
+def fail_some(item: tuple[int, int], seed: int) -> tuple[int, int]:
+    """Raise for about one item in seven, which ones chosen by ``seed`` (property tests)."""
+    if (item[0] * 2654435761 + seed) % 7 == 0:
+        raise ValueError("injected")
+    return item

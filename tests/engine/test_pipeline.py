@@ -70,6 +70,38 @@ def test_map_filter_flat_map_batch() -> None:
     assert result.filtered == 15
 
 
+async def overtaken(x: int) -> int:
+    """The first items of every ten take the most turns of the loop: later ones overtake
+    them. Item 5 fails, before any batch sees it."""
+    for _ in range(10 - x % 10):
+        await asyncio.sleep(0)
+    if x == 5:
+        raise ValueError("five")
+    return x
+
+
+def test_an_ordered_batch_groups_consecutive_items_whatever_overtook_them() -> None:
+    batches: list[list[int]] = []
+    pipeline = cv.Pipeline(range(60)).map(overtaken, concurrency=10)
+    pipeline.batch(4).run(sink=batches, ordered=True)
+    kept = [x for x in range(60) if x != 5]
+    assert batches == [kept[i : i + 4] for i in range(0, len(kept), 4)]
+
+    flat: list[int] = []
+    pipeline.batch(4).flat_map(lambda batch: batch).run(sink=flat, ordered=True)
+    assert flat == kept
+
+    # Children of a flat_map before the batch keep their order within their root.
+    pairs: list[tuple[int, int]] = []
+    (
+        pipeline.flat_map(lambda x: [(x, 0), (x, 1)])
+        .batch(3)
+        .flat_map(lambda batch: batch)
+        .run(sink=pairs, ordered=True)
+    )
+    assert pairs == [(x, i) for x in kept for i in (0, 1)]
+
+
 async def test_async_generators_and_async_sources() -> None:
     async def source() -> AsyncIterator[int]:
         for i in range(5):
@@ -305,6 +337,8 @@ def test_sink_callables_and_summary() -> None:
         (lambda p: p.map(add_one, limit_per=4), "limit_per"),
         (lambda p: p.batch(0), "batch size"),
         (lambda p: p.flat_map(add_one, on="processes"), "flat_map"),
+        # A plain call on the loop cannot be interrupted: the timeout would go unkept.
+        (lambda p: p.map(add_one, on="inline", timeout=0.05), "use on='threads'"),
     ],
 )
 def test_misuse_is_refused_when_building(build: Any, message: str) -> None:

@@ -78,7 +78,12 @@ def test_exceptions_travel_back_even_unpicklable_ones() -> None:
     assert {f.error_type for f in result.failures} == {"ValueError"}
     result = cv.Pipeline(range(2)).map(procfns.raise_unpicklable, on="processes", workers=1).run()
     assert result.failed == 2
-    assert all("Unpicklable" in f.message for f in result.failures)
+    assert {(f.error_type, f.message) for f in result.failures} == {
+        ("Unpicklable", "bad 0"),
+        ("Unpicklable", "bad 1"),
+    }
+    # Described in the worker, so its traceback is the worker's own.
+    assert all("raise_unpicklable" in (f.traceback or "") for f in result.failures)
 
 
 def test_unpicklable_functions_are_refused_before_the_run() -> None:

@@ -1,4 +1,4 @@
-"""The concurrency budget loop processes share (``_engine/slots.py``), with real processes."""
+"""The concurrency budget loop processes share (``_engine/loops/slots.py``), with real processes."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import signal
 import time
 from typing import Any
 
-from conveyor._engine.slots import LoopSlots, SharedSlots
+from conveyor._engine.loops.slots import LoopSlots, SharedSlots
 from conveyor._http.limits import Limits
 
 
 def hold(slots: LoopSlots, count: int, ready: Any) -> None:
     """A stand-in loop process: takes ``count`` slots and keeps them until killed."""
     for _ in range(count):
-        assert slots.try_take()
+        assert slots.take_nowait()
     ready.set()
     time.sleep(60)
 
@@ -30,13 +30,13 @@ def test_the_slots_of_a_killed_loop_come_back() -> None:
     try:
         assert ready.wait(30)
         mine = shared.for_loop(0)
-        assert [mine.try_take() for _ in range(4)] == [True, True, False, False]
+        assert [mine.take_nowait() for _ in range(4)] == [True, True, False, False]
     finally:
         assert holder.pid is not None
         os.kill(holder.pid, signal.SIGKILL)
         holder.join(10)
     assert shared.reclaim(1) == 3
-    assert [mine.try_take() for _ in range(4)] == [True, True, True, False]
+    assert [mine.take_nowait() for _ in range(4)] == [True, True, True, False]
     assert shared.reclaim(1) == 0  # nothing twice
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import conveyor as cv
-from conveyor._engine.loops import resolve_loops, route_index, warm_up
+from conveyor._engine.loops import resolve_loops, route_index, start_ahead
 from conveyor._http.hosts import host_key
 from conveyor.testing import RunningSite, run_site
 
@@ -109,9 +109,7 @@ async def test_a_killed_loop_process_fails_nothing_its_items_are_sent_again(
     assert result.failed == 0
     assert result.results == 60
     assert sorted(r.url for r in out) == sorted(urls)
-    details = result.stages[0].details
-    assert details is not None
-    assert details["loop_restarts"] >= 1
+    assert result.stages[0].restarts >= 1
 
 
 def test_route_keys_are_host_and_port_and_stable() -> None:
@@ -150,19 +148,71 @@ def test_a_lambda_after_fetch_stays_in_the_parent_and_still_runs(tmp_path: Any) 
     assert asyncio.run(main()).results == 20
 
 
-async def test_loop_processes_started_ahead_for_another_shape_are_replaced(
-    four_hosts: RunningSite,
-) -> None:
-    # Started for 2 loops; the run asks for 3: those end, and 3 fresh ones serve the run.
-    warm_up(2, shared=5)
-    urls = urls_over(four_hosts, 30, "/page/")
-    out: list[Any] = []
+def pid_of(response: Any) -> int:
+    """Which process made the row: a loop process, when it runs in the head."""
+    return os.getpid()
+
+
+async def pids_of_a_run(site: RunningSite, loops: Any) -> list[int]:
+    """Run 30 URLs with concurrency 5 on ``loops``; which process made each row."""
+    urls = urls_over(site, 30, "/page/")
+    out: list[int] = []
     result = await (
         cv.Pipeline(urls)
         .fetch(concurrency=5, per_host=5)
-        .map(status_of, on="inline")
-        .run_async(sink=out, loops=3)
+        .map(pid_of, on="inline")
+        .run_async(sink=out, loops=loops)
     )
     assert result.results == 30
-    assert sorted(out) == sorted((u, 200) for u in urls)
+    return out
+
+
+async def test_loop_processes_started_ahead_are_taken_over(four_hosts: RunningSite) -> None:
+    warm = start_ahead(2, shared=5)
+    started = {process.pid for process in multiprocessing.active_children()}
+    pids = await pids_of_a_run(four_hosts, warm)
+    assert set(pids) <= started  # made in the processes started ahead, none fresh
+    assert len(set(pids)) == 2
+
+
+async def test_loop_processes_started_ahead_for_another_shape_are_replaced(
+    four_hosts: RunningSite,
+) -> None:
+    # Started to share 7 slots; the run's fetch shares 5: those end, and fresh ones serve.
+    warm = start_ahead(2, shared=7)
+    ahead = multiprocessing.active_children()
+    pids = await pids_of_a_run(four_hosts, warm)
+    assert not set(pids) & {process.pid for process in ahead}
+    assert not [process for process in ahead if process.is_alive()]
     assert four_hosts.stats.max_in_flight_total <= 5
+
+
+def explode(response: Any) -> Any:
+    """Raises in the loop process, after the fetch (module-level: it runs in the head)."""
+    raise ValueError(f"no thanks: {response.status}")
+
+
+@pytest.mark.parametrize("loops", [1, 2])
+async def test_a_function_raising_in_the_head_keeps_its_traceback(
+    four_hosts: RunningSite, loops: int
+) -> None:
+    # One description of a failure in another process (outcomes.RemoteFailure), made
+    # where it happened: the same Failure as on one loop, traceback included.
+    urls = urls_over(four_hosts, 8, "/page/")
+    pipeline = cv.Pipeline(urls).fetch(concurrency=4).map(explode, on="inline")
+    result = await pipeline.run_async(loops=loops)
+    assert result.failed == 8
+    for failure in result.failures:
+        assert (failure.stage, failure.kind, failure.error_type) == (
+            "explode",
+            "error",
+            "ValueError",
+        )
+        assert failure.message == "no thanks: 200"
+        assert failure.traceback is not None
+        assert "in explode" in failure.traceback
+        assert 'raise ValueError(f"no thanks' in failure.traceback
+    # on_error="raise" raises what the function raised, its own type.
+    with pytest.raises(ValueError, match="no thanks") as caught:
+        await pipeline.run_async(loops=loops, on_error="raise")
+    assert any("stage 'explode'" in note for note in caught.value.__notes__)

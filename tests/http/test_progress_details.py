@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import conveyor as cv
+from conveyor._http.stats import FetchReport
 from conveyor.testing import RunningSite
 
 
@@ -22,6 +23,6 @@ async def test_a_paused_host_is_named_in_the_progress_line(site: RunningSite) ->
     assert f"paused by the server (429 / Retry-After): {site.host(0)}" in stream.getvalue()
     # The details ride on every tick's stage statistics, and on the result's.
     fetch = result.stages[0]
-    assert fetch.details is not None
-    assert fetch.details["requests"] == 8
+    assert isinstance(fetch.details, FetchReport)
+    assert fetch.details.requests == 8
     assert fetch.retried == 1

@@ -147,6 +147,18 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
     loops = options["loops"]
     if options["backend"] == "local":
         loops = _start_loops_early(input_path, loops, options["concurrency"])
+    try:
+        code = _fetch(input_path, output, column, loops, options)
+    finally:
+        if not isinstance(loops, int | str):  # started ahead: end those no run took
+            loops.close()
+    if code:
+        raise SystemExit(code)
+
+
+def _fetch(
+    input_path: str, output: str, column: str | None, loops: Any, options: dict[str, Any]
+) -> int:
     # Loaded here, not at the top: `conveyor --help` must not pay for the pipeline.
     from .job import FetchJob, default_journal
     from .running import run_with_display
@@ -188,29 +200,27 @@ def fetch_command(input_path: str, output: str, column: str | None, **options: A
         retry_failed=options["retry_failed"],
     )
     if options["backend"] == "ray":
-        code = _run_on_ray(job, options)
-    else:
-        if options["address"] or options["shards"]:
-            fail("--address and --shards go with --backend ray; add it, or drop them")
-        code = run_with_display(job, report=options["report"], quiet=options["quiet"])
-    if code:
-        raise SystemExit(code)
+        return _run_on_ray(job, options)
+    if options["address"] or options["shards"]:
+        fail("--address and --shards go with --backend ray; add it, or drop them")
+    return run_with_display(job, report=options["report"], quiet=options["quiet"])
 
 
 # What a loop process of the main job runs: imported while the parent builds the job.
 LOOP_MODULES = ("conveyor._pipeline.fetch", "conveyor._http.client", "conveyor._cli.record")
 
 
-def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> int:
+def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> Any:
     """Start the loop processes now: each takes ~0.2 s to start (an interpreter and its
     imports), which then overlaps this process's own imports instead of following them.
-    The run takes them over (``loops.warm_up``); if it never starts, they end with us.
-    Returns the number of loops, for the run (resolved once, so the two agree)."""
-    from .._engine.loops import resolve_loops_for_file, warm_up
+    Returns the run's ``loops=``: the number of loops (resolved once, so the two agree),
+    or, for more than one, the processes started ahead (``loops.start_ahead``), which
+    the run takes over."""
+    from .._engine.loops import resolve_loops_for_file, start_ahead
 
     count = resolve_loops_for_file(loops, input_path)
     if count > 1:
-        warm_up(count, shared=concurrency, modules=LOOP_MODULES)
+        return start_ahead(count, shared=concurrency, modules=LOOP_MODULES)
     return count
 
 

@@ -1,7 +1,7 @@
 """Hints the fetch job gives when a setting, not the network, is what keeps it slow.
 
-``PerHostHint`` watches the fetch stage's details at every tick (``HttpClient.details``,
-added up over the loop processes). When requests wait for a busy host while slots of
+``PerHostHint`` watches the fetch stage's report at every tick (a ``FetchReport``, merged
+over the loop processes). When requests wait for a busy host while slots of
 ``--concurrency`` stand free, the per-host limit is what holds the job back; when that
 lasts a second or more, the hint is given once: live (``Progress.note``) and in the
 summary, with the flag that changes it.
@@ -10,9 +10,9 @@ summary, with the flag that changes it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .._engine.events import Event, Tick
+from .._http.stats import FetchReport
 
 _TICKS = 4  # consecutive ticks (~1 s) the per-host limit must hold the job back
 
@@ -29,15 +29,14 @@ class PerHostHint:
         if self.message is not None or type(event) is not Tick:
             return
         for stage in event.statistics.stages:
-            details = stage.details
-            if details and "per_host" in details:
-                self._look(details)
+            if isinstance(stage.details, FetchReport):
+                self._look(stage.details)
                 return
 
-    def _look(self, details: dict[str, Any] | Any) -> None:
-        waiting, out = details["waiting_for_host"], details["in_flight"]
-        concurrency, per_host = details["concurrency"], details["per_host"]
-        free = concurrency - out
+    def _look(self, report: FetchReport) -> None:
+        waiting, per_host = report.waiting_for_host, report.per_host
+        concurrency = report.concurrency
+        free = concurrency - report.in_flight
         # Held back by the hosts: requests wait for their host's slots while at least a
         # tenth of the global slots (and one) stand idle.
         if waiting > 0 and free >= max(1, concurrency // 10):

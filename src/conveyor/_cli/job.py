@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from .. import Pipeline
+from .._engine.loops import WarmLoops
 from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
@@ -36,7 +37,7 @@ class FetchJob:
     process: str | None = None
     on: Literal["threads", "processes"] = "threads"
     workers: int | None = None
-    loops: int | Literal["auto"] = "auto"
+    loops: int | Literal["auto"] | WarmLoops = "auto"  # WarmLoops: started ahead (fetch.py)
     journal: str | None = None
     restart: bool = False
     retry_failed: bool = False

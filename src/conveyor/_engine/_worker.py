@@ -1,7 +1,8 @@
 """The code that runs inside a worker process. Kept tiny: it is imported by every worker.
 
 Protocol on the pipe: the host sends a list of values (a chunk), the worker answers with
-``(seconds, [(ok, value_or_error), ...])``. Before each item the worker writes the item's
+``(seconds, [(ok, value_or_failure), ...])``, a failure described here, once, as every
+remote failure is (``outcomes.RemoteFailure``). Before each item the worker writes the item's
 index and start time into shared memory, so the host knows exactly which item was running
 if the process dies or overruns its deadline, without a message per item.
 """
@@ -11,32 +12,10 @@ from __future__ import annotations
 import pickle
 import signal
 import time
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-
-class RemoteError(Exception):
-    """An exception from a worker that could not be sent back as itself."""
-
-    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name = type_name
-        self.remote_traceback = remote_traceback
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (RemoteError, (self.type_name, str(self), self.remote_traceback))
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself if it survives pickling, else a RemoteError copy of it."""
-    tb = "".join(traceback.format_exception(exc))
-    try:
-        clone = pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return RemoteError(type(exc).__name__, str(exc), tb)
-    clone.__notes__ = [*getattr(clone, "__notes__", []), f"in worker process:\n{tb}"]
-    return clone  # type: ignore[no-any-return]
+from .outcomes import RemoteFailure
 
 
 def worker_main(conn: Connection, fn_bytes: bytes, state: Any) -> None:
@@ -63,7 +42,7 @@ def worker_main(conn: Connection, fn_bytes: bytes, state: Any) -> None:
             try:
                 results.append((True, fn(value)))
             except Exception as exc:
-                results.append((False, _portable(exc)))
+                results.append((False, RemoteFailure.describe(exc)))
         state[0] = -1
         elapsed = time.monotonic() - began
         try:
@@ -77,5 +56,5 @@ def _checked(result: tuple[bool, Any]) -> tuple[bool, Any]:
     try:
         pickle.dumps(result[1])
     except Exception as exc:
-        return (False, RemoteError(type(exc).__name__, f"result cannot be pickled: {exc}", ""))
+        return (False, RemoteFailure.describe(TypeError(f"result cannot be pickled: {exc}")))
     return result

@@ -103,6 +103,10 @@ class AutoPlacement(Placement):
             await self.chosen.shutdown()
             self.abandoned = self.chosen.abandoned
 
+    @property
+    def restarts(self) -> int:
+        return 0 if self.chosen is None else self.chosen.restarts
+
     async def call(self, value: Any) -> Any:
         assert self._decided is not None
         while True:

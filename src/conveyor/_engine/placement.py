@@ -1,7 +1,11 @@
-"""Where a stage's function runs: on the loop, inline, on threads or on processes.
+"""Where a stage's function runs: inline, on the loop, on threads, on worker processes,
+or on loop processes (``on="auto"`` measures and picks one of the first four: ``auto.py``;
+``place.py`` makes the placement a spec asks for).
 
-Each placement offers ``call(value)`` which runs the function once and raises
-``ItemTimeout`` only when the stage's own deadline fired.
+Each placement offers ``call(value)``, which runs the function once and raises
+``ItemTimeout`` only when the stage's own deadline fired, and the verbs of a pool:
+``start()``, ``serve()`` (run as a task of the stage until ``close()``) and
+``shutdown()``.
 """
 
 from __future__ import annotations
@@ -9,14 +13,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import ItemTimeout
 from .gil import in_thread
-from .loops import loop_concurrency, loop_heads, shared_slots
+from .loops.fold import loop_heads, loop_workers, shared_budget
+from .ports import StageReport
 from .spec import StageSpec
 from .stats import StageCounters
 from .threads import shutdown_executor
+
+if TYPE_CHECKING:
+    from .loops.warm import WarmLoops
 
 
 class Placement:
@@ -39,6 +47,16 @@ class Placement:
 
     async def shutdown(self) -> None:
         return None
+
+    def report(self) -> StageReport | None:
+        """What the function's service says of itself, when the placement holds it (loop
+        processes: their reports, merged); else None."""
+        return None
+
+    @property
+    def restarts(self) -> int:
+        """Processes replaced after dying (worker or loop processes)."""
+        return 0
 
     @property
     def direct(self) -> Callable[[Any], Any] | None:
@@ -110,17 +128,26 @@ class ThreadPlacement(Placement):
         await shutdown_executor(self._pool, cancel_futures=True)
 
 
-class ProcessPlacement(Placement):
-    place = "processes"
+class Pool(Protocol):
+    """What a placement that runs its calls on a pool of processes asks of the pool: the
+    verbs ``ProcessPool`` and ``LoopPool`` share."""
 
-    def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
-        super().__init__(fn, spec)
-        assert spec.fn_bytes is not None
-        from .processes import ProcessPool  # here: multiprocessing loads only when used
+    @property
+    def restarts(self) -> int: ...
 
-        self.pool = ProcessPool(
-            spec.fn_bytes, workers=spec.workers, timeout=spec.timeout, name=spec.name
-        )
+    async def start(self) -> None: ...
+
+    async def serve(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class _Pooled(Placement):
+    """A placement whose calls run on a pool of processes: the verbs go to the pool."""
+
+    pool: Pool
 
     async def start(self) -> None:
         await self.pool.start()
@@ -134,56 +161,58 @@ class ProcessPlacement(Placement):
     async def shutdown(self) -> None:
         await self.pool.shutdown()
 
-    async def call(self, value: Any) -> Any:
-        return await self.pool.call(value)
+    @property
+    def restarts(self) -> int:
+        return self.pool.restarts
 
 
-class LoopsPlacement(Placement):
-    """The head of the pipeline on loop processes (``loops.py``); ``call`` routes."""
-
-    place = "loops"
+class ProcessPlacement(_Pooled):
+    place = "processes"
 
     def __init__(self, fn: Callable[[Any], Any], spec: StageSpec) -> None:
         super().__init__(fn, spec)
-        from .loops import LoopPool
+        assert spec.fn_bytes is not None
+        from .processes import ProcessPool  # here: multiprocessing loads only when used
 
-        self.pool = LoopPool(
+        self.pool = self.processes = ProcessPool(
+            spec.fn_bytes, workers=spec.workers, timeout=spec.timeout, name=spec.name
+        )
+
+    async def call(self, value: Any) -> Any:
+        return await self.processes.call(value)
+
+
+class LoopsPlacement(_Pooled):
+    """The head of the pipeline on loop processes (``loops/``); ``call`` routes."""
+
+    place = "loops"
+
+    def __init__(
+        self, fn: Callable[[Any], Any], spec: StageSpec, warm: WarmLoops | None = None
+    ) -> None:
+        super().__init__(fn, spec)
+        from .loops.pool import LoopPool  # here: a run with one loop never loads it
+
+        self.pool = self.loops = LoopPool(
             loop_heads(spec),
-            concurrency=loop_concurrency(spec),
+            workers=loop_workers(spec),
+            capacity=spec.concurrency,
             route=spec.route or str,
-            shared=shared_slots(spec),
+            shared=shared_budget(spec),
+            warm=warm,
         )
 
     async def start(self) -> None:
         if self.counters is not None:
-            self.pool.on_retries = self._count_retries
-        await self.pool.start()
+            self.loops.on_retries = self._count_retries
+        await self.loops.start()
 
-    def details(self) -> dict[str, Any]:
-        return self.pool.details()
+    def report(self) -> StageReport | None:
+        return self.loops.report()
 
     def _count_retries(self, retries: int) -> None:
         assert self.counters is not None
         self.counters.retried += retries
 
-    async def shutdown(self) -> None:
-        await self.pool.close()
-
     def call(self, value: Any) -> Any:  # a future, awaited as the coroutine would be
-        return self.pool.call(value)
-
-
-def placement_for(spec: StageSpec, fn: Callable[[Any], Any]) -> Placement:
-    if spec.place == "loops":
-        return LoopsPlacement(fn, spec)
-    if spec.place == "auto":
-        from .auto import AutoPlacement  # it builds on the placements above
-
-        return AutoPlacement(fn, spec)
-    if spec.place == "loop":
-        return LoopPlacement(fn, spec)
-    if spec.place == "threads":
-        return ThreadPlacement(fn, spec)
-    if spec.place == "processes":
-        return ProcessPlacement(fn, spec)
-    return Placement(fn, spec)
+        return self.loops.call(value)

@@ -1,10 +1,29 @@
-"""What the runner needs from the outside world at the end of a pipeline.
+"""The engine's ports: what it needs from the outside world, as typed protocols.
 
-The engine writes outcomes through these two protocols and knows nothing of files:
-``_io`` implements them (JSON lines, CSV, Parquet, SQLite sinks; the SQLite journal).
-All their methods are called on one writer thread, never on the event loop, in this order
-(except ``admit``, which runs on a thread of its own, alongside the others, and
-``admit_now``, its I/O-free answer asked on the loop first)::
+Two kinds of port. At the end of a pipeline, ``Sink`` and ``Ledger`` (``_io`` implements
+them: JSON lines, CSV, Parquet, SQLite sinks; the SQLite journal). And at a stage that
+brings its own per-run resource (the fetch's HTTP client), ``ServiceFactory``,
+``Service``, ``Budget`` and ``StageReport`` (``_pipeline/fetch.py`` and ``_http``
+implement them). The engine reads no attribute by name off the objects it is given: what
+it may ask is declared here, and mypy checks the implementations.
+
+**A stage's service.** ``make_stage(..., factory=...)`` gives a stage a ``ServiceFactory``.
+The runner enters ``factory()`` when the run starts, once per event loop, and calls
+``service.call(item)`` for each item; it exits it when the run ends. With loop processes
+(``loops/``), the factory is first shared out (``share(index, loops)``: loop ``index`` of
+``loops``; a global rate is divided, say) and pickled to each loop process, which binds
+it to the concurrency budget all loops share (``bind(budget)``) before entering it. The
+service says what it is doing through ``report()``: a ``StageReport``, a frozen dataclass
+whose fields each say how two of them merge (``merge_by``), so the loop pool adds N loops'
+reports up without knowing their fields, and a service grows its report by adding
+fields, never by changing the engine. A service that retries inside (the HTTP client)
+says how many tries an item took: ``attempts(result)`` for a result, and an exception's
+``ItemError.attempts`` for a failure.
+
+**The writer's order.** ``Sink`` and ``Ledger`` methods are all called on one writer
+thread, never on the event loop, in this order (except ``admit``, which runs on a thread
+of its own, alongside the others, and ``admit_now``, its I/O-free answer asked on the
+loop first)::
 
     sink.open(position)              once, first; position is None, or the journal's durable
                                      position on resume: cut the output back to it
@@ -27,8 +46,10 @@ run again, so every item ends in the output exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
+import dataclasses
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from .outcomes import Failure
@@ -106,4 +127,128 @@ class Ledger(Protocol):
     @property
     def sink_position(self) -> Any:
         """The sink's durable position recorded by the last commit (None when fresh)."""
+        ...
+
+
+# -- a stage's per-run service ----------------------------------------------------------
+
+
+class Budget(Protocol):
+    """Slots several holders share: never more than its total out at once, in all of them.
+
+    The loop processes' shared slots (``loops/slots.py``) implement it; a service bound to
+    one takes a slot right before each unit of work it limits (a request) and gives it
+    back right after.
+    """
+
+    def take_nowait(self) -> bool:
+        """Take a slot if one is free now; never waits."""
+        ...
+
+    def give(self) -> None:
+        """Give back a slot this holder took."""
+        ...
+
+
+Merge = Callable[[Any, Any], Any]
+_MERGE = "conveyor.merge"
+R = TypeVar("R", bound="StageReport")
+
+
+def merge_by(rule: Merge) -> dict[str, Merge]:
+    """A report field's metadata: how two values of it merge, e.g.
+    ``field(default=0, metadata=merge_by(same))``. A field without it is added up."""
+    return {_MERGE: rule}
+
+
+def add(a: Any, b: Any) -> Any:
+    """Counts of work done or in progress: the parts add up."""
+    return a + b
+
+
+def same(a: Any, b: Any) -> Any:
+    """A setting every part was given alike (a limit): either one."""
+    return a
+
+
+def larger(a: Any, b: Any) -> Any:
+    return a if a >= b else b
+
+
+def by_key(rule: Merge) -> Merge:
+    """Mappings merged key by key; a key in both merges its values by ``rule``."""
+
+    def merge(a: Mapping[Any, Any], b: Mapping[Any, Any]) -> dict[Any, Any]:
+        merged = dict(a)
+        for key, value in b.items():
+            merged[key] = rule(merged[key], value) if key in merged else value
+        return merged
+
+    return merge
+
+
+class Mergeable(Protocol):
+    def merge(self, other: Any) -> Any: ...
+
+
+def nested(a: Mergeable, b: Mergeable) -> Any:
+    """A value that merges itself (a report inside a report; a host's figures, mapped by
+    host with ``by_key(nested)``): its own ``merge``."""
+    return a.merge(b)
+
+
+class StageReport:
+    """What a stage's service says of itself: a frozen dataclass deriving from this.
+
+    Each field says how two values merge (``merge_by``; a field without it is added up),
+    so reports from several loop processes become one without the engine knowing their
+    fields. It must pickle (it crosses from loop processes, and ``RunResult`` goes
+    through Ray).
+    """
+
+    __slots__ = ()
+
+    def merge(self: R, other: R) -> R:
+        """This report and ``other`` (of the same type) as one."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(self).__name__} with {type(other).__name__}")
+        merged = {
+            spec.name: spec.metadata.get(_MERGE, add)(
+                getattr(self, spec.name), getattr(other, spec.name)
+            )
+            for spec in dataclasses.fields(self)  # type: ignore[arg-type]
+        }
+        return dataclasses.replace(self, **merged)  # type: ignore[type-var]
+
+
+class Service(Protocol):
+    """A stage's per-run resource, open for the run (the fetch's HTTP client)."""
+
+    @property
+    def call(self) -> Callable[[Any], Awaitable[Any]]:
+        """What the stage calls with each item (an async function, looked up once)."""
+        ...
+
+    def report(self) -> StageReport | None:
+        """What it is doing now (asked a few times a second), or None: nothing to say."""
+        ...
+
+    def attempts(self, result: Any) -> int:
+        """How many tries ``call`` took for ``result`` (1 when it does not retry inside)."""
+        ...
+
+
+class ServiceFactory(Protocol):
+    """Opens a stage's ``Service`` for a run. Picklable: loop processes open their own."""
+
+    def __call__(self) -> AbstractAsyncContextManager[Service]: ...
+
+    def share(self, index: int, loops: int) -> ServiceFactory:
+        """The factory for loop process ``index`` of ``loops``: what it divides (a
+        global rate) divided; what the loops share (the budget) left whole."""
+        ...
+
+    def bind(self, budget: Budget) -> ServiceFactory:
+        """The factory whose service holds its concurrency within ``budget``, a budget
+        shared with the other loop processes' services."""
         ...

@@ -27,6 +27,7 @@ from typing import Any
 from .._errors import ItemTimeout, UsageError, WorkerCrashed
 from ._worker import worker_main
 from .gil import in_thread
+from .guard import UNGUARDED_EXIT, refuse_in_bootstrap, unguarded_message
 from .threads import shutdown_executor
 
 _CHUNK_SECONDS = 0.02  # aim for this much work per chunk
@@ -61,7 +62,13 @@ class _Worker:
                 raise UsageError("a worker process did not start within 60 s")
             tag, detail = self.conn.recv()
         except (EOFError, OSError):
-            tag, detail = "init-error", f"the process exited with code {self._exitcode()}"
+            code = self._exitcode()
+            if code == UNGUARDED_EXIT:
+                self.stop()
+                raise UsageError(
+                    f"a worker process could not start: {unguarded_message('worker process')}"
+                ) from None
+            tag, detail = "init-error", f"the process exited with code {code}"
         if tag != "ready":
             self.stop()
             raise UsageError(
@@ -136,6 +143,7 @@ class ProcessPool:
         self._restarts = 0
 
     async def start(self) -> None:
+        refuse_in_bootstrap()  # an unguarded script, re-run inside a worker: see guard.py
         loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(loop.run_in_executor(self._threads, self._start_worker, i) for i in range(self._size))
@@ -261,6 +269,11 @@ class ProcessPool:
         self._workers[slot] = None
         await loop.run_in_executor(self._threads, dead.stop)
         await loop.run_in_executor(self._threads, self._start_worker, slot)
+
+    @property
+    def restarts(self) -> int:
+        """Worker processes replaced after dying or overrunning their deadline."""
+        return self._restarts
 
     def statistics(self) -> ProcessPoolStatistics:
         return ProcessPoolStatistics(

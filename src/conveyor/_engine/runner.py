@@ -1,6 +1,6 @@
 """The runner: drives source → stages → output on one event loop.
 
-Data flow (numbers match ``docs/architecture.md``):
+Data flow (``docs/architecture.md`` walks it in more steps: these are its 4, 5 and 7-8):
 
 1. the source task (``_pump``) reads the input in batches (``source.py``), has the journal
    check each batch's keys ahead of time (``Writer.start_admit``), numbers each admitted
@@ -33,9 +33,10 @@ from .._errors import UsageError
 from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
+from .gate import OrderGate, watched
 from .gc_pause import fewer_collections
 from .gil import GilYield
-from .loops import fold_head
+from .loops import WarmLoops, fold_head
 from .outcomes import Failure
 from .ports import Ledger, Sink
 from .source import BATCH, count_hint, read_batches
@@ -77,7 +78,9 @@ class Runner:
         observers: event subscribers.
         grace: seconds in-flight items may take to finish after ``stop()``.
         loops: run the pipeline's head (its async first stage, such as the fetch, and the
-            plain inline maps after it) on this many loop processes (``loops.py``).
+            plain inline maps after it) on this many loop processes (``loops/``).
+        warm: loop processes started ahead for this run (``loops.start_ahead``): taken
+            over when they fit ``loops`` and the head's shared budget, else ended.
         retry_on_resume: with a journal, called with each result: None when the result
             finishes its key (the journal records it done), or a kind (``"http-503"``), or
             ``(kind, attempts)``, when the key stays retryable: the result is written like
@@ -104,12 +107,14 @@ class Runner:
         commit_interval: float = 1.0,
         queue_size: int = _QUEUE_SIZE,
         loops: int = 1,
+        warm: WarmLoops | None = None,
         retry_on_resume: RetryOnResume | None = None,
     ) -> None:
         if on_error not in ("record", "raise"):
             raise UsageError(f"on_error={on_error!r}: choose 'record' or 'raise'")
         self._source = source
         self._specs = fold_head(tuple(stages), loops)
+        self._warm = warm
         self._key = key
         self._ordered = ordered
         self._on_error = on_error
@@ -136,6 +141,8 @@ class Runner:
         )
         self._direct_results = self._tracker.single and consumer is None
         self._stages: list[StageRunner] = []
+        # Ordered: each batch stage takes its items in input order, through a gate (gate.py).
+        self._gates: dict[int, OrderGate] = {}
         self._writer: Writer
         self._ended: asyncio.Future[None]  # done when the output ends (or fails)
         self._commit_turn = asyncio.Lock()
@@ -205,8 +212,13 @@ class Runner:
         self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         self._stages = [
-            StageRunner(spec, i, self._queue_size, self._bus) for i, spec in enumerate(self._specs)
+            StageRunner(spec, i, self._queue_size, self._bus, warm=self._warm if i == 0 else None)
+            for i, spec in enumerate(self._specs)
         ]
+        if self._ordered:
+            self._gates = {
+                s.index: OrderGate(s.inbox) for s in self._stages if s.spec.kind == "batch"
+            }
         self._window_open = asyncio.Event()
         io = ThreadPoolExecutor(2, thread_name_prefix="conveyor-io")
         writer_thread = ThreadPoolExecutor(1, thread_name_prefix="conveyor-writer")
@@ -335,6 +347,8 @@ class Runner:
                     self._window_open.clear()
                     await self._window_open.wait()
             self._tracker.admit(root, keys[i])
+            for gate in self._gates.values():
+                gate.admit(root)
             ready.append(Envelope(root, keys[i], value))
             if len(ready) == BATCH:
                 # Envelopes are made as the first stage takes them, not a whole journal
@@ -360,6 +374,8 @@ class Runner:
         except BaseException:
             for envelope in envelopes[done:]:  # stopped while waiting for room: never entered
                 self._tracker.forget(envelope.root)
+                for gate in self._gates.values():
+                    gate.forget(envelope.root)
             raise
 
     async def _run_stage(self, stage: StageRunner, io: ThreadPoolExecutor) -> None:
@@ -374,17 +390,23 @@ class Runner:
 
     def _sink_of(self, index: int) -> StageSink:
         """Where stage ``index`` sends items: the next stage's inbox, or straight into the
-        next stage's processing when that one is fusible (see ``StageRunner.fusible``)."""
+        next stage's processing when that one is fusible (see ``StageRunner.fusible``), or,
+        in an ordered run, through the gate of the batch stage it feeds (``gate.py``),
+        which also hears of every envelope born or ended upstream of it."""
         emit: Callable[[Envelope], Awaitable[None]]
         if index == len(self._stages) - 1:
             emit = self._output
         else:
             following = self._stages[index + 1]
-            if following.fusible:
+            gate = self._gates.get(index + 1)
+            if gate is not None:
+                emit = gate.arrive
+            elif following.fusible:
                 emit = _fused(following.handle, self._sink_of(index + 1))
             else:
                 emit = following.inbox.put
-        return StageSink(emit, self._put_failure, self._put_drop, self._spawn)
+        sink = StageSink(emit, self._put_failure, self._put_drop, self._spawn)
+        return watched(sink, [gate for at, gate in self._gates.items() if at > index])
 
     # -- step 3: the output, called by the last stage's workers ---------------------------
     #

@@ -10,21 +10,17 @@ import inspect
 import os
 import pickle
 from collections.abc import Callable, Hashable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._errors import NotPicklableError, UsageError
 from .limits import parse_limit_per, parse_rate
+from .ports import ServiceFactory
 from .retry import Retry
 
 Place = Literal["loop", "threads", "processes", "inline", "loops", "auto"]
 Kind = Literal["map", "filter", "flat_map", "batch"]
 _PLACES = ("auto", "loop", "threads", "processes", "inline")
-
-# A factory for a stage whose function needs a per-run resource (an HTTP session): the
-# runner enters it when the run starts and exits it when the run ends.
-StageFactory = Callable[[], AbstractAsyncContextManager[Callable[[Any], Any]]]
 
 
 def is_async_callable(fn: Any) -> bool:
@@ -48,15 +44,33 @@ class StageSpec:
     limit_per: tuple[Callable[[Any], Hashable], int] | None = None
     batch_size: int = 0
     batch_timeout: float | None = None
-    factory: StageFactory | None = None
+    # A per-run resource whose ``call`` is the stage's function (an HTTP client): the
+    # runner enters it when the run starts and exits it when the run ends (``ports.py``).
+    factory: ServiceFactory | None = None
     fn_bytes: bytes | None = None  # the pickled function, for processes
     # Where a run with several loop processes sends an item: the loop owning this key.
     route: Callable[[Any], str] | None = None
     # place="loops": the stages this one stands for, run in the loop processes.
     remote: tuple[StageSpec, ...] = ()
-    # The function retries inside (the HTTP client): its result's or exception's
-    # ``attempts`` says how many tries an item took, and the stage counts the retries.
-    own_attempts: bool = False
+
+    @property
+    def never_waits(self) -> bool:
+        """Nothing to wait for or watch around the call: no rate, no per-key limit, no
+        retries, no timeout. The one rule for what may be fused into the previous
+        stage's workers, take the plain fast path, or go to loop processes."""
+        return (
+            self.rate is None
+            and self.limit_per is None
+            and self.retry.attempts == 1
+            and self.timeout is None
+        )
+
+    @property
+    def has_service(self) -> bool:
+        """Its function comes from a per-run service (its own, or its head's first
+        stage's when folded onto loop processes), which counts an item's own attempts
+        (``Service.attempts``, ``ItemError.attempts``)."""
+        return (self.remote[0] if self.remote else self).factory is not None
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -105,7 +119,7 @@ def make_stage(
     limit_per: tuple[Callable[[Any], Hashable], int] | None = None,
     name: str | None = None,
     sync_default: Place = "auto",
-    factory: StageFactory | None = None,
+    factory: ServiceFactory | None = None,
 ) -> StageSpec:
     """Check every argument of ``map``/``filter``/``flat_map`` and build the stage."""
     if not callable(fn):
@@ -116,6 +130,12 @@ def make_stage(
         # A timeout is for calls that may block: threads, where a late call is abandoned.
         # (The probe of on="auto" would run its first calls with no deadline.)
         place = "threads"
+    if place == "inline" and timeout is not None:
+        raise UsageError(
+            f"stage {stage_name!r}: on='inline' runs the function on the event loop, where a "
+            f"call cannot be interrupted, so timeout={timeout!r} could not be kept; use "
+            "on='threads' (a late call is abandoned) or on='processes' (its worker is replaced)"
+        )
     cpus = os.cpu_count() or 1
     if workers is not None:
         _positive_int(workers, "workers")

@@ -1,17 +1,21 @@
 """Running one stage: worker tasks that take envelopes, call the function, pass results on.
 
-The retry loop, limits, timeouts and counters live here once for every placement; the
-placement only knows how to call the function once.
+The retry loop, rate and per-key limits and the counters live here, once for every
+placement; the placement only knows how to call the function once (and keeps its
+deadline). The one exception is the head of a pipeline on loop processes: there the
+loop worker (``loops/worker.py``) calls the head's functions itself, which is why only
+stages that never wait (``StageSpec.never_waits``) go there; the first stage's service
+retries on its own, and its attempts are counted here from what comes back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auto import AutoPlacement
 from .channel import Channel
@@ -19,11 +23,16 @@ from .envelope import END, Envelope
 from .events import EventBus, ItemFailed, ItemFinished, ItemRetrying, ItemStarted
 from .gil import in_thread
 from .limits import KeyedLimiter, TokenBucket
-from .outcomes import Failure
-from .placement import Placement, placement_for
+from .outcomes import Failure, original, own_attempts
+from .place import placement_for
+from .placement import Placement
+from .ports import Service
 from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
+
+if TYPE_CHECKING:
+    from .loops.warm import WarmLoops
 
 Emit = Callable[[Envelope], Awaitable[None]]
 _PULL_BATCH = 256
@@ -46,8 +55,17 @@ class StageSink:
 
 
 class StageRunner:
-    def __init__(self, spec: StageSpec, index: int, queue_size: int, bus: EventBus) -> None:
+    def __init__(
+        self,
+        spec: StageSpec,
+        index: int,
+        queue_size: int,
+        bus: EventBus,
+        *,
+        warm: WarmLoops | None = None,
+    ) -> None:
         self.spec = spec
+        self._warm = warm  # loop processes started ahead, for a stage placed on them
         self.index = index
         self.inbox: Channel[Any] = Channel(queue_size)
         self.counters = StageCounters(spec.name, spec.place, spec.workers)
@@ -61,7 +79,7 @@ class StageRunner:
         self._inline: Callable[[Any], Any] | None = None  # called, not awaited
         self._plain_inline: Callable[[Any], Any] | None = None  # the same, for a plain map
         self._io: ThreadPoolExecutor | None = None
-        self._details: Callable[[], Mapping[str, Any]] | None = None
+        self._service: Service | None = None  # the spec's factory's, while the run lasts
 
     @property
     def fusible(self) -> bool:
@@ -78,14 +96,8 @@ class StageRunner:
             spec.kind in ("map", "filter")
             and spec.place in ("inline", "auto")  # auto: inline once measured cheap
             and spec.factory is None
-            and self._never_waits
+            and spec.never_waits
         )
-
-    @property
-    def _never_waits(self) -> bool:
-        """No rate, no per-key limit and no retries: an item goes straight to its call."""
-        spec = self.spec
-        return spec.rate is None and spec.limit_per is None and spec.retry.attempts == 1
 
     async def run(self, out: StageSink, io: ThreadPoolExecutor) -> None:
         """Process the inbox until END, then return (the caller passes END on)."""
@@ -95,15 +107,14 @@ class StageRunner:
             return
         assert self.spec.fn is not None
         if self.spec.factory is not None:
-            async with self.spec.factory() as bound:
-                # A bound method whose object tells of itself (the HTTP client's details).
-                self._details = getattr(getattr(bound, "__self__", None), "details", None)
-                await self._run_workers(bound, out)
+            async with self.spec.factory() as service:
+                self._service = service
+                await self._run_workers(service.call, out)
         else:
             await self._run_workers(self.spec.fn, out)
 
     async def _run_workers(self, fn: Callable[[Any], Any], out: StageSink) -> None:
-        placement = placement_for(self.spec, fn)
+        placement = placement_for(self.spec, fn, warm=self._warm)
         self.placement = placement
         placement.counters = self.counters
         if isinstance(placement, AutoPlacement):
@@ -129,12 +140,17 @@ class StageRunner:
             self.counters.timeouts_abandoned = placement.abandoned
 
     def snapshot(self, *, final: bool = False) -> StageStatistics:
-        """The stage now, with what its function or placement says of itself."""
-        details = self._details or getattr(self.placement, "details", None)
+        """The stage now, with what its service says of itself (``Service.report``; on
+        loop processes, their reports merged)."""
+        service, placement = self._service, self.placement
+        report = service.report() if service is not None else None
+        if report is None and placement is not None:
+            report = placement.report()
         return self.counters.snapshot(
             0 if final else self.inbox.qsize(),
             final=final,
-            details=details() if details is not None else None,
+            details=report,
+            restarts=0 if placement is None else placement.restarts,
         )
 
     def _placed(self, auto: AutoPlacement) -> None:
@@ -149,8 +165,8 @@ class StageRunner:
 
     @property
     def plain(self) -> bool:
-        """A map with no rate, per-key limit or retries (a fetch stage, most maps)."""
-        return self.spec.kind == "map" and self._never_waits
+        """A map that never waits (a fetch stage, most maps)."""
+        return self.spec.kind == "map" and self.spec.never_waits
 
     async def _worker(self, out: StageSink) -> None:
         if self.plain:
@@ -171,8 +187,9 @@ class StageRunner:
         stage adds to a fetch)."""
         inbox, emit = self.inbox, out.emit
         call, inline = self._call, self._inline
-        # A loop-processes placement counts its own (it sees the fetch's results there).
-        own_attempts = self.spec.own_attempts and self.spec.place != "loops"
+        # A service that retries inside says how many tries each result took (on loop
+        # processes the pool counts them, where it sees the service's results).
+        service = self._service
         assert call is not None, "the stage's placement starts before its workers"
         while True:
             envelope = await inbox.get()
@@ -194,8 +211,8 @@ class StageRunner:
                 self._count_call(began)
                 raise
             self._succeeded(envelope, began)
-            if own_attempts:
-                self.counters.retried += getattr(value, "attempts", 1) - 1
+            if service is not None:
+                self.counters.retried += service.attempts(value) - 1
             envelope.value = value
             await emit(envelope)
 
@@ -284,10 +301,13 @@ class StageRunner:
                 value = inline(envelope.value) if inline else await call(envelope.value)
             except Exception as exc:
                 self._count_call(began)
-                if not spec.retry.should_retry(exc, attempt):
+                raised = original(exc)  # as the user's code raised it, also in a process
+                if not spec.retry.should_retry(raised, attempt):
                     return await self._failed(envelope, exc, attempt, out)
+                # ``retry_after``: a convention of the exceptions a function raises (the
+                # fetch's carry a server's Retry-After), documented on ``Retry``.
                 delay = spec.retry.next_delay(
-                    attempt, retry_after=getattr(exc, "retry_after", None)
+                    attempt, retry_after=getattr(raised, "retry_after", None)
                 )
                 counters.retried += 1
                 if bus.active:
@@ -321,11 +341,13 @@ class StageRunner:
         failure = Failure.from_exception(
             exc, key=envelope.key, stage=self.spec.name, attempts=attempt, item=envelope.value
         )
-        if self.spec.own_attempts and failure.stage == self.spec.name:
-            self.counters.retried += max(0, failure.attempts - 1)  # a bad URL: 0 attempts
+        if self.spec.has_service and failure.stage == self.spec.name:
+            # The service's own tries (a bad URL: 0); a failure of a later stage of a head
+            # on loop processes is that stage's.
+            self.counters.retried += max(0, (own_attempts(exc) or 1) - 1)
         if self._bus.active:
             self._bus.emit(ItemFailed(failure))
-        await out.fail(envelope, failure, exc)
+        await out.fail(envelope, failure, original(exc))
         return False, None
 
     async def _flat_map(self, parent: Envelope, out: StageSink) -> None:
@@ -349,7 +371,7 @@ class StageRunner:
     async def _iterate(self, fn: Callable[..., Any], produced: Any) -> AsyncIterator[Any]:
         if inspect.isawaitable(produced):
             produced = await produced
-        if hasattr(produced, "__aiter__"):
+        if isinstance(produced, AsyncIterable):
             async for child in produced:
                 yield child
             return

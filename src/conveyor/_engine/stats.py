@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .outcomes import Failure
+from .ports import StageReport
 
 # Log-spaced buckets, 2% apart, from 1 µs to ~30 h: fixed memory, ~1% error on percentiles.
 _GROWTH = 1.02
@@ -96,7 +95,8 @@ class StageCounters:
         queue_depth: int,
         *,
         final: bool = False,
-        details: Mapping[str, Any] | None = None,
+        details: StageReport | None = None,
+        restarts: int = 0,
     ) -> StageStatistics:
         """The stage now; ``final`` (the run's result) also carries the latency samples."""
         lat = self.latency
@@ -119,6 +119,7 @@ class StageCounters:
             reason=self.reason,
             latency=lat.samples() if final else (),
             details=details,
+            restarts=restarts,
         )
 
 
@@ -144,8 +145,10 @@ class StageStatistics:
     reason: str = ""  # why on="auto" placed the stage where it is (empty: placed by hand)
     # In the run's result only: (seconds, count) per latency bucket of successful attempts.
     latency: tuple[tuple[float, int], ...] = ()
-    # What the stage's function says of itself, when it can (the fetch: HttpClient.details).
-    details: Mapping[str, Any] | None = None
+    # What the stage's service says of itself (``Service.report``; the fetch's is a
+    # ``FetchReport``), merged over the loop processes; None for a plain function.
+    details: StageReport | None = None
+    restarts: int = 0  # worker or loop processes replaced after dying
 
 
 @dataclass(frozen=True, slots=True)

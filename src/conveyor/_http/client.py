@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 from yarl import URL
 
+from .._engine.ports import Budget
 from .._engine.retry import wait_before_retry
-from .._engine.slots import LoopSlots
 from .._errors import (
     Blocked,
     FetchError,
@@ -55,7 +55,7 @@ from .safety import (
     target_path,
     without_body_headers,
 )
-from .stats import HttpStats
+from .stats import FetchReport, HttpStats
 from .wire import Response as WireResponse
 
 if TYPE_CHECKING:
@@ -92,13 +92,13 @@ class HttpClient:
         config: FetchConfig | None = None,
         *,
         clock: Clock = time.monotonic,
-        shared_slots: LoopSlots | None = None,
+        budget: Budget | None = None,
         **options: Any,
     ) -> None:
         self.config = FetchConfig.coerce(config, options)
         self._clock = clock
-        # Loop processes share the global slots (``_engine/slots.py``); one client has its own.
-        self._shared_slots = shared_slots
+        # Loop processes share the global slots (a ``Budget``); one client has its own.
+        self._budget = budget
         self._transport: Pool | SessionTransport | None = None
         self._errors = NETWORK_ERRORS  # what an exchange may raise (more with aiohttp)
         self._limits: Limits | None = None
@@ -122,7 +122,7 @@ class HttpClient:
             rate=cfg.rate_per_second,
             host_rate=cfg.host_rate_per_second,
             clock=self._clock,
-            shared=self._shared_slots,
+            shared=self._budget,
         )
         if cfg.trust_env:
             self._netrc = await asyncio.to_thread(Netrc.load)
@@ -426,25 +426,25 @@ class HttpClient:
         self._bytes += raw
         return _Hop(resp, body=memory.value(), raw=raw)
 
-    def details(self) -> dict[str, Any]:
+    def details(self) -> FetchReport:
         """What the fetch stage's statistics carry (``StageStatistics.details``), a few
         times a second: requests out against the limits, requests waiting for a busy host,
-        hosts paused by a 429 or Retry-After (seconds left). Plain data: it crosses from
-        loop processes too."""
+        hosts paused by a 429 or Retry-After (seconds left). It pickles and merges: it
+        crosses from loop processes too."""
         limits = self._limits
         cfg = self.config
         if limits is None:
-            return {}
-        return {
-            "requests": self._requests,
-            "retries": self._retries,
-            "in_flight": limits.in_flight(),
-            "concurrency": cfg.concurrency,
-            "per_host": cfg.per_host,
-            "waiting_for_host": limits.waiting(),
-            "hosts_at_limit": limits.hosts_at_limit(),
-            "paused": limits.pacer.paused(),
-        }
+            return FetchReport(concurrency=cfg.concurrency, per_host=cfg.per_host)
+        return FetchReport(
+            requests=self._requests,
+            retries=self._retries,
+            in_flight=limits.in_flight(),
+            concurrency=cfg.concurrency,
+            per_host=cfg.per_host,
+            waiting_for_host=limits.waiting(),
+            hosts_at_limit=limits.hosts_at_limit(),
+            paused=limits.pacer.paused(),
+        )
 
     def statistics(self) -> HttpStats:
         limits = self._limits

@@ -18,7 +18,7 @@ from collections import deque
 from typing import cast
 
 from .._engine.limits import KeyedLimiter, TokenBucket
-from .._engine.slots import LoopSlots
+from .._engine.ports import Budget
 from .pacing import Clock, HostPacer
 
 __all__ = ["Clock", "HostPacer", "Limits"]
@@ -42,11 +42,11 @@ class Limits:
         rate: float | None,
         host_rate: float | None,
         clock: Clock = time.monotonic,
-        shared: LoopSlots | None = None,
+        shared: Budget | None = None,
     ) -> None:
         self.pacer = HostPacer(host_rate, clock=clock)
-        # With loop processes, the global slots are theirs together (``_engine/slots.py``);
-        # a slot freed here still goes to a request waiting here first.
+        # With loop processes, the global slots are a budget they share (the engine's
+        # ``Budget`` port); a slot freed here still goes to a request waiting here first.
         self._shared = shared
         self._poll: asyncio.TimerHandle | None = None
         self._poll_every = SHARED_POLL
@@ -81,7 +81,7 @@ class Limits:
         if self._global_waiters:
             return False
         if self._shared is not None:
-            return self._shared.try_take()
+            return self._shared.take_nowait()
         if self._free_global > 0:
             self._free_global -= 1
             return True
@@ -156,7 +156,7 @@ class Limits:
         assert self._shared is not None
         self._poll = None
         found = False
-        while self._global_waiters and self._shared.try_take():
+        while self._global_waiters and self._shared.take_nowait():
             found = True
             self._release_global()  # to the first waiter still waiting (or back)
         self._poll_every = SHARED_POLL if found else min(self._poll_every * 2, SHARED_POLL_MAX)

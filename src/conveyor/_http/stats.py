@@ -1,8 +1,12 @@
-"""``HttpStats``: what one client is doing, as a frozen snapshot (``statistics()``)."""
+"""What one client is doing: ``HttpStats`` (``statistics()``) and ``FetchReport``
+(``details()``, the fetch stage's report), frozen snapshots both."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from .._engine.ports import StageReport, by_key, larger, merge_by, same
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +24,34 @@ class HttpStats:
     failures: int = 0
     bytes_read: int = 0
     slowed_hosts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchReport(StageReport):
+    """What the fetch stage's client says of itself a few times a second, for the live
+    display, the per-host hint and the run's result (``StageStatistics.details``).
+
+    With loop processes each loop's client sends its own, and the reports merge field by
+    field (``StageReport.merge``): counts add up, the limits are the ones every loop was
+    given, and paused hosts are put together. A new figure is a new field with its merge
+    rule; nothing else changes.
+
+    Attributes:
+        requests: requests sent (each retry and redirect hop is one).
+        retries: retries made.
+        in_flight: requests out now.
+        concurrency: the limit on requests out at once, in all.
+        per_host: the limit on requests out at once to one host.
+        waiting_for_host: requests waiting for a slot of their host.
+        hosts_at_limit: hosts with all their ``per_host`` slots taken.
+        paused: hosts paused now by a 429 or Retry-After, with the seconds left.
+    """
+
+    requests: int = 0
+    retries: int = 0
+    in_flight: int = 0
+    concurrency: int = field(default=0, metadata=merge_by(same))
+    per_host: int = field(default=0, metadata=merge_by(same))
+    waiting_for_host: int = 0
+    hosts_at_limit: int = 0
+    paused: Mapping[str, float] = field(default_factory=dict, metadata=merge_by(by_key(larger)))

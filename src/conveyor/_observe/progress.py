@@ -26,6 +26,7 @@ from rich.text import Text
 
 from .._engine.events import Event, ItemRetrying, ItemStarted, RunFinished, RunStarted, Tick
 from .._engine.stats import RunResult, RunStatistics
+from .._http.stats import FetchReport
 
 Mode = Literal["auto", "live", "plain", "quiet"]
 
@@ -96,12 +97,13 @@ def _rate_text(rate: float | None) -> str:
 
 
 def paused_hosts(stats: RunStatistics | None) -> dict[str, float]:
-    """Hosts paused now by a 429 or Retry-After (seconds left), from the stages' details."""
+    """Hosts paused now by a 429 or Retry-After (seconds left), from the fetch stages'
+    reports (``FetchReport``)."""
     found: dict[str, float] = {}
     for stage in stats.stages if stats is not None else ():
-        paused = (stage.details or {}).get("paused")
-        if paused:
-            found.update(paused)
+        report = stage.details
+        if isinstance(report, FetchReport) and report.paused:
+            found.update(report.paused)
     return found
 
 

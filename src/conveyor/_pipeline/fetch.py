@@ -1,55 +1,82 @@
-"""``Pipeline.fetch``: the HTTP client as a stage on the event loop.
+"""``Pipeline.fetch``: the HTTP client as a stage's service, on the event loop.
 
 The client applies its own limits and retries (per host, Retry-After, 429 slow-down), so
 the engine stage runs with retries off and as many workers as the client's concurrency.
 One client (one connection pool) is opened per run and closed when the run ends, in each
-loop process when the run has several (``ClientFactory.share``): there, each item goes to
-the loop that owns its host (``_http/hosts.host_key``), and the global rate is divided.
+loop process when the run has several: there, each item goes to the loop that owns its
+host (``_http/hosts.host_key``), the global rate is divided (``ClientFactory.share``)
+and the concurrency is one budget the loops share (``ClientFactory.bind``).
+
+``ClientFactory`` and ``FetchService`` implement the engine's ports for a stage's
+service (``_engine/ports.py``); the client's report is a ``FetchReport``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._engine.ports import Budget
 from .._engine.spec import StageSpec, make_stage
 from .._http.hosts import host_key
 
 if TYPE_CHECKING:
-    from .._engine.slots import LoopSlots
+    from .._http.client import HttpClient
     from .._http.config import FetchConfig
+    from .._http.response import Response
+    from .._http.stats import FetchReport
+
+
+class FetchService:
+    """The open client as the stage sees it: what to call, what it reports, how many
+    tries a response took."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    @property
+    def call(self) -> Callable[[Any], Awaitable[Response]]:
+        return self.client.fetch
+
+    def report(self) -> FetchReport:
+        return self.client.details()
+
+    def attempts(self, result: Response) -> int:
+        return result.attempts
 
 
 class ClientFactory:
     """Opens the run's ``HttpClient``; picklable, so a loop process can open its own."""
 
-    def __init__(self, config: FetchConfig, slots: LoopSlots | None = None) -> None:
+    def __init__(self, config: FetchConfig, budget: Budget | None = None) -> None:
         self.config = config
-        self.slots = slots
+        self.budget = budget
 
     @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[Callable[[Any], Any]]:
+    async def __call__(self) -> AsyncIterator[FetchService]:
         from .._http.client import HttpClient
 
-        async with HttpClient(self.config, shared_slots=self.slots) as client:
-            yield client.fetch
+        async with HttpClient(self.config, budget=self.budget) as client:
+            yield FetchService(client)
 
-    def with_slots(self, slots: LoopSlots) -> ClientFactory:
+    def bind(self, budget: Budget) -> ClientFactory:
         """The factory for a loop process whose global slots are shared with the other
-        loops (``_engine/slots.py``): ``concurrency`` holds across all of them."""
-        return ClientFactory(self.config, slots)
+        loops (``_engine/loops/slots.py``): ``concurrency`` holds across all of them."""
+        return ClientFactory(self.config, budget)
 
     def share(self, index: int, loops: int) -> ClientFactory:
         """The factory for loop ``index`` of ``loops``. The global rate is divided, so the
         parts add up to what the user set. Concurrency is one budget, the loops' shared
-        slots (``with_slots``), so a loop owning the busy hosts may use all of it.
-        Per-host limits stay whole: each host has one loop."""
+        slots (``bind``), so a loop owning the busy hosts may use all of it. Per-host
+        limits stay whole: each host has one loop."""
         rate = self.config.rate_per_second
         if rate is None:
             return self
-        return ClientFactory(dataclasses.replace(self.config, rate=rate / loops), self.slots)
+        return ClientFactory(dataclasses.replace(self.config, rate=rate / loops), self.budget)
 
 
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
@@ -69,4 +96,4 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         name=name or "fetch",
         factory=ClientFactory(config),
     )
-    return dataclasses.replace(stage, route=host_key, own_attempts=True)
+    return dataclasses.replace(stage, route=host_key)

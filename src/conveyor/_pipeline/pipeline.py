@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._engine.events import ObserverLike
-from .._engine.loops import resolve_loops
+from .._engine.loops import WarmLoops, resolve_loops
 from .._engine.ports import Sink
 from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
@@ -28,6 +28,8 @@ from .portal import Interrupts, run_blocking
 
 # Where a stage's function runs (``auto``: async on the loop, plain on threads).
 On = Literal["auto", "loop", "threads", "processes", "inline"]
+# How many loop processes run the head: a number, "auto", or those started ahead.
+Loops = int | Literal["auto"] | WarmLoops
 
 
 class Pipeline:
@@ -108,7 +110,8 @@ class Pipeline:
                 threads, enough to fill chunks on processes).
             rate: at most this many calls per second: ``"20/s"``, ``"600/min"`` or a number.
             retries: retries after the first attempt, or a ``Retry`` policy.
-            timeout: seconds per attempt; a late item fails with kind ``"timeout"``.
+            timeout: seconds per attempt; a late item fails with kind ``"timeout"``. Not
+                with ``on="inline"``: a plain call on the loop cannot be interrupted.
             limit_per: ``(key_fn, n)``: at most ``n`` items in flight per ``key_fn(item)``.
             name: the stage's name in statistics and failures (default: the function's).
         """
@@ -288,7 +291,7 @@ class Pipeline:
         grace: float,
         consumer: Any = None,
         yield_failures: bool = False,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
     ) -> Runner:
         return Runner(
@@ -304,6 +307,7 @@ class Pipeline:
             observers=observers,
             grace=grace,
             loops=resolve_loops(loops, self._source),
+            warm=loops if isinstance(loops, WarmLoops) else None,
             retry_on_resume=retry_on_resume,
         )
 
@@ -318,7 +322,7 @@ class Pipeline:
         retry_failed: bool = False,
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
     ) -> RunResult:
         """Run to the end and return the ``RunResult``; see ``run``."""
@@ -348,7 +352,7 @@ class Pipeline:
         observers: tuple[ObserverLike, ...],
         grace: float,
         interrupts: Interrupts | None,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
     ) -> RunResult:
         if retry_on_resume is not None:
@@ -388,7 +392,7 @@ class Pipeline:
         retry_failed: bool = False,
         observers: tuple[ObserverLike, ...] = (),
         grace: float = 10.0,
-        loops: int | Literal["auto"] = 1,
+        loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
         backend: Literal["local", "ray"] = "local",
         shards: int | None = None,
@@ -421,7 +425,10 @@ class Pipeline:
                 ``concurrency`` is one budget for all loops, ``rate`` is divided among
                 them. ``"auto"``: one per core when the source holds at least 20,000
                 items (or is a 1 MB file), else 1. The rest of the pipeline, the journal
-                and the sink stay in this process. See ``docs/guide.md``.
+                and the sink stay in this process. See ``docs/guide.md``. Loop processes
+                started ahead of the run (``conveyor._engine.loops.start_ahead``, as
+                ``conveyor fetch`` does) count as many as they are, and the run takes
+                them over.
             retry_on_resume: with a journal, a function called with each result (once):
                 None when the result finishes its key, or a kind such as ``"http-503"``
                 (or ``(kind, attempts)``) when the key should stay retryable. Such a

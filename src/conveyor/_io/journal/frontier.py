@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
-from ..._engine.loops import route_index
+from ..._engine.routing import route_index
 from ..._errors import UsageError
 
 #: Virtual slots hosts hash into (fixed per frontier).

@@ -1,13 +1,13 @@
 """A concurrency budget shared by loop processes: never more than ``total`` at once in all.
 
-With several loop processes (``loops.py``), a fetch's ``concurrency`` must hold across
-all of them, yet a loop owning the busy hosts should be able to use all of it. The parent
-could keep the budget by never sending more than ``concurrency`` items out, but then each
-slot is also held while its item travels to a loop process and its result back (~10 ms
-on a busy 2-core machine: a tenth of a 100 ms request's time). So the slots live in a
-semaphore all loop processes share, taken right before a request leaves and given back
-right after it ends, and the parent sends a few more items than that, which wait in the
-loop processes.
+With several loop processes (``pool.py``), the first stage's ``concurrency`` (a fetch's)
+must hold across all of them, yet a loop owning the busy hosts should be able to use all
+of it. The parent could keep the budget by never sending more than ``concurrency`` items
+out, but then each slot is also held while its item travels to a loop process and its
+result back (~10 ms on a busy 2-core machine: a tenth of a 100 ms request's time). So the
+slots live in a semaphore all loop processes share, taken by the stage's service right
+before a unit of its work leaves (a request) and given back right after it ends, and the
+parent sends a few more items than that, which wait in the loop processes.
 
 A loop process killed while holding slots would leak them; each loop counts what it holds
 in shared memory (written by that loop alone), and the parent gives a dead loop's slots
@@ -41,14 +41,15 @@ class SharedSlots:
 
 
 class LoopSlots:
-    """One loop's handle on the shared slots: ``try_take`` never blocks."""
+    """One loop's handle on the shared slots: the ``Budget`` (``ports.py``) its stage's
+    service is bound to. ``take_nowait`` never blocks."""
 
     def __init__(self, semaphore: Any, held: Any, index: int) -> None:
         self._semaphore = semaphore
         self._held = held
         self._index = index
 
-    def try_take(self) -> bool:
+    def take_nowait(self) -> bool:
         if self._semaphore.acquire(False):
             self._held[self._index] += 1
             return True

@@ -1,0 +1,88 @@
+"""Which part of a pipeline runs on loop processes, and how its limits are shared out.
+
+Pure: specs in, specs out. ``fold_head`` replaces the pipeline's head -- its async first
+stage and the plain maps right after it -- by one stage placed on ``loops``; the rest
+stays in the parent, where it was placed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+from ..._errors import UsageError
+from ..spec import StageSpec
+
+
+def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]:
+    """With ``loops`` > 1: the pipeline's head -- its first stage (async, such as the
+    fetch) and the plain maps right after it (inline or auto, module-level) -- becomes one
+    stage placed on loop processes."""
+    if loops <= 1 or not specs:
+        return specs
+    first = specs[0]
+    if not (first.kind == "map" and first.place == "loop" and first.never_waits):
+        raise UsageError(
+            f"loops={loops}: the first stage ({first.name!r}) must be an async map such as "
+            ".fetch(), with no rate, limit_per, retries or timeout of its own; "
+            "or run with loops=1"
+        )
+    head = [first]
+    for spec in specs[1:]:
+        # Inline maps, and plain ones left to on="auto": in a loop process they run inline
+        # (a loop process is a process of its own: CPU work there is on another core).
+        if not (spec.kind == "map" and spec.place in ("inline", "auto") and spec.never_waits):
+            break
+        try:
+            pickle.dumps(spec.fn)
+        except Exception:
+            break  # a lambda: it stays here, and gets what the head made
+        head.append(spec)
+    shares = first.factory is not None
+    folded = StageSpec(
+        kind="map",
+        name=first.name,
+        fn=first.fn,
+        place="loops",
+        workers=min(loops, first.concurrency),
+        # One budget for all loops, however they are spread (a loop owning the busy hosts
+        # may hold all of it): the slots the loops' services share (slots.py), when the
+        # first stage has a service, with some items more out, waiting in the loops; else
+        # kept here.
+        concurrency=first.concurrency + (_in_transit(first.concurrency) if shares else 0),
+        route=first.route,
+        remote=tuple(head),
+    )
+    return (folded, *specs[len(head) :])
+
+
+def _in_transit(concurrency: int) -> int:
+    """Items out beyond the shared slots: enough to cover the trip to a loop and back at
+    the rates a loop reaches, so that no slot stands free while its next item travels."""
+    return max(64, concurrency // 2)
+
+
+def shared_budget(spec: StageSpec) -> int | None:
+    """The slots the loops of a folded head share (the first stage's concurrency), or
+    None when its first stage has no service to hold them and the parent keeps the
+    budget."""
+    first = spec.remote[0]
+    return first.concurrency if first.factory is not None else None
+
+
+def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:
+    """The head each loop process runs: the first stage's service factory shares out
+    what it divides among the loops (``ServiceFactory.share``)."""
+    first, *rest = spec.remote
+    heads = []
+    for index in range(spec.workers):
+        factory = None if first.factory is None else first.factory.share(index, spec.workers)
+        heads.append((dataclasses.replace(first, factory=factory), *rest))
+    return heads
+
+
+def loop_workers(spec: StageSpec) -> tuple[int, ...]:
+    """Each loop's worker tasks: the first stage's whole concurrency, since one loop may
+    own all the busy hosts. What holds the total is the shared slots, or the parent's
+    budget (``fold_head``); items beyond a loop's workers wait in its queue."""
+    return (spec.remote[0].concurrency,) * spec.workers

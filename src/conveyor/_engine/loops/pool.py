@@ -1,0 +1,335 @@
+"""``LoopPool``: the parent's side of the loop processes, with ``ProcessPool``'s verbs.
+
+``start()`` starts them (or takes over those started ahead: ``warm.py``) and waits until
+each has opened its head; ``serve()`` reads what they send back, one task per loop in one
+``TaskGroup``, until ``close()``; ``call(value)`` routes a value to the loop owning its
+route key; ``shutdown()`` makes sure every process has exited.
+
+Items travel in batches over a socket pair: everything routed in one turn of the
+parent's loop goes in one message, and each loop answers likewise (``messages.py``).
+
+A loop process that dies fails nothing at once: its ``serve`` task gives its slots back
+(``slots.py``), starts a replacement and sends it the items the dead one held; an item
+whose loop died under it ``MAX_CRASHES`` times fails with kind ``worker-crashed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import pickle
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..._errors import NotPicklableError, UsageError, WorkerCrashed
+from ..guard import UNGUARDED_EXIT, refuse_in_bootstrap, unguarded_message
+from ..ports import StageReport
+from ..routing import route_index
+from ..spec import StageSpec
+from .messages import FAILED, Init, frame, read_message
+from .slots import SharedSlots
+from .warm import Started, WarmLoops, spawn_context, spawn_loop
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+MAX_CRASHES = 2
+_START_TIMEOUT = 60.0
+_CLOSE_GRACE = 5.0  # seconds loops get to finish and exit after close() before a kill
+
+
+@dataclass(slots=True)
+class _Pending:
+    value: Any
+    future: asyncio.Future[Any]
+    crashes: int = 0
+
+
+@dataclass(slots=True)
+class _Loop:
+    index: int
+    process: BaseProcess | None = None
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    ready: bool = False
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    outgoing: list[tuple[int, Any]] = field(default_factory=list)
+    dead: str | None = None  # why it could not be replaced
+
+
+class LoopPool:
+    """One loop process per head in ``heads`` (each a tuple of stage specs: loop ``i``
+    runs ``heads[i]`` with ``workers[i]`` worker tasks); ``call(value)`` routes one value
+    by ``route(value)`` and returns what that loop's head made of it.
+
+    Args:
+        capacity: the most items the caller has out at once, in all loops (each loop's
+            queue is bounded by it).
+        shared: the slots the heads' services share (``slots.py``), or None.
+        warm: loop processes started ahead, taken over if they fit.
+    """
+
+    def __init__(
+        self,
+        heads: list[tuple[StageSpec, ...]],
+        *,
+        workers: tuple[int, ...],
+        capacity: int,
+        route: Callable[[Any], str],
+        shared: int | None = None,
+        warm: WarmLoops | None = None,
+    ) -> None:
+        try:
+            self._heads = [pickle.dumps(head) for head in heads]
+        except Exception as exc:
+            names = ", ".join(spec.name for spec in heads[0])
+            raise NotPicklableError(
+                f"stages {names} cannot be sent to loop processes ({exc}); define their "
+                "functions with `def` at module level, or run with loops=1"
+            ) from None
+        self._workers = workers
+        self._capacity = capacity
+        self._route = route
+        self._shared = shared
+        self._warm = warm
+        self._ctx: Any = None
+        self._slots: SharedSlots | None = None
+        self._loops = [_Loop(i) for i in range(len(heads))]
+        self._next_id = 0
+        self._flush_scheduled = False
+        self._closing = False
+        self._kill_later: asyncio.TimerHandle | None = None
+        self.restarts = 0  # loop processes replaced after dying
+        # Told how many retries the first stage's service made for results that came back
+        # (``Service.attempts``); failures carry their own attempts.
+        self.on_retries: Callable[[int], None] | None = None
+        self._reports: dict[int, StageReport] = {}  # each loop's latest
+
+    async def start(self) -> None:
+        refuse_in_bootstrap()  # an unguarded script, re-run inside a loop: see guard.py
+        self._ctx = spawn_context()
+        taken = None if self._warm is None else self._warm.take(len(self._loops), self._shared)
+        ahead: Started = []
+        if taken is not None:
+            ahead, self._slots = taken
+        elif self._shared is not None:
+            self._slots = SharedSlots(self._ctx, self._shared, len(self._loops))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for loop in self._loops:
+                    started = ahead[loop.index] if ahead else None
+                    group.create_task(self._start(loop, started))
+        except BaseException as exc:  # one could not start, or the run was cancelled
+            self._kill()  # the ones that did start
+            if isinstance(exc, BaseExceptionGroup):
+                raise _first(exc) from None
+            raise
+
+    async def _start(
+        self, loop: _Loop, started: tuple[BaseProcess, socket.socket] | None = None
+    ) -> None:
+        if started is not None:
+            process, parent_end = started
+        else:
+            process, parent_end, child_end = spawn_loop(self._ctx, loop.index, self._slots, ())
+            loop.process = process  # from now on a kill (a failed start, shutdown) reaches it
+            with child_end:  # open until the child has it
+                await asyncio.to_thread(process.start)
+        loop.process = process
+        reader, writer = await asyncio.open_unix_connection(sock=parent_end)
+        loop.writer = writer
+        init = Init(self._heads[loop.index], self._workers[loop.index], self._capacity)
+        writer.write(frame(init))
+        try:
+            async with asyncio.timeout(_START_TIMEOUT):
+                tag, detail = await read_message(reader)
+        except TimeoutError:
+            tag, detail = "init-error", f"it did not answer within {_START_TIMEOUT:.0f} s"
+        except (asyncio.IncompleteReadError, ConnectionError):  # it is exiting, or has
+            code = await asyncio.to_thread(_exit_code, process)
+            tag, detail = "init-error", f"it exited with code {code}"
+            if code == UNGUARDED_EXIT:
+                detail = unguarded_message("loop process")
+        if tag != "ready":
+            process.kill()
+            writer.close()
+            raise UsageError(f"loop process {loop.index} could not start: {detail}")
+        loop.reader, loop.ready = reader, True
+        if loop.pending:  # what its predecessor held, and what came while it started
+            loop.outgoing = [(ident, p.value) for ident, p in loop.pending.items()]
+            self._schedule_flush()
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def call(self, value: Any) -> asyncio.Future[Any]:
+        """Send ``value`` to its loop; the future holds the head's result (or raises)."""
+        loop = self._loops[route_index(self._route(value), len(self._loops))]
+        ident = self._next_id
+        self._next_id += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if loop.dead is not None:
+            future.set_exception(WorkerCrashed(loop.dead))
+            return future
+        loop.pending[ident] = _Pending(value, future)
+        loop.outgoing.append((ident, value))
+        self._schedule_flush()
+        return future
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        for loop in self._loops:
+            if loop.outgoing and loop.writer is not None and loop.ready:
+                batch, loop.outgoing = loop.outgoing, []
+                loop.writer.write(frame(batch))
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Take in what every loop sends back until ``close()``, replacing a loop that
+        dies; run this as a task of the stage."""
+        async with asyncio.TaskGroup() as group:
+            for loop in self._loops:
+                group.create_task(self._tend(loop), name=f"conveyor loop {loop.index} reader")
+
+    async def _tend(self, loop: _Loop) -> None:
+        while loop.reader is not None:
+            await self._read(loop, loop.reader)
+            if self._closing:
+                return
+            await self._replace(loop)
+
+    async def _read(self, loop: _Loop, reader: asyncio.StreamReader) -> None:
+        """Settle the futures of what ``loop`` sends back, until its socket closes."""
+        pending = loop.pending
+        try:
+            while True:
+                retries = 0
+                message = await read_message(reader)
+                if type(message) is tuple:  # ("report", StageReport): see messages.py
+                    self._reports[loop.index] = message[1]
+                    continue
+                for ident, status, payload, retried in message:
+                    entry = pending.pop(ident, None)
+                    if entry is None or entry.future.done():
+                        continue
+                    if status == FAILED:
+                        entry.future.set_exception(payload)
+                    else:
+                        retries += retried
+                        entry.future.set_result(payload)
+                if retries and self.on_retries is not None:
+                    self.on_retries(retries)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+
+    async def _replace(self, loop: _Loop) -> None:
+        """The loop process died: fail what it broke too often, start another for the rest."""
+        loop.ready = False
+        loop.reader = None
+        code = loop.process.exitcode if loop.process is not None else None
+        if loop.writer is not None:
+            loop.writer.close()
+        loop.writer = None
+        loop.outgoing.clear()
+        for ident, entry in list(loop.pending.items()):
+            entry.crashes += 1
+            if entry.crashes >= MAX_CRASHES:
+                del loop.pending[ident]
+                if not entry.future.done():
+                    entry.future.set_exception(
+                        WorkerCrashed(
+                            f"loop process {loop.index} died (exit code {code}) while holding "
+                            f"this item, {entry.crashes} times"
+                        )
+                    )
+        self.restarts += 1
+        if loop.process is not None and self._slots is not None:
+            # Its slots go back once it is surely gone (its socket closed as it died).
+            await asyncio.to_thread(_reap, loop.process)
+            self._slots.reclaim(loop.index)
+        try:
+            await self._start(loop)
+        except UsageError as exc:  # no replacement: what it held, and what comes, fails
+            loop.dead = str(exc)
+            for entry in loop.pending.values():
+                if not entry.future.done():
+                    entry.future.set_exception(WorkerCrashed(loop.dead))
+            loop.pending.clear()
+
+    def report(self) -> StageReport | None:
+        """The loops' latest reports as one (``StageReport.merge``), or None before any."""
+        reports = list(self._reports.values())
+        return functools.reduce(lambda a, b: a.merge(b), reports) if reports else None
+
+    # -- the end --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """No more items: every loop finishes and exits, and ``serve`` returns. With items
+        still in flight (the run was cancelled), they are killed instead."""
+        if self._closing:
+            return
+        self._closing = True
+        if any(loop.pending for loop in self._loops):
+            self._kill()
+            return
+        self._flush()
+        for loop in self._loops:
+            if loop.writer is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    loop.writer.write(frame(None))
+        # A loop that does not finish (a head stuck in a call) is ended after a while.
+        self._kill_later = asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._kill)
+
+    async def shutdown(self) -> None:
+        """Make sure every loop process has exited (after ``serve``, or instead of it)."""
+        self._closing = True
+        if self._kill_later is None:
+            self._kill()  # never closed: started, perhaps, but not to be served
+        await asyncio.to_thread(self._join, _CLOSE_GRACE)
+        if self._kill_later is not None:
+            self._kill_later.cancel()
+        self._kill()
+        await asyncio.to_thread(self._join, _CLOSE_GRACE)
+
+    def _kill(self) -> None:
+        for loop in self._loops:
+            if loop.process is not None and loop.process.is_alive():
+                loop.process.kill()
+            if loop.writer is not None:
+                loop.writer.close()
+            for entry in loop.pending.values():
+                if not entry.future.done():
+                    entry.future.cancel()
+
+    def _join(self, timeout: float) -> None:
+        for loop in self._loops:
+            if loop.process is not None and loop.process.pid is not None:  # started
+                loop.process.join(timeout)
+
+
+def _exit_code(process: BaseProcess) -> int | None:
+    """The exit code of a process that closed its socket: it is exiting, or has."""
+    process.join(_CLOSE_GRACE)
+    return process.exitcode
+
+
+def _reap(process: BaseProcess) -> None:
+    """Wait for a dying loop process to be gone; kill it if it lingers."""
+    process.join(5.0)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _first(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to raise for a failed start: the first that is not a cancellation."""
+    leaves = [e for e in errors.exceptions if not isinstance(e, asyncio.CancelledError)]
+    return leaves[0] if leaves else errors

@@ -1,0 +1,207 @@
+"""The code inside one loop process: the head of a pipeline on an event loop of its own.
+
+The parent (``pool.py``) sends batches of ``(id, value)``; this process runs each value
+through the head's stages (an async first stage, such as the fetch, whose function may
+come from a per-run service; then cheap plain maps) with ``workers`` worker tasks, and
+sends back batches of outcomes and, a few times a second, the service's report
+(``messages.py``). Batches form naturally: everything that finished in one turn of the
+loop goes in one message.
+
+Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
+The queue between the socket and the workers is bounded by what the parent may have out
+(``Init.capacity``), so it never fills; were it to, reading from the socket would wait.
+
+When the parent's end of the socket closes (it exited, or was killed), this process ends
+too: no loop process outlives its parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import pickle
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from ..gc_pause import fewer_collections
+from ..outcomes import RemoteFailure
+from ..ports import Budget, Service
+from ..spec import StageSpec
+from .messages import FAILED, OK, Init, frame, read_message
+
+REPORT_EVERY = 0.25  # seconds between two ("report", ...) messages
+
+
+def loop_main(
+    sock: socket.socket, budget: Budget | None = None, modules: tuple[str, ...] = ()
+) -> None:
+    """The loop process's entry point (``multiprocessing`` spawns it). The first message
+    on ``sock`` is ``Init``; ``modules`` are imported before it comes, so a process
+    started ahead of its run (``warm.py``) is ready sooner."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
+    for module in modules:
+        importlib.import_module(module)
+    with fewer_collections():  # as in the parent's run: see gc_pause.py
+        try:
+            import uvloop
+
+            uvloop.run(_serve(sock, budget))
+        except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+            asyncio.run(_serve(sock, budget))
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the parent dies, even mid-call."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except Exception:  # pragma: no cover - the socket's EOF still ends us
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class _Head:
+    """The head's functions, opened: the first stage's (perhaps from its service), then
+    the plain maps, each with its stage name for failures."""
+
+    def __init__(self, first: StageSpec, service: Service | None, rest: list[StageSpec]):
+        assert first.fn is not None
+        self.first: Callable[[Any], Any] = first.fn if service is None else service.call
+        self.first_name = first.name
+        self.service = service
+        self.rest: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
+            (spec.name, spec.fn) for spec in rest if spec.fn is not None
+        )
+
+
+async def _open(
+    stages: tuple[StageSpec, ...], budget: Budget | None, stack: AsyncExitStack
+) -> _Head:
+    first, *rest = stages
+    if first.factory is None:
+        return _Head(first, None, rest)
+    factory = first.factory if budget is None else first.factory.bind(budget)
+    return _Head(first, await stack.enter_async_context(factory()), rest)
+
+
+async def _serve(sock: socket.socket, budget: Budget | None) -> None:
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        init: Init = await read_message(reader)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return  # started ahead for a run that never came
+    async with AsyncExitStack() as stack:
+        try:
+            head = await _open(pickle.loads(init.head), budget, stack)
+        except Exception as exc:
+            writer.write(frame(("init-error", f"{type(exc).__name__}: {exc}")))
+            await writer.drain()
+            return
+        writer.write(frame(("ready", None)))
+        outbox = _Outbox(writer)
+        queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue(init.capacity)
+        service = head.service
+        async with asyncio.TaskGroup() as group:
+            ticker = None if service is None else group.create_task(_tell(service, writer))
+            async with asyncio.TaskGroup() as workers:
+                for _ in range(init.workers):
+                    workers.create_task(_work(queue, head, outbox))
+                await _receive(reader, queue)
+                for _ in range(init.workers):
+                    await queue.put(None)
+            if ticker is not None:
+                ticker.cancel()
+        if service is not None:  # the last word, after the last item
+            writer.write(frame(("report", service.report())))
+        await outbox.drain()
+    writer.close()
+
+
+async def _tell(service: Service, writer: asyncio.StreamWriter) -> None:
+    """Send ``("report", service.report())`` a few times a second (progress, hints)."""
+    while True:
+        await asyncio.sleep(REPORT_EVERY)
+        writer.write(frame(("report", service.report())))
+
+
+async def _receive(reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> None:
+    """Put every item the parent sends into the queue, until it says stop or goes away."""
+    while True:
+        try:
+            message = await read_message(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            os._exit(0)  # the parent is gone: nobody wants what is in flight
+        if message is None:
+            return
+        for item in message:
+            await queue.put(item)
+
+
+async def _work(queue: asyncio.Queue[Any], head: _Head, outbox: _Outbox) -> None:
+    first, rest, service = head.first, head.rest, head.service
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        ident, value = item
+        stage = head.first_name
+        retries = 0
+        try:
+            value = await first(value)
+            if service is not None:
+                retries = service.attempts(value) - 1
+            for name, fn in rest:
+                stage = name  # named in the failure if this one raises
+                value = fn(value)
+        except Exception as exc:
+            outbox.add((ident, FAILED, RemoteFailure.describe(exc, stage=stage), 0))
+            continue
+        outbox.add((ident, OK, value, retries))
+
+
+class _Outbox:
+    """Outcomes gathered during one turn of the loop, sent as one message after it."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._pending: list[tuple[int, int, Any, int]] = []
+        self._loop = asyncio.get_running_loop()
+
+    def add(self, outcome: tuple[int, int, Any, int]) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._send)
+        self._pending.append(outcome)
+
+    def _send(self) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            data = frame(pending)
+        except Exception:
+            data = frame([_picklable(outcome) for outcome in pending])
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        if self._pending:
+            self._send()
+        await self._writer.drain()
+
+
+def _picklable(outcome: tuple[int, int, Any, int]) -> tuple[int, int, Any, int]:
+    try:
+        pickle.dumps(outcome[2])
+    except Exception as exc:
+        error = TypeError(f"result cannot be sent back from the loop process: {exc}")
+        return (outcome[0], FAILED, RemoteFailure.describe(error, stage="loops"), 0)
+    return outcome
