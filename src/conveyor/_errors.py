@@ -10,6 +10,7 @@
     ├── SinkError (OSError)                 the output cannot be written (disk full, no access)
     │   └── ShardFenced                     a newer attempt of this shard took over: stop
     ├── ShardFailed                         a Ray shard failed for good: run again to resume
+    ├── Deferred                            an item left for the next run, with a reason (not a failure)
     ├── ItemError                           one item failed; ``kind`` is the stable failure kind
     │   ├── ItemTimeout (TimeoutError)      our own deadline fired            kind "timeout"
     │   ├── WorkerCrashed                   a worker process died             kind "worker-crashed"
@@ -71,6 +72,36 @@ class ShardFenced(SinkError):
 class ShardFailed(ConveyorError):
     """A shard of a job run on Ray failed for good (its retries spent). Running the same
     job again resumes it."""
+
+
+class Deferred(ConveyorError):
+    """An item left undone for a stated reason, to be done by running the same job again.
+
+    Not a failure: a deferred item is kept in the journal, not written to the output, and
+    a later run of the same job takes it up again, so that it still ends in the output
+    exactly once. Raised where the reason is known (a host paused by the site past the
+    cap, its breaker open, the tail or deadline budget spent, robots.txt unreachable).
+
+    Attributes:
+        reason: a stable lowercase string, stored in journals and reports ("paused",
+            "breaker", "tail", "deadline", "robots", ...).
+        until: the wall-clock time (seconds since the epoch) before which trying again is
+            pointless, or None when the next run may try at once.
+    """
+
+    kind: ClassVar[str] = "deferred"
+
+    def __init__(self, message: str, *, reason: str, until: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.until = until
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_deferred, (str(self), self.reason, self.until))
+
+
+def _deferred(message: str, reason: str, until: float | None) -> Deferred:
+    return Deferred(message, reason=reason, until=until)
 
 
 class ItemError(ConveyorError):
