@@ -10,7 +10,7 @@
     ├── SinkError (OSError)                 the output cannot be written (disk full, no access)
     │   └── ShardFenced                     a newer attempt of this shard took over: stop
     ├── ShardFailed                         a Ray shard failed for good: run again to resume
-    ├── Deferred                            an item left for the next run, with a reason (not a failure)
+    ├── Deferred                            an item left for the next run, with its reason
     ├── ItemError                           one item failed; ``kind`` is the stable failure kind
     │   ├── ItemTimeout (TimeoutError)      our own deadline fired            kind "timeout"
     │   ├── WorkerCrashed                   a worker process died             kind "worker-crashed"
