@@ -78,8 +78,11 @@ class CounterFactory:
     async def __call__(self) -> AsyncIterator[CounterService]:
         yield CounterService(self.port, self.budget, self.loops)
 
-    def share(self, index: int, loops: int) -> CounterFactory:
+    def share(self, index: int, loops: int, *, spread: bool = False) -> CounterFactory:
         return CounterFactory(self.port, self.budget, loops)
+
+    def spreads(self, loops: int) -> bool:
+        return False  # one loop per key: what its tests show holds without dividing
 
     def bind(self, budget: Budget) -> CounterFactory:
         return CounterFactory(self.port, budget, self.loops)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import ItemTimeout
 from .gil import in_thread
-from .loops.fold import loop_heads, loop_workers, shared_budget
 from .ports import StageReport
 from .spec import StageSpec
 from .stats import StageCounters
@@ -193,14 +192,7 @@ class LoopsPlacement(_Pooled):
         super().__init__(fn, spec)
         from .loops.pool import LoopPool  # here: a run with one loop never loads it
 
-        self.pool = self.loops = LoopPool(
-            loop_heads(spec),
-            workers=loop_workers(spec),
-            capacity=spec.concurrency,
-            route=spec.route or str,
-            shared=shared_budget(spec),
-            warm=warm,
-        )
+        self.pool = self.loops = LoopPool.for_head(spec, warm)
 
     async def start(self) -> None:
         if self.counters is not None:

@@ -68,15 +68,34 @@ class ClientFactory:
         loops (``_engine/loops/slots.py``): ``concurrency`` holds across all of them."""
         return ClientFactory(self.config, budget)
 
-    def share(self, index: int, loops: int) -> ClientFactory:
+    def share(self, index: int, loops: int, *, spread: bool = False) -> ClientFactory:
         """The factory for loop ``index`` of ``loops``. The global rate is divided, so the
         parts add up to what the user set. Concurrency is one budget, the loops' shared
-        slots (``bind``), so a loop owning the busy hosts may use all of it. Per-host
-        limits stay whole: each host has one loop."""
-        rate = self.config.rate_per_second
-        if rate is None:
+        slots (``bind``), so a loop with the busy hosts may use all of it. Per-host limits
+        stay whole when each host has one loop; with ``spread`` (every host's URLs go to
+        every loop) each loop holds its part of them: ``per_host`` in parts that add up to
+        it, ``host_rate`` divided."""
+        config = self.config
+        changes: dict[str, Any] = {}
+        if config.rate_per_second is not None:
+            changes["rate"] = config.rate_per_second / loops
+        if spread:
+            changes["per_host"] = _part(config.per_host, index, loops)
+            if config.host_rate_per_second is not None:
+                changes["host_rate"] = config.host_rate_per_second / loops
+        if not changes:
             return self
-        return ClientFactory(dataclasses.replace(self.config, rate=rate / loops), self.budget)
+        return ClientFactory(dataclasses.replace(config, **changes), self.budget)
+
+    def spreads(self, loops: int) -> bool:
+        """A host may be spread over ``loops`` loops when each can hold a part of its
+        ``per_host`` (a host's pauses then go to every loop: ``FetchService``)."""
+        return self.config.per_host >= loops
+
+
+def _part(total: int, index: int, parts: int) -> int:
+    """Part ``index`` of ``total`` cut into ``parts`` whole parts that add up to it."""
+    return total // parts + (1 if index < total % parts else 0)
 
 
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client

@@ -5,7 +5,8 @@ through the head's stages (an async first stage, such as the fetch, whose functi
 come from a per-run service; then cheap plain maps) with ``workers`` worker tasks, and
 sends back batches of outcomes and, a few times a second, the service's report
 (``messages.py``). Batches form naturally: everything that finished in one turn of the
-loop goes in one message.
+loop goes in one message. A service that tells its peers (``ports.Peered``: a host's
+pause, when hosts are spread over the loops) has it sent at once, and hears theirs.
 
 Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
 The queue between the socket and the workers is bounded by what the parent may have out
@@ -30,7 +31,7 @@ from typing import Any
 
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
-from ..ports import Budget, Service
+from ..ports import Budget, Peered, Service
 from ..spec import StageSpec
 from .messages import FAILED, OK, Init, frame, read_message
 
@@ -113,12 +114,15 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         outbox = _Outbox(writer)
         queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue(init.capacity)
         service = head.service
+        peered = service if isinstance(service, Peered) else None
+        if peered is not None:
+            peered.join(_Peers(writer))
         async with asyncio.TaskGroup() as group:
             ticker = None if service is None else group.create_task(_tell(service, writer))
             async with asyncio.TaskGroup() as workers:
                 for _ in range(init.workers):
                     workers.create_task(_work(queue, head, outbox))
-                await _receive(reader, queue)
+                await _receive(reader, queue, peered)
                 for _ in range(init.workers):
                     await queue.put(None)
             if ticker is not None:
@@ -136,8 +140,11 @@ async def _tell(service: Service, writer: asyncio.StreamWriter) -> None:
         writer.write(frame(("report", service.report())))
 
 
-async def _receive(reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> None:
-    """Put every item the parent sends into the queue, until it says stop or goes away."""
+async def _receive(
+    reader: asyncio.StreamReader, queue: asyncio.Queue[Any], peered: Peered | None
+) -> None:
+    """Put every item the parent sends into the queue, until it says stop or goes away;
+    hand the service what its peers told."""
     while True:
         try:
             message = await read_message(reader)
@@ -145,8 +152,23 @@ async def _receive(reader: asyncio.StreamReader, queue: asyncio.Queue[Any]) -> N
             os._exit(0)  # the parent is gone: nobody wants what is in flight
         if message is None:
             return
+        if type(message) is tuple:  # ("notice", notice), relayed from another loop
+            if peered is not None:
+                peered.hear(message[1])
+            continue
         for item in message:
             await queue.put(item)
+
+
+class _Peers:
+    """The other loops, through the parent (``ports.Peers``): a notice goes at once."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def tell(self, notice: Any) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(frame(("notice", notice)))
 
 
 async def _work(queue: asyncio.Queue[Any], head: _Head, outbox: _Outbox) -> None:
