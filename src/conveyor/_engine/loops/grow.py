@@ -25,7 +25,7 @@ any more) stays here: a move comes within the first seconds of a CPU-bound run.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,12 @@ class GrowingLoops(Placement):
         self._stack = AsyncExitStack()
         self._service: Service | None = None
         self._local: dict[int, Any] = {}  # items out on this loop, by a number of their own
+        # Before the move, as many items out here as the first stage's concurrency, as on
+        # one loop: the stage's extra workers (items that will travel to the loop
+        # processes) wait here, not inside the service, whose own slots then never queue.
+        self._room = first.concurrency
+        self._turns: deque[asyncio.Future[None]] = deque()
+        self._wake_scheduled = False
         self._next = 0
         self._moved = False
         self._closing = False
@@ -95,6 +101,43 @@ class GrowingLoops(Placement):
 
     async def _here(self, value: Any) -> Any:
         """The head, on this loop: as a loop process runs it (``worker.py``)."""
+        if self._room > 0:
+            self._room -= 1
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._turns.append(turn)
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._pass_turn()  # woken and cancelled at once: pass it on
+                raise
+            if self._moved:  # woken by the move: the loop processes take it
+                return await self.call(value)
+        try:
+            return await self._run_here(value)
+        finally:
+            self._pass_turn()
+
+    def _pass_turn(self) -> None:
+        """Room for one more here. A waiting item gets it only if it is still free on
+        the loop's next turn: the worker that just finished usually takes it at once
+        with its next item, with no hand-over (which would cost each request a turn of
+        the loop), as on one loop."""
+        self._room += 1
+        if self._turns and not self._wake_scheduled:
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        while self._room > 0 and self._turns:
+            turn = self._turns.popleft()
+            if not turn.done():
+                self._room -= 1
+                turn.set_result(None)
+
+    async def _run_here(self, value: Any) -> Any:
         ident = self._next
         self._next += 1
         self._local[ident] = value
@@ -177,6 +220,10 @@ class GrowingLoops(Placement):
         self._draining = Counter(self._route(value) for value in self._local.values())
         self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
         self._moved = True
+        for turn in self._turns:  # the items waiting for room here go there now
+            if not turn.done():
+                turn.set_result(None)
+        self._turns.clear()
         if self.counters is not None:
             self.counters.workers = self._spec.workers
             self.counters.reason = (
