@@ -17,8 +17,11 @@ reads 0.92-1.0 in every quarter second, one waiting on 100 ms answers 0.4-0.6.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 BOUND = 0.8  # share of a window the loop's thread spent running or ready to run
 WINDOW = 0.25  # seconds between two looks
@@ -39,9 +42,52 @@ def demand_clock() -> Callable[[], float]:
 
 
 def _schedstat() -> float:
+    # The run time lags by up to a scheduler tick (a few ms): nothing over a window.
     with open(_SCHEDSTAT, "rb") as stats:
         ran, waited, _ = stats.read().split()
     return (int(ran) + int(waited)) / 1e9
+
+
+class ThreadWaits:
+    """The run-queue waits of the thread that makes it (``on="auto"``'s GIL probe:
+    ``auto.py``): ``seconds()`` is how long it has waited for a core so far. Linux only:
+    ``open()`` gives None elsewhere.
+
+    Read with the GIL held (``ctypes.PyDLL``), so that asking does not hand the GIL to
+    another thread mid-measure (a plain read would); a wait is counted as it ends, so the
+    figure is up to date whenever the thread runs (the run time in the same file is not:
+    the kernel brings it up to date only at its next tick)."""
+
+    def __init__(self, fd: int, pread: Any) -> None:
+        self._fd = fd
+        self._pread = pread
+        self._buffer = ctypes.create_string_buffer(128)
+
+    @classmethod
+    def open(cls) -> ThreadWaits | None:
+        try:
+            fd = os.open(_SCHEDSTAT, os.O_RDONLY)
+        except OSError:
+            return None
+        pread = ctypes.PyDLL(None).pread
+        pread.restype = ctypes.c_ssize_t
+        pread.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
+        waits = cls(fd, pread)
+        try:
+            waits.seconds()
+        except (OSError, ValueError, IndexError):
+            waits.close()
+            return None
+        return waits
+
+    def seconds(self) -> float:
+        size = self._pread(self._fd, self._buffer, len(self._buffer), 0)
+        if size <= 0:
+            raise OSError("schedstat could not be read")
+        return int(self._buffer.raw[:size].split()[1]) / 1e9
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class Demand:
