@@ -194,7 +194,8 @@ def build_pipeline(job: FetchJob, source: Any) -> Pipeline:
         pipeline = pipeline.map(row, on="threads", name="record")
     else:
         # A plain function right after the fetch runs in the fetch's own worker (fused):
-        # ~30 µs a page, less than a hand-off to another stage or thread would cost.
+        # a page's scan (its cost: _crawl/page.py) is less than a hand-off to another stage
+        # or thread would cost.
         pipeline = pipeline.map(row, on="inline", name="record")
     if job.process:
         fn = load_function(job.process)

@@ -398,8 +398,8 @@ class HttpClient:
         if self._save_dir is not None and resp.status < 400:
             return _SAVE
         if length is not None and (encoding is None or encoding == "identity"):
-            # A plain body of announced length, already checked against max_bytes:
-            # aiohttp reads exactly that many bytes.
+            # A plain body of announced length, already checked against max_bytes: the
+            # transport reads exactly that many bytes.
             return _WHOLE
         return _DECODE
 
@@ -409,7 +409,7 @@ class HttpClient:
         length = resp.content_length
         if plan == _SKIP:
             # Read a small body anyway so the connection can be reused (an unread body
-            # makes aiohttp close it); leave a big one unread.
+            # closes it, on the wire as in aiohttp's session); leave a big one unread.
             if length is not None and length <= SMALL_BODY:
                 await resp.read()
             return _Hop(resp)

@@ -1,6 +1,7 @@
 """The resume journal: which keys are finished, and how far the sink is durable.
 
-One SQLite file in WAL mode (its tables: see ``schema``). Only finished keys are written:
+One SQLite file (its tables: see ``schema``), in WAL mode, or with a rollback journal on a
+network filesystem (``_io/filesystems.py``, docs/io.md). Only finished keys are written:
 ``stage`` puts them into an open transaction while the run goes on (thousands at a time),
 and ``record`` commits them with the sink's position, so a commit has only the last few keys
 left to write. ``admit`` decides "new, finished earlier, or a duplicate" with one indexed
@@ -12,7 +13,8 @@ whichever run its first copy finished, and each run counts all the duplicates it
 keys are admitted and kept depends on what they are (see ``strategies``).
 
 Durability: ``synchronous=NORMAL``. With WAL, a committed transaction is in the WAL file
-before ``COMMIT`` returns, so it survives the process being killed (SIGKILL, OOM); only
+before ``COMMIT`` returns (with a rollback journal, in the database file), so it survives
+the process being killed (SIGKILL, OOM); only
 an OS crash or power loss can lose the last commits, and that only moves the journal
 *back* to an earlier position, which is safe: the sink is fsynced before each ``record``,
 so the output is never behind the journal, and a resume cuts it back to the journal.
