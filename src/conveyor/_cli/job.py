@@ -24,6 +24,7 @@ from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
 from .._errors import UsageError
+from .._io.sinks.forward import Forward
 from .errors import fail
 from .record import failure_row, response_row, response_row_with_body
 
@@ -83,20 +84,13 @@ def load_function(target: str) -> Callable[[dict[str, Any]], Any]:
     return fn  # type: ignore[no-any-return]
 
 
-class RowSink:
+class RowSink(Forward):
     """Wraps a file sink: results are rows already; failures become rows here. Each batch
     of rows is also shown to ``on_rows`` (the report's tally), on the writer thread."""
 
     def __init__(self, inner: Sink, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.on_rows = on_rows
-
-    def describe(self) -> Any:
-        describe = getattr(self.inner, "describe", None)
-        return describe() if callable(describe) else type(self.inner).__name__
-
-    def open(self, position: Any = None) -> None:
-        self.inner.open(position)
 
     def write(self, results: Sequence[Any]) -> None:
         self.on_rows(results)
@@ -106,12 +100,6 @@ class RowSink:
         rows = [failure_row(f) for f in failures]
         self.on_rows(rows)
         self.inner.write(rows)
-
-    def flush(self) -> Any:
-        return self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class StdoutSink:

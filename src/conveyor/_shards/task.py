@@ -31,8 +31,8 @@ import orjson
 from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
+from .._io.sinks.forward import Forward
 from .fence import Fence, FencedSink, claim_attempt
-from .forward import Forward
 from .layout import Layout, write_atomic
 from .parts import count_rows
 from .slices import SliceSource
