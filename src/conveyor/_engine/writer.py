@@ -29,7 +29,7 @@ from typing import Any
 from .._errors import SinkError
 from .gil import in_thread
 from .outcomes import Failure
-from .ports import KeyOutcome, Ledger, Sink
+from .ports import KeyOutcome, Ledger, Sink, Taken
 from .threads import shutdown_executor
 from .tracker import Finished
 
@@ -160,8 +160,10 @@ class Writer:
         failures, self._failures = self._failures, []
         self._gathered = 0
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None = None
+        extras: list[tuple[Hashable, Any]] = []
         if self._ledger is not None:
             outcomes = self.finished.take()
+            extras = self.finished.take_extras()
             self._uncommitted += len(outcomes[0]) + len(outcomes[1])
         durable = self._ledger is not None and (timely or self._uncommitted >= self._every)
         if durable or timely:
@@ -175,8 +177,19 @@ class Writer:
         await self._wait_in_flight()
         loop = asyncio.get_running_loop()
         self._in_flight = in_thread(
-            loop.run_in_executor(self._thread, self._write, results, failures, outcomes, durable)
+            loop.run_in_executor(
+                self._thread, self._write, results, failures, outcomes, extras, durable
+            )
         )
+
+    async def take(self, limit: int) -> Taken:
+        """Items from the ledger, for a run it feeds (``ports.Feed``): asked on the thread,
+        after every batch handed over before, so it sees what they stored."""
+        assert self._ledger is not None
+        # Cancelled (an abort), what it took is the ledger's to give back: a new run of
+        # the job takes it again.
+        loop = asyncio.get_running_loop()
+        return await in_thread(loop.run_in_executor(self._thread, self._ledger.take, limit))
 
     async def _wait_in_flight(self) -> None:
         # Shielded: if this task is cancelled, finish() still waits for the batch.
@@ -199,6 +212,7 @@ class Writer:
         results: list[Any],
         failures: list[Failure],
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None,
+        extras: list[tuple[Hashable, Any]],
         durable: bool,
     ) -> None:
         if self._broken:
@@ -220,9 +234,9 @@ class Writer:
             if outcomes is not None and ledger is not None:
                 done, others = outcomes
                 if durable:
-                    ledger.record(others, position, done)
+                    ledger.record(others, position, done, extras)
                 elif done or others:
-                    ledger.stage(others, done)
+                    ledger.stage(others, done, extras)
 
     @contextlib.contextmanager
     def _breaking_on_error(self) -> Iterator[None]:
