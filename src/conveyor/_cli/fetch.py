@@ -163,24 +163,7 @@ def _fetch(
     from .job import FetchJob, default_journal
     from .running import run_with_display
 
-    fetch_options: dict[str, Any] = {
-        "concurrency": options["concurrency"],
-        "per_host": options["per_host"],
-        "rate": options["rate"],
-        "host_rate": options["host_rate"],
-        "retries": options["retries"],
-        "timeout": options["timeout"],
-        "max_bytes": options["max_bytes"],
-        "headers": tuple(options["headers"]),
-        "block_private": options["block_private"],
-    }
-    if options["user_agent"]:
-        fetch_options["user_agent"] = options["user_agent"]
-    # Only when given, as --user-agent: the defaults stay FetchConfig's.
-    if options["proxies"]:
-        fetch_options["proxy"] = tuple(options["proxies"])
-    if options["trust_env"]:
-        fetch_options["trust_env"] = True
+    fetch_options = fetch_options_of(options)
     if options["save_bodies"]:
         fetch_options["save_to"] = options["save_bodies"]
     journal = (
@@ -204,6 +187,30 @@ def _fetch(
     if options["address"] or options["shards"]:
         fail("--address and --shards go with --backend ray; add it, or drop them")
     return run_with_display(job, report=options["report"], quiet=options["quiet"])
+
+
+def fetch_options_of(options: dict[str, Any]) -> dict[str, Any]:
+    """The client's options (``FetchConfig``'s names) from the command's (``conveyor
+    crawl`` takes the same ones)."""
+    fetch_options: dict[str, Any] = {
+        "concurrency": options["concurrency"],
+        "per_host": options["per_host"],
+        "rate": options["rate"],
+        "host_rate": options["host_rate"],
+        "retries": options["retries"],
+        "timeout": options["timeout"],
+        "max_bytes": options["max_bytes"],
+        "headers": tuple(options["headers"]),
+        "block_private": options["block_private"],
+    }
+    # Only when given, as --user-agent: the defaults stay FetchConfig's.
+    if options["user_agent"]:
+        fetch_options["user_agent"] = options["user_agent"]
+    if options["proxies"]:
+        fetch_options["proxy"] = tuple(options["proxies"])
+    if options["trust_env"]:
+        fetch_options["trust_env"] = True
+    return fetch_options
 
 
 # What a loop process of the main job runs: imported while the parent builds the job.

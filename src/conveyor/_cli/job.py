@@ -43,6 +43,20 @@ class FetchJob:
     restart: bool = False
     retry_failed: bool = False
 
+    @property
+    def label(self) -> str:
+        """What the job reads, for the report's title."""
+        return self.input
+
+    def make_sink(self, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> Sink:
+        return output_sink(self.output, on_rows)
+
+    def run(self, sink: Sink, observers: tuple[Any, ...]) -> RunResult:
+        return run_job(self, sink, observers)
+
+    def finish_report(self, report: Any, result: RunResult) -> None:
+        """Add what is the job's own to the report (``conveyor crawl``'s section)."""
+
 
 class MergeInto:
     """Run the user's function on a record and merge the dict it returns into the record.
