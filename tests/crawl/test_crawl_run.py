@@ -33,12 +33,15 @@ def expected(running: RunningCrawlSite) -> set[str]:
     return {canonical(url) for url in running.site.expected()}
 
 
-async def test_the_whole_site_once_and_nothing_it_must_not_fetch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loops", [1, 2])
+async def test_the_whole_site_once_and_nothing_it_must_not_fetch(
+    tmp_path: Path, loops: int
+) -> None:
     async with run_crawl_site(robots_503=FLAKY) as running:
         site, stats = running.site, running.stats
         out: list[Any] = []
         result = await cv.crawl(site.seeds(), **FAST).run_async(
-            out, journal=str(tmp_path / "c.journal")
+            out, journal=str(tmp_path / "c.journal"), loops=loops
         )
     got = keys(out)
     assert len(got) == len(set(got))  # each page once
@@ -66,6 +69,14 @@ async def test_the_whole_site_once_and_nothing_it_must_not_fetch(tmp_path: Path)
     assert len(orphans) == site.orphans
     assert {page.depth for page in orphans} == {0}
     assert all(page.lastmod and page.lastmod.startswith("2024-01-0") for page in orphans)
+    # The crawl's report, merged over the loops: the links' fates add up.
+    report = result.stages[0].details
+    assert report.pages == len(got)
+    turned_away = sum(report.rejected.values())
+    assert report.links_found == (
+        report.unfit + report.nofollow + report.repeated + turned_away + report.resent
+        + report.sent
+    )  # fmt: skip
 
 
 async def test_pages_say_where_they_were_found() -> None:

@@ -21,10 +21,9 @@ from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
 from .._errors import UsageError
-from .._io.sinks.forward import Forward
 from .._observe.crawl import CrawlFigures
 from .errors import fail
-from .job import MergeInto, RowSink, StdoutSink, check_output, load_function
+from .job import MergeInto, RowSink, check_output, is_warc, load_function, output_sink
 from .record import crawl_failure_row, page_row, page_row_with_body
 
 
@@ -50,7 +49,7 @@ class CrawlJob:
 
     @property
     def warc(self) -> bool:
-        return self.output.lower().endswith((".warc", ".warc.gz"))
+        return is_warc(self.output)
 
     def build(self) -> Pipeline:
         """The pipeline: the crawl, its row (or, for WARC, the page itself), --process."""
@@ -77,15 +76,7 @@ class CrawlJob:
 
     def make_sink(self, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> Sink:
         check_output(self.output)
-        if self.output == "-":
-            return CrawlRowSink(StdoutSink(), on_rows)
-        from .. import _io
-
-        try:
-            inner: Sink = _io.sink_for(self.output, failures="inline" if self.warc else None)
-        except UsageError as exc:
-            fail(str(exc))
-        return WarcTally(inner, on_rows) if self.warc else CrawlRowSink(inner, on_rows)
+        return output_sink(self.output, on_rows, rows=CrawlRowSink, failure_rows=crawl_failure_row)
 
     def run(self, sink: Sink, observers: tuple[Any, ...]) -> RunResult:
         pipeline = self.pipeline if self.pipeline is not None else self.build()
@@ -136,30 +127,3 @@ class CrawlRowSink(RowSink):
         rows = [crawl_failure_row(f) for f in failures]
         self.on_rows(rows)
         self.inner.write(rows)
-
-
-class WarcTally(Forward):
-    """A WARC sink that shows the summary's tally what it writes: status, URL, depth of
-    each page, and each failure, with no row made for the file."""
-
-    def __init__(self, inner: Sink, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> None:
-        super().__init__(inner)
-        self.on_rows = on_rows
-
-    def write(self, results: Sequence[Any]) -> None:
-        self.on_rows(
-            [
-                {
-                    "url": page.url,
-                    "status": page.status,
-                    "error_kind": None,
-                    "depth": getattr(page, "depth", None),
-                }
-                for page in results
-            ]
-        )
-        super().write(results)
-
-    def write_failures(self, failures: Sequence[Failure]) -> None:
-        self.on_rows([crawl_failure_row(f) for f in failures])
-        super().write_failures(failures)

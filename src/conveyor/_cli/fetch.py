@@ -234,6 +234,8 @@ def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> A
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:
     if job.output == "-":
         fail("--backend ray writes a folder of parts; give -o a folder name, e.g. -o pages.jsonl")
+    if job.output.lower().endswith((".warc", ".warc.gz")):
+        fail("--backend ray does not write WARC parts yet; run it locally, or write .jsonl")
     if options["no_journal"] or options["journal_path"]:
         fail(
             "--backend ray keeps one journal per shard beside its part; drop --journal/--no-journal"
