@@ -20,7 +20,8 @@ from .options import LOOPS
 SHARED = (
     "concurrency", "per_host", "rate", "host_rate", "retries", "timeout", "max_bytes",
     "headers", "user_agent", "proxies", "trust_env", "block_private", "process", "on",
-    "workers", "journal_path", "no_journal", "restart", "report", "quiet",
+    "workers", "journal_path", "no_journal", "restart", "report", "quiet", "backend",
+    "address", "shards",
 )  # fmt: skip
 # What a loop process of a crawl runs: imported while the parent builds the job.
 LOOP_MODULES = ("conveyor._pipeline.crawl.service", "conveyor._http.client", "conveyor._cli.record")
@@ -90,6 +91,13 @@ def crawl_command(seeds: tuple[str, ...], output: str, **options: Any) -> None:
     seed_list = list(seeds) + (_read_seeds(options["seeds_file"]) if options["seeds_file"] else [])
     if not seed_list:
         fail("give seed URLs, e.g. conveyor crawl https://example.com/ -o pages.jsonl")
+    if options["backend"] == "ray":
+        code = _crawl_on_ray(seed_list, output, options)
+        if code:
+            raise SystemExit(code)
+        return
+    if options["address"] or options["shards"]:
+        fail("--address and --shards go with --backend ray; add it, or drop them")
     loops = _loops(options["loops"], options["concurrency"])
     code = 0
     try:
@@ -108,14 +116,50 @@ del _param
 
 
 def _crawl(seeds: list[str], output: str, loops: Any, options: dict[str, Any]) -> int:
-    from .crawl_job import CrawlJob
     from .job import default_journal
     from .running import run_with_display
 
     journal = (
         None if options["no_journal"] else (options["journal_path"] or default_journal(output))
     )
-    job = CrawlJob(
+    job = _job(seeds, output, loops, journal, options)
+    job.build()
+    return run_with_display(
+        job, report=options["report"], quiet=options["quiet"], title="conveyor crawl"
+    )
+
+
+def _crawl_on_ray(seeds: list[str], output: str, options: dict[str, Any]) -> int:
+    from .._pipeline.crawl.shards import crawl_sharded_job
+    from .crawl_job import CrawlRowOutput
+    from .job import is_warc
+    from .sharded import drive_with_display
+
+    if output == "-" or is_warc(output):
+        fail("--backend ray writes a folder of parts; give -o a folder, e.g. -o pages.jsonl")
+    if options["no_journal"] or options["journal_path"]:
+        fail("--backend ray keeps one journal per shard beside its part; drop --journal")
+    job = _job(seeds, output, 1, None, options)
+    pipeline = job.build()
+    return drive_with_display(
+        crawl_sharded_job(pipeline, output=CrawlRowOutput),
+        output,
+        title=f"conveyor crawl --backend ray: {job.label}",
+        shards=options["shards"],
+        address=options["address"],
+        restart=options["restart"],
+        retry_failed=options["retry_failed"],
+        report=options["report"],
+        quiet=options["quiet"],
+    )
+
+
+def _job(
+    seeds: list[str], output: str, loops: Any, journal: str | None, options: dict[str, Any]
+) -> Any:
+    from .crawl_job import CrawlJob
+
+    return CrawlJob(
         seeds=seeds,
         output=output,
         crawl_options={
@@ -140,10 +184,6 @@ def _crawl(seeds: list[str], output: str, loops: Any, options: dict[str, Any]) -
         journal=journal,
         restart=options["restart"],
         retry_failed=options["retry_failed"],
-    )
-    job.build()
-    return run_with_display(
-        job, report=options["report"], quiet=options["quiet"], title="conveyor crawl"
     )
 
 

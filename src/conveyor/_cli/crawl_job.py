@@ -25,6 +25,7 @@ from .._observe.crawl import CrawlFigures
 from .errors import fail
 from .job import MergeInto, RowSink, check_output, is_warc, load_function, output_sink
 from .record import crawl_failure_row, page_row, page_row_with_body
+from .sharded import RowOutput
 
 
 @dataclass
@@ -122,6 +123,16 @@ def crawl_figures(pipeline: Pipeline, result: RunResult) -> CrawlFigures:
 
 class CrawlRowSink(RowSink):
     """``RowSink`` with the crawl's failure rows (its fields, read from the item)."""
+
+    def write_failures(self, failures: Sequence[Failure]) -> None:
+        rows = [crawl_failure_row(f) for f in failures]
+        self.on_rows(rows)
+        self.inner.write(rows)
+
+
+class CrawlRowOutput(RowOutput):
+    """``conveyor crawl --backend ray``'s per-shard hook: the fetch's (``sharded.py``),
+    with the crawl's failure rows."""
 
     def write_failures(self, failures: Sequence[Failure]) -> None:
         rows = [crawl_failure_row(f) for f in failures]

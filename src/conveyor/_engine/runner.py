@@ -239,6 +239,7 @@ class Runner:
             commit_every=self._commit_every,
             commit_interval=self._commit_interval,
             finished=self._finished_keys,
+            final_record=self._fed,
         )
         self._writer = writer
         self._ended = self._loop.create_future()

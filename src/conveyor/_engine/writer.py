@@ -50,6 +50,7 @@ class Writer:
         commit_every: int,
         commit_interval: float,
         finished: Finished | None = None,
+        final_record: bool = False,
     ) -> None:
         self._sink = sink
         self._open_ledger = open_ledger
@@ -63,6 +64,9 @@ class Writer:
         self._admitting = 0  # admit() calls on the journal's thread not answered yet
         self._every = commit_every
         self._interval = commit_interval
+        # A fed run's ledger keeps more than finished keys (a crawl's frontier: links read
+        # from other shards, seeds): its last commit is made even when no key finished.
+        self._final_record = final_record
         self._results: list[Any] = []
         self._failures: list[Failure] = []
         self._gathered = 0  # len(results) + len(failures), kept: due() runs for every item
@@ -169,7 +173,7 @@ class Writer:
         if durable or timely:
             self._last_commit = now
         if durable:
-            if not (results or failures or self._uncommitted):
+            if not (results or failures or self._uncommitted or (final and self._final_record)):
                 return
             self._uncommitted = 0
         elif not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):

@@ -460,8 +460,14 @@ class Pipeline:
                 raise UsageError(f"retry_on_resume={retry_on_resume!r} must be a function")
             from .on_ray import run_on_ray, sharded_job  # Ray is imported only when it runs
 
+            if _fed(self._source):  # a crawl: shards own hosts, and send each other links
+                from .crawl.shards import crawl_sharded_job
+
+                job = crawl_sharded_job(self)
+            else:
+                job = sharded_job(self, LocalShard(self._key, self._stages, retry_on_resume))
             return run_on_ray(
-                sharded_job(self, LocalShard(self._key, self._stages, retry_on_resume)),
+                job,
                 sink,
                 journal=journal,
                 shards=shards,
@@ -553,7 +559,13 @@ class LocalShard:
     retry_on_resume: RetryOnResume | None = None
 
     def __call__(
-        self, source: Iterable[Any], sink: Sink, journal: str, *, retry_failed: bool
+        self,
+        source: Iterable[Any],
+        sink: Sink,
+        journal: str,
+        *,
+        retry_failed: bool,
+        shard: Any = None,
     ) -> RunResult:
         pipeline = Pipeline(source, key=self.key, _stages=self.stages)
         return pipeline.run(

@@ -115,6 +115,9 @@ class CrawlHook:
         if self.plan.max_pages is not None:
             pages = max(0, self.plan.max_pages - self._fetched - self._out)
         rows = frontier.take(limit, pages=pages)
+        if not rows and self._outbox is not None:  # dry: what other shards sent since
+            if self._outbox.read_in(db, frontier, now=time.monotonic()):
+                rows = frontier.take(limit, pages=pages)
         items: list[tuple[Hashable, Any]] = []
         for row in rows:
             if row.kind == Kind.PAGE:
@@ -192,6 +195,7 @@ class CrawlHook:
             self.tally.redirects += frontier.seen(seen)
         if self._outbox is not None:
             links = self._outbox.keep_own(links)
+            listed = self._outbox.keep_own(listed)
         if links:
             self._count(frontier.offer(links))
         if listed:
