@@ -253,3 +253,10 @@ async def test_a_redirect_target_is_not_fetched_again() -> None:
         (f"{base}/deeper", f"{base}/deeper"),  # found on /new, read as /old's page
         (f"{base}/old", f"{base}/new"),
     ]
+
+
+async def test_a_crawl_can_be_iterated() -> None:
+    async with run_crawl_site(features=False, pages=12, fanout=0) as running:
+        base = running.site.bases[0]
+        urls = [page.url async for page in cv.crawl(f"{base}/", depth=2).stream()]
+    assert sorted(urls) == [f"{base}/", f"{base}/p/0", f"{base}/p/1", f"{base}/p/2"]

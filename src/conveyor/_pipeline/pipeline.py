@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -530,15 +531,33 @@ class Pipeline:
         observers: tuple[ObserverLike, ...],
     ) -> Callable[[asyncio.Queue[Any]], Runner]:
         """A runner factory whose results go to the queue the iterator gives it."""
-        return lambda queue: self._runner(
-            None,
-            ordered=ordered,
-            on_error=on_error,
-            observers=observers,
-            grace=10.0,
-            consumer=queue,
-            yield_failures=failures,
-        )
+
+        def make(queue: asyncio.Queue[Any]) -> Runner:
+            output, stages, done = None, None, None
+            if _fed(self._source):  # a crawl: its frontier in a journal, for the run
+                from .crawl.api import start_crawl
+
+                crawl, done = start_crawl(self._source, self._stages, None)
+                stages = crawl.stages
+                output = prepare_output(
+                    self, None, journal=crawl.journal, restart=False, retry_failed=False,
+                    hook=crawl.hook,
+                )  # fmt: skip
+            runner = self._runner(
+                output,
+                ordered=ordered,
+                on_error=on_error,
+                observers=observers,
+                grace=10.0,
+                consumer=queue,
+                yield_failures=failures,
+                stages=stages,
+            )
+            if done is not None:
+                weakref.finalize(runner, done)  # the temporary journal goes with the run
+            return runner
+
+        return make
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self.stream()

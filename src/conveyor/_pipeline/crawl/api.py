@@ -14,7 +14,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -146,12 +146,11 @@ def crawl_stages(stages: tuple[StageSpec, ...], plan: CrawlPlan) -> tuple[StageS
     return (dataclasses.replace(first, factory=factory.with_plan(plan)), *stages[1:])
 
 
-@contextlib.contextmanager
-def prepare_crawl(
+def start_crawl(
     source: CrawlSource, stages: tuple[StageSpec, ...], journal: str | os.PathLike[str] | None
-) -> Iterator[CrawlRun]:
-    """The run's journal (a temporary one, removed at the end, when none is given) and
-    the stages and hook that know it."""
+) -> tuple[CrawlRun, Callable[[], None]]:
+    """The run's journal (a temporary one when none is given) and the stages and hook that
+    know it; and what to call once the run is over (it removes a temporary journal)."""
     temporary = None
     if journal is None:
         temporary = tempfile.mkdtemp(prefix="conveyor-crawl-")
@@ -160,8 +159,21 @@ def prepare_crawl(
     plan = source.plan.with_journal(path)
     hook = CrawlHook(plan)
     source.hook = hook
-    try:
-        yield CrawlRun(crawl_stages(stages, plan), path, hook)
-    finally:
+
+    def done() -> None:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+    return CrawlRun(crawl_stages(stages, plan), path, hook), done
+
+
+@contextlib.contextmanager
+def prepare_crawl(
+    source: CrawlSource, stages: tuple[StageSpec, ...], journal: str | os.PathLike[str] | None
+) -> Iterator[CrawlRun]:
+    """``start_crawl`` for the length of a ``with`` block."""
+    run, done = start_crawl(source, stages, journal)
+    try:
+        yield run
+    finally:
+        done()
