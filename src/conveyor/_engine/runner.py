@@ -38,7 +38,7 @@ from .gc_pause import fewer_collections
 from .gil import GilYield
 from .loops import WarmLoops, fold_head
 from .outcomes import Failure
-from .ports import Feed, Ledger, Sink
+from .ports import Feed, Ledger, Sink, Taken
 from .source import BATCH, count_hint, read_batches
 from .spec import StageSpec
 from .stages import StageRunner, StageSink
@@ -335,12 +335,14 @@ class Runner:
         over, and nothing put aside for later."""
         first = self._stages[0].inbox if self._stages else None
         want = min(_JOURNAL_BATCH, max(BATCH, 2 * self._specs[0].concurrency if self._specs else 0))
+        ahead: asyncio.Future[Taken] | None = None
         try:
             async with asyncio.timeout(None) as self._stop_scope:
                 if self._stopped:
                     self._stop_scope.reschedule(asyncio.get_running_loop().time())
                 while True:
-                    taken = await writer.take(want)
+                    taken = await (ahead or writer.take(want))
+                    ahead = None
                     if not taken.items:
                         # Starved: hand over what finished (the items it found), look again.
                         idle = self._tracker.ended == self._admitted
@@ -348,6 +350,9 @@ class Runner:
                         await self._hand_over(writer)
                         taken = await writer.take(want)
                     if taken.items:
+                        # The next window is asked for now, so that it is ready when this
+                        # one is in: the writer's thread may be busy with a batch.
+                        ahead = writer.take(want)
                         keys = [key for key, _ in taken.items]
                         values = [value for _, value in taken.items]
                         await self._feed(values, keys, None, first)
@@ -368,6 +373,8 @@ class Runner:
                 raise
         finally:
             self._stop_scope = None
+            if ahead is not None:  # asked and never fed: its items wait for the next run
+                ahead.add_done_callback(_retrieved)
         if first is not None:
             await first.put(END)
         else:
@@ -657,6 +664,12 @@ class Runner:
 
 async def _done() -> None:
     """An awaitable that does nothing."""
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Retrieve a future's outcome nobody awaits (asyncio warns of one left unread)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _fused(

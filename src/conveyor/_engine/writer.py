@@ -186,14 +186,15 @@ class Writer:
             )
         )
 
-    async def take(self, limit: int) -> Taken:
+    def take(self, limit: int) -> asyncio.Future[Taken]:
         """Items from the ledger, for a run it feeds (``ports.Feed``): asked on the thread,
-        after every batch handed over before, so it sees what they stored."""
+        after every batch handed over before, so it sees what they stored. Await the
+        answer when it is needed (a take may be asked ahead, while the last is fed in)."""
         assert self._ledger is not None
-        # Cancelled (an abort), what it took is the ledger's to give back: a new run of
-        # the job takes it again.
+        # Never awaited (an abort), what it took is the ledger's to give back: a new run
+        # of the job takes it again.
         loop = asyncio.get_running_loop()
-        return await in_thread(loop.run_in_executor(self._thread, self._ledger.take, limit))
+        return in_thread(loop.run_in_executor(self._thread, self._ledger.take, limit))
 
     async def _wait_in_flight(self) -> None:
         # Shielded: if this task is cancelled, finish() still waits for the batch.

@@ -14,7 +14,7 @@ Tables (created on first use, beside the journal's own)::
         lastmod   the sitemap's <lastmod> when a sitemap listed it ('' when it gave none)
         kind      PAGE, or SITEMAP (a sitemap to read), ROBOTS_SITEMAP (named by robots.txt)
         note      why a row is DEFERRED
-    frontier_pending                   index (depth, slot) of the PENDING rows only
+    frontier_pending                   index (depth, key) of the PENDING rows only
     frontier_held                      index (host) of the HELD rows only
     frontier_hosts(id, host, slot, admitted, paused_until)
     frontier_meta(name, value)         slots (fixed when the frontier is made)
@@ -87,7 +87,9 @@ SCHEMA = (
         host INTEGER NOT NULL, slot INTEGER NOT NULL, state INTEGER NOT NULL, lastmod TEXT,
         kind INTEGER NOT NULL DEFAULT 0, note TEXT
     ) WITHOUT ROWID""",
-    """CREATE INDEX IF NOT EXISTS frontier_pending ON frontier (depth, slot)
+    # Shallowest first, and within a depth by key: the keys are hashes, so a window
+    # of rows mixes the hosts (by slot, it held one host's rows, and waited on its limit).
+    """CREATE INDEX IF NOT EXISTS frontier_pending ON frontier (depth, key)
         WHERE state = 0""",
     "CREATE INDEX IF NOT EXISTS frontier_held ON frontier (host) WHERE state = 7",
     """CREATE TABLE IF NOT EXISTS frontier_hosts (
