@@ -196,3 +196,12 @@ def _lines(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
+
+
+def test_the_crawl_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = run_cli("demo", "--crawl", "--pages", "60", "-q", cwd=tmp_path, timeout=120)
+    assert result.code == 0, result.err
+    records = _records(tmp_path / "demo-output" / "crawl.jsonl")
+    shape = CrawlSite(("http://a:1", "http://b:1", "http://c:1"), pages=60)
+    assert len(records) == len({r["url"] for r in records}) == len(shape.expected())
+    assert (tmp_path / "demo-output" / "crawl-report.html").exists()

@@ -57,7 +57,7 @@ class PageKey(str):
 
 
 # A link for the frontier, as the service sends it: (key, url, host).
-Found_Link = tuple[bytes, str, str]
+SentLink = tuple[bytes, str, str]
 
 
 class Found(NamedTuple):
@@ -76,9 +76,9 @@ class Found(NamedTuple):
     """
 
     verdict: str
-    links: tuple[Found_Link, ...] = ()
+    links: tuple[SentLink, ...] = ()
     depth: int = 0  # the depth of ``links``: the page's, plus one
-    seen: tuple[Found_Link, ...] = ()
+    seen: tuple[SentLink, ...] = ()
     listed: tuple[tuple[bytes, str, str, str], ...] = ()
     sitemaps: tuple[tuple[bytes, str, str, int, int], ...] = ()
     robots: tuple[tuple[str, str], ...] = ()

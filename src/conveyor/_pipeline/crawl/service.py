@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..._crawl.links import page_links
+from ..._crawl.links import PageLinks, page_links
 from ..._crawl.robots import Verdict
 from ..._crawl.sitemaps import SitemapReader
 from ..._crawl.urls import canonical_key
@@ -41,7 +41,7 @@ from ..._http.hosts import host_key
 from ..._http.stats import FetchReport
 from ..._io.journal.frontier import Kind
 from .page import Page
-from .plan import CrawlItem, CrawlPlan, Found
+from .plan import CrawlItem, CrawlPlan, Found, SentLink
 from .robots import RobotsCache
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class CrawlService:
         self._counts.pages += 1
         title = description = None
         count = 0
-        links: tuple[tuple[bytes, str, str], ...] = ()
+        links: tuple[SentLink, ...] = ()
         body = response.content()
         if body and "html" in response.content_type:
             found = page_links(
@@ -168,7 +168,7 @@ class CrawlService:
         seen = self._redirected(response)
         return Carry(page, self._found("fetched", links=links, depth=item.depth + 1, seen=seen))
 
-    def _follow(self, found: Any, depth: int) -> tuple[tuple[bytes, str, str], ...]:
+    def _follow(self, found: PageLinks, depth: int) -> tuple[SentLink, ...]:
         """The page's links to send: admitted, and not sent by this service before."""
         counts = self._counts
         scan = found.scan
@@ -200,7 +200,7 @@ class CrawlService:
         counts.sent += len(out)
         return tuple(out)
 
-    def _redirected(self, response: Response) -> tuple[tuple[bytes, str, str], ...]:
+    def _redirected(self, response: Response) -> tuple[SentLink, ...]:
         """Where the page's redirects went (fetched on the way): recorded as done."""
         if not response.redirects:
             return ()
