@@ -260,3 +260,46 @@ async def test_a_crawl_can_be_iterated() -> None:
         base = running.site.bases[0]
         urls = [page.url async for page in cv.crawl(f"{base}/", depth=2).stream()]
     assert sorted(urls) == [f"{base}/", f"{base}/p/0", f"{base}/p/1", f"{base}/p/2"]
+
+
+async def test_a_host_whose_robots_txt_stays_down_is_deferred_then_crawled_next_run(
+    tmp_path: Path,
+) -> None:
+    journal = str(tmp_path / "c.journal")
+    down = {"robots": True}
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        if request.path == "/robots.txt":
+            if down["robots"]:
+                return web.Response(status=503)
+            return web.Response(text="User-agent: *\nAllow: /\n")
+        return web.Response(text='<a href="/b">b</a>', content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.25", 0).start()
+    base = f"http://127.0.0.25:{runner.addresses[0][1]}"
+    try:
+        first: list[Any] = []
+        crawl = cv.crawl(f"{base}/", retries=0, robots_retry=0.02)
+        await crawl.run_async(first, journal=journal)
+        assert first == []
+        assert seen == ["/robots.txt"] * 4  # asked, then 3 retries; no page asked for
+        db = sqlite3.connect(journal)
+        try:
+            (state, note) = db.execute("SELECT state, note FROM frontier").fetchone()
+        finally:
+            db.close()
+        assert state == 4  # deferred, with the reason
+        assert "robots.txt unreachable (HTTP 503) after 4 tries" in note
+        down["robots"] = False
+        second: list[Any] = []
+        await cv.crawl(f"{base}/", retries=0, robots_retry=0.02).run_async(second, journal=journal)
+    finally:
+        await runner.cleanup()
+    assert sorted(page.url for page in second) == [f"{base}/", f"{base}/b"]
+    assert seen[4] == "/robots.txt"  # the next run asked again before any page

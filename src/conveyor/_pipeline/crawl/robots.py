@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import orjson
@@ -114,6 +115,10 @@ class RobotsCache:
 
     async def _refresh(self, key: str, url: str, stale: RobotsPolicy | None) -> RobotsPolicy:
         previous = stale.entry if stale is not None else await self._stored(key)
+        if stale is None and previous is not None and previous.given_up(self._rules):
+            # Given up on by an earlier run, whose pages were deferred to this one: this
+            # run asks again, with retries of its own.
+            previous = replace(previous, failures=0, retry_at=time.time() - 1)
         now = self._clock()
         fetched = previous is None or not previous.usable(now, self._rules)
         entry = await self._fetch(key, url, previous) if fetched else previous
