@@ -4,11 +4,9 @@ mid-crawl is resumed, with every reachable allowed page in the merged output onc
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import pytest
 from conveyor._crawl.urls import canonical
 from conveyor._engine.routing import route_index
 
-from .conftest import conveyor
+from .conftest import SiteThread, conveyor
 
 SHARDS = 4
 
@@ -35,39 +33,13 @@ def _addresses() -> tuple[str, ...]:
     raise AssertionError("no two addresses on two shards")
 
 
-class CrawlSiteThread:
-    def __init__(self) -> None:
-        from conveyor.testing.crawl_site import RunningCrawlSite
-
-        self.running: RunningCrawlSite | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-
-    async def _serve(self) -> None:
-        from conveyor.testing.crawl_site import run_crawl_site
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with run_crawl_site(
-            _addresses(), delay=0.02, content=2, pages=120, robots_503=0
-        ) as running:
-            self.running = running
-            self._ready.set()
-            await self._stop.wait()
-
-    def close(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-
 @pytest.fixture
-def crawl_site() -> Iterator[CrawlSiteThread]:
-    site = CrawlSiteThread()
+def crawl_site() -> Iterator[SiteThread]:
+    from conveyor.testing.crawl_site import run_crawl_site
+
+    site = SiteThread(
+        lambda: run_crawl_site(_addresses(), delay=0.02, content=2, pages=120, robots_503=0)
+    )
     yield site
     site.close()
 
@@ -89,9 +61,9 @@ def _busy_shard(outdir: Path, deadline: float) -> tuple[Path, int]:
 
 
 def test_crawl_shards_own_hosts_and_survive_a_killed_worker(
-    tmp_path: Path, ray_cluster: str, crawl_site: CrawlSiteThread
+    tmp_path: Path, ray_cluster: str, crawl_site: SiteThread
 ) -> None:
-    running = crawl_site.running
+    running = crawl_site.site
     assert running is not None
     site = running.site
     outdir = tmp_path / "out.jsonl"
