@@ -426,6 +426,16 @@ class HttpClient:
         self._bytes += raw
         return _Hop(resp, body=memory.value(), raw=raw)
 
+    def set_host_interval(self, host: str, seconds: float) -> None:
+        """Space requests to ``host`` (``host_key``: ``host:port``) at least ``seconds``
+        apart from now on, while the client is open: what a site's robots.txt asks for
+        (``Crawl-delay``, ``Request-rate``), which a crawl reads. Other pacing (a
+        ``host_rate``, a 429's slow-down) still applies when it spaces them more; 0 lifts
+        it. The one hook the crawl needs of the client's pacing."""
+        if self._limits is None:
+            raise UsageError("set_host_interval: the client is not open")
+        self._limits.pacer.set_interval(host, seconds)
+
     def details(self) -> FetchReport:
         """What the fetch stage's statistics carry (``StageStatistics.details``), a few
         times a second: requests out against the limits, requests waiting for a busy host,

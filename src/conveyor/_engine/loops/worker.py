@@ -30,7 +30,7 @@ from typing import Any
 
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
-from ..ports import Budget, Service
+from ..ports import Budget, Carry, Service
 from ..spec import StageSpec
 from .messages import FAILED, OK, Init, frame, read_message
 
@@ -158,15 +158,25 @@ async def _work(queue: asyncio.Queue[Any], head: _Head, outbox: _Outbox) -> None
         ident, value = item
         stage = head.first_name
         retries = 0
+        carried = None
         try:
             value = await first(value)
             if service is not None:
                 retries = service.attempts(value) - 1
-            for name, fn in rest:
-                stage = name  # named in the failure if this one raises
-                value = fn(value)
+            carried = value if type(value) is Carry else None
+            if carried is not None:
+                value = carried.value
+            if carried is None or not carried.drop:
+                for name, fn in rest:
+                    stage = name  # named in the failure if this one raises
+                    value = fn(value)
+            if carried is not None:  # the parent's stage takes the extra off again
+                value = Carry(value, carried.extra, carried.drop)
         except Exception as exc:
-            outbox.add((ident, FAILED, RemoteFailure.describe(exc, stage=stage), 0))
+            failure = RemoteFailure.describe(exc, stage=stage)
+            if carried is not None:  # a later stage failed: the extra still goes back
+                failure.extra = carried.extra
+            outbox.add((ident, FAILED, failure, 0))
             continue
         outbox.add((ident, OK, value, retries))
 
