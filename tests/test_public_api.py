@@ -17,11 +17,11 @@ PUBLIC = [
     "Event", "Failure", "FetchConfig", "FetchError", "FetchTimeout", "HttpClient", "ItemError",
     "ItemFailed", "ItemFinished", "ItemRetrying", "ItemStarted", "ItemTimeout",
     "JobMismatchError", "JournalError", "JsonLines", "KeyOutcome", "Ledger",
-    "NotPicklableError", "Observer", "Parquet", "Pipeline", "Progress", "Request", "Response",
-    "Retry", "RunFinished", "RunInterrupted", "RunReport", "RunResult", "RunStarted",
-    "RunStatistics", "ShardFailed", "ShardFenced", "Sink", "SinkError", "Sqlite",
-    "StageStatistics", "Tick", "UsageError", "WorkerCrashed", "read_csv", "read_jsonl",
-    "read_lines", "read_parquet", "sink_for", "to_record",
+    "NotPicklableError", "Observer", "Page", "Parquet", "Pipeline", "Progress", "Request",
+    "Response", "Retry", "RunFinished", "RunInterrupted", "RunReport", "RunResult",
+    "RunStarted", "RunStatistics", "ShardFailed", "ShardFenced", "Sink", "SinkError",
+    "Sqlite", "StageStatistics", "Tick", "UsageError", "Warc", "WorkerCrashed", "crawl",
+    "read_csv", "read_jsonl", "read_lines", "read_parquet", "sink_for", "to_record",
 ]  # fmt: skip
 PUBLIC_HTTP = [
     "BadURL", "Blocked", "ConnectError", "ConnectionReset", "DNSError", "DecodeError",

@@ -93,6 +93,7 @@ __all__ = [
     "Ledger",
     "NotPicklableError",
     "Observer",
+    "Page",
     "Parquet",
     "Pipeline",
     "Progress",
@@ -113,7 +114,9 @@ __all__ = [
     "StageStatistics",
     "Tick",
     "UsageError",
+    "Warc",
     "WorkerCrashed",
+    "crawl",
     "read_csv",
     "read_jsonl",
     "read_lines",
@@ -147,6 +150,9 @@ _LAZY = {
     "JsonLines": "._io",
     "Parquet": "._io",
     "Sqlite": "._io",
+    "Warc": "._io",
+    "Page": "._pipeline.crawl",
+    "crawl": "._pipeline.crawl",
     "read_csv": "._io",
     "read_jsonl": "._io",
     "read_lines": "._io",
@@ -185,6 +191,7 @@ if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for chec
     from ._io import JsonLines as JsonLines
     from ._io import Parquet as Parquet
     from ._io import Sqlite as Sqlite
+    from ._io import Warc as Warc
     from ._io import read_csv as read_csv
     from ._io import read_jsonl as read_jsonl
     from ._io import read_lines as read_lines
@@ -193,6 +200,8 @@ if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__); typed for chec
     from ._io import to_record as to_record
     from ._observe import Progress as Progress
     from ._observe import RunReport as RunReport
+    from ._pipeline.crawl import Page as Page
+    from ._pipeline.crawl import crawl as crawl
     from ._pipeline.pipeline import Pipeline as Pipeline
     from ._version import __version__ as __version__
     from .http import FetchConfig as FetchConfig

@@ -172,7 +172,9 @@ async def test_loop_processes_started_ahead_are_taken_over(four_hosts: RunningSi
     started = {process.pid for process in multiprocessing.active_children()}
     pids = await pids_of_a_run(four_hosts, warm)
     assert set(pids) <= started  # made in the processes started ahead, none fresh
-    assert len(set(pids)) == 2
+    # As many as the hosts are routed to (the ports are random: all four may share one).
+    owners = {route_index(host_key(four_hosts.url(host=i)), 2) for i in range(len(HOSTS))}
+    assert len(set(pids)) == len(owners)
 
 
 async def test_loop_processes_started_ahead_for_another_shape_are_replaced(

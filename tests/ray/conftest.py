@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,12 +61,12 @@ def ray_cluster() -> Iterator[str]:
 
 
 class SiteThread:
-    """The test site on four loopback addresses (four hosts), served by a thread here."""
+    """A test site served by a thread here: by default the test site on four loopback
+    addresses (four hosts); ``serve`` opens another (the crawl site)."""
 
-    def __init__(self) -> None:
-        from conveyor.testing.site import RunningSite
-
-        self.site: RunningSite | None = None
+    def __init__(self, serve: Callable[[], AbstractAsyncContextManager[Any]] | None = None):
+        self.site: Any = None  # what ``serve`` yields: a RunningSite by default
+        self._open = serve or _four_hosts
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,12 +75,9 @@ class SiteThread:
         self._ready.wait(10)
 
     async def _serve(self) -> None:
-        from conveyor.testing.site import run_site
-
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        hosts = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
-        async with run_site(hosts) as site:
+        async with self._open() as site:
             self.site = site
             self._ready.set()
             await self._stop.wait()
@@ -87,6 +86,12 @@ class SiteThread:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+
+
+def _four_hosts() -> AbstractAsyncContextManager[Any]:
+    from conveyor.testing.site import run_site
+
+    return run_site(("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"))
 
 
 @pytest.fixture(scope="session")

@@ -71,7 +71,13 @@ def write_urls(path: Path, bases: list[str], pages: int, *, malformed: bool = Tr
     help="Output format.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool) -> None:
+@click.option(
+    "--crawl",
+    is_flag=True,
+    help="Crawl the generated crawl site instead (conveyor.testing.crawl_site): robots.txt, "
+    "sitemaps, traps, a host whose robots.txt is down at first.",
+)
+def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool, crawl: bool) -> None:
     """Run the main job on the built-in demo site, offline.
 
     The site has fast and slow pages (a few ms to a second), transient and permanent
@@ -80,6 +86,9 @@ def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool) -> None:
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    if crawl:
+        _crawl_demo(folder, pages, fmt, quiet)
+        return
     proc, bases = start_site(pages, DEMO_HOSTS)
     try:
         urls = folder / "urls.txt"
@@ -109,6 +118,51 @@ def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool) -> None:
             quiet=quiet,
             title="conveyor demo",
             hints=False,  # its settings are the demo's, not flags the user could change
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    if code:
+        raise SystemExit(code)
+
+
+def _crawl_demo(folder: Path, pages: int, fmt: str, quiet: bool) -> None:
+    """``conveyor demo --crawl``: ``conveyor crawl`` over the generated crawl site, in its
+    own process on 127.0.0.21-23 (its page count capped: a crawl site is a tree)."""
+    import json
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.testing.crawl_site", "--pages", str(min(pages, 5_000)),
+         "--delay", "0.005"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        proc.wait()
+        fail("the crawl site did not start (is 127.0.0.21 reachable on this machine?)")
+    bases = json.loads(line.partition("listening on ")[2])
+    try:
+        from .crawl_job import CrawlJob  # loaded here: `conveyor --help` must stay quick
+        from .running import run_with_display
+
+        job = CrawlJob(
+            seeds=[f"{bases[0]}/", f"{bases[1]}/f/0"],
+            output=str(folder / f"crawl.{fmt}"),
+            crawl_options={"robots_retry": 0.5},
+            fetch_options={"concurrency": 64, "per_host": 16, "retries": 1},
+            journal=str(folder / f"crawl.{fmt}.journal"),
+            restart=True,  # a demo starts afresh each time
+        )
+        job.build()
+        code = run_with_display(
+            job,
+            report=str(folder / "crawl-report.html"),
+            quiet=quiet,
+            title="conveyor demo --crawl",
+            hints=False,
         )
     finally:
         proc.terminate()

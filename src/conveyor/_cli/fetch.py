@@ -163,24 +163,7 @@ def _fetch(
     from .job import FetchJob, default_journal
     from .running import run_with_display
 
-    fetch_options: dict[str, Any] = {
-        "concurrency": options["concurrency"],
-        "per_host": options["per_host"],
-        "rate": options["rate"],
-        "host_rate": options["host_rate"],
-        "retries": options["retries"],
-        "timeout": options["timeout"],
-        "max_bytes": options["max_bytes"],
-        "headers": tuple(options["headers"]),
-        "block_private": options["block_private"],
-    }
-    if options["user_agent"]:
-        fetch_options["user_agent"] = options["user_agent"]
-    # Only when given, as --user-agent: the defaults stay FetchConfig's.
-    if options["proxies"]:
-        fetch_options["proxy"] = tuple(options["proxies"])
-    if options["trust_env"]:
-        fetch_options["trust_env"] = True
+    fetch_options = fetch_options_of(options)
     if options["save_bodies"]:
         fetch_options["save_to"] = options["save_bodies"]
     journal = (
@@ -206,6 +189,30 @@ def _fetch(
     return run_with_display(job, report=options["report"], quiet=options["quiet"])
 
 
+def fetch_options_of(options: dict[str, Any]) -> dict[str, Any]:
+    """The client's options (``FetchConfig``'s names) from the command's (``conveyor
+    crawl`` takes the same ones)."""
+    fetch_options: dict[str, Any] = {
+        "concurrency": options["concurrency"],
+        "per_host": options["per_host"],
+        "rate": options["rate"],
+        "host_rate": options["host_rate"],
+        "retries": options["retries"],
+        "timeout": options["timeout"],
+        "max_bytes": options["max_bytes"],
+        "headers": tuple(options["headers"]),
+        "block_private": options["block_private"],
+    }
+    # Only when given, as --user-agent: the defaults stay FetchConfig's.
+    if options["user_agent"]:
+        fetch_options["user_agent"] = options["user_agent"]
+    if options["proxies"]:
+        fetch_options["proxy"] = tuple(options["proxies"])
+    if options["trust_env"]:
+        fetch_options["trust_env"] = True
+    return fetch_options
+
+
 # What a loop process of the main job runs: imported while the parent builds the job.
 LOOP_MODULES = ("conveyor._pipeline.fetch", "conveyor._http.client", "conveyor._cli.record")
 
@@ -229,6 +236,8 @@ def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> A
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:
     if job.output == "-":
         fail("--backend ray writes a folder of parts; give -o a folder name, e.g. -o pages.jsonl")
+    if job.output.lower().endswith((".warc", ".warc.gz")):
+        fail("--backend ray does not write WARC parts yet; run it locally, or write .jsonl")
     if options["no_journal"] or options["journal_path"]:
         fail(
             "--backend ray keeps one journal per shard beside its part; drop --journal/--no-journal"

@@ -24,6 +24,7 @@ from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
 from .._errors import UsageError
+from .._io.sinks.forward import Forward
 from .errors import fail
 from .record import failure_row, response_row, response_row_with_body
 
@@ -41,6 +42,20 @@ class FetchJob:
     journal: str | None = None
     restart: bool = False
     retry_failed: bool = False
+
+    @property
+    def label(self) -> str:
+        """What the job reads, for the report's title."""
+        return self.input
+
+    def make_sink(self, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> Sink:
+        return output_sink(self.output, on_rows)
+
+    def run(self, sink: Sink, observers: tuple[Any, ...]) -> RunResult:
+        return run_job(self, sink, observers)
+
+    def finish_report(self, report: Any, result: RunResult) -> None:
+        """Add what is the job's own to the report (``conveyor crawl``'s section)."""
 
 
 class MergeInto:
@@ -83,20 +98,13 @@ def load_function(target: str) -> Callable[[dict[str, Any]], Any]:
     return fn  # type: ignore[no-any-return]
 
 
-class RowSink:
+class RowSink(Forward):
     """Wraps a file sink: results are rows already; failures become rows here. Each batch
     of rows is also shown to ``on_rows`` (the report's tally), on the writer thread."""
 
     def __init__(self, inner: Sink, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.on_rows = on_rows
-
-    def describe(self) -> Any:
-        describe = getattr(self.inner, "describe", None)
-        return describe() if callable(describe) else type(self.inner).__name__
-
-    def open(self, position: Any = None) -> None:
-        self.inner.open(position)
 
     def write(self, results: Sequence[Any]) -> None:
         self.on_rows(results)
@@ -106,12 +114,6 @@ class RowSink:
         rows = [failure_row(f) for f in failures]
         self.on_rows(rows)
         self.inner.write(rows)
-
-    def flush(self) -> Any:
-        return self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class StdoutSink:
@@ -174,27 +176,83 @@ def check_output(path: str) -> None:
         fail(f"cannot write {path}: permission denied; choose another output path")
 
 
-def output_sink(path: str, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> Sink:
+def is_warc(path: str) -> bool:
+    """A WARC output: the responses themselves are written, not rows."""
+    return path.lower().endswith((".warc", ".warc.gz"))
+
+
+def output_sink(
+    path: str,
+    on_rows: Callable[[Sequence[dict[str, Any]]], None],
+    *,
+    rows: Callable[[Sink, Callable[[Sequence[dict[str, Any]]], None]], Sink] | None = None,
+    failure_rows: Callable[[Failure], dict[str, Any]] | None = None,
+) -> Sink:
+    """The output's sink: rows (``rows`` wraps the file sink: ``RowSink``, or a crawl's),
+    or, for a WARC file, the responses themselves with ``failure_rows`` for the tally."""
+    wrap = rows or RowSink
     if path == "-":
-        return RowSink(StdoutSink(), on_rows)
+        return wrap(StdoutSink(), on_rows)
     from .. import _io
 
     try:
-        inner: Sink = _io.sink_for(path, failures=None)
+        inner: Sink = _io.sink_for(path, failures="inline" if is_warc(path) else None)
     except UsageError as exc:
         fail(str(exc))
-    return RowSink(inner, on_rows)
+    if is_warc(path):
+        return WarcTally(inner, on_rows, failure_rows or failure_row)
+    return wrap(inner, on_rows)
+
+
+class WarcTally(Forward):
+    """A WARC sink that shows the summary's tally what it writes: the status, URL (and a
+    crawl's depth) of each response, and each failure's row; no row is made for the
+    file, which takes the responses themselves (``__conveyor_warc__``)."""
+
+    def __init__(
+        self,
+        inner: Sink,
+        on_rows: Callable[[Sequence[dict[str, Any]]], None],
+        failure_rows: Callable[[Failure], dict[str, Any]] = failure_row,
+    ) -> None:
+        super().__init__(inner)
+        self.on_rows = on_rows
+        self.failure_rows = failure_rows
+
+    def write(self, results: Sequence[Any]) -> None:
+        self.on_rows(
+            [
+                {
+                    "url": response.url,
+                    "status": response.status,
+                    "error_kind": None,
+                    "depth": getattr(response, "depth", None),
+                }
+                for response in results
+            ]
+        )
+        super().write(results)
+
+    def write_failures(self, failures: Sequence[Failure]) -> None:
+        self.on_rows([self.failure_rows(f) for f in failures])
+        super().write_failures(failures)
 
 
 def build_pipeline(job: FetchJob, source: Any) -> Pipeline:
     pipeline = Pipeline(source, key=_url_of).fetch(**job.fetch_options)
+    if is_warc(job.output):
+        # The responses go to the WARC file as they are: no row to make.
+        if job.process:
+            fail("--process makes rows, which a WARC file cannot hold; write .jsonl instead")
+        return pipeline
     row = response_row_with_body if job.process else response_row
     if "save_to" in job.fetch_options:
         # The body is read back from its file: blocking I/O, so on a thread.
         pipeline = pipeline.map(row, on="threads", name="record")
     else:
         # A plain function right after the fetch runs in the fetch's own worker (fused):
-        # ~30 µs a page, less than a hand-off to another stage or thread would cost.
+        # a page's scan (its cost: _crawl/page.py) is less than a hand-off to another stage
+        # or thread would cost.
         pipeline = pipeline.map(row, on="inline", name="record")
     if job.process:
         fn = load_function(job.process)
@@ -209,9 +267,11 @@ def retryable_status(row: Any) -> tuple[str, int] | None:
     """Whether a URL whose row this is stays retryable on resume (``--retry-failed``): a
     5xx or 429 status, after the fetch's own retries, is; any other status is done (a 4xx
     says the request itself is wrong, and asking again gets the same answer)."""
-    status = row.get("status") if type(row) is dict else None
+    if type(row) is dict:
+        status, attempts = row.get("status"), row.get("attempts")
+    else:  # a response itself (a WARC output)
+        status, attempts = getattr(row, "status", None), getattr(row, "attempts", None)
     if type(status) is int and (500 <= status <= 599 or status == 429):
-        attempts = row.get("attempts")
         return f"http-{status}", attempts if type(attempts) is int else 1
     return None
 

@@ -17,19 +17,22 @@ def cli() -> None:
     """Fetch-and-process pipelines: async I/O, threads and processes, resumable.
 
     \b
-    conveyor fetch urls.txt -o pages.jsonl     the main job
-    conveyor demo                              the main job on a built-in local site
-    conveyor serve                             that site alone, for trying things
-    conveyor merge OUTDIR -o pages.jsonl       join the parts of a --backend ray job
+    conveyor fetch urls.txt -o pages.jsonl            the main job
+    conveyor crawl https://a.example/ -o pages.jsonl  follow links from a page
+    conveyor demo                                     the main job on a built-in local site
+    conveyor serve                                    that site alone, for trying things
+    conveyor merge OUTDIR -o pages.jsonl              join the parts of a --backend ray job
     """
 
 
 def _register() -> None:
+    from .crawl import crawl_command
     from .demo import demo_command, serve_command
     from .fetch import fetch_command
     from .merge import merge_command
 
     cli.add_command(fetch_command)
+    cli.add_command(crawl_command)
     cli.add_command(demo_command)
     cli.add_command(serve_command)
     cli.add_command(merge_command)

@@ -1,7 +1,8 @@
 """The one row ``conveyor fetch`` writes per URL, from a response or from a failure.
 
 Every row has the fields of ``FIELDS``, in that order (CSV and Parquet columns follow it),
-then whatever the user's ``--process`` stage added. A response's row is built once, right
+then whatever the user's ``--process`` stage added; ``conveyor crawl``'s rows have
+``CRAWL_FIELDS`` (``page_row``, ``crawl_failure_row``). A response's row is built once, right
 after its fetch, by ``response_row``; a failure's by ``failure_row``. With
 ``--save-bodies`` a response's row also has ``path``, the file its body went to. Nothing
 else shapes a row. ``record_host`` reads a row's host back, for the report's tallies.
@@ -10,26 +11,70 @@ else shapes a row. ``record_host`` reads a row's host back, for the report's tal
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._engine.outcomes import Failure
 from .._http.hosts import host_key
 from ..http import Response
 from .extract import summarize_html
 
+if TYPE_CHECKING:
+    from .._pipeline.crawl.page import Page
+
 FIELDS = ("url", "final_url", "status", "content_type", "bytes", "elapsed_ms", "title",
           "description", "links", "sha256", "attempts", "error_kind", "error")  # fmt: skip
+#: ``conveyor crawl``'s rows: ``FIELDS``, then where the crawl found the page.
+CRAWL_FIELDS = (*FIELDS, "depth", "referrer", "lastmod")
 
 
 def response_row(response: Response) -> dict[str, Any]:
     """The row for a fetched page (any status): what the response says, what its HTML says
     (title, description, links) and the body's sha256."""
     body = response.content()  # read back from the file with --save-bodies
-    content_type = response.content_type
     title = description = None
     links = 0
-    if body and "html" in content_type:
+    if body and "html" in response.content_type:
         title, description, links = summarize_html(body, response.headers.get("Content-Type"))
+    return _row(response, body, title, description, links)
+
+
+def page_row(page: Page) -> dict[str, Any]:
+    """The row ``conveyor crawl`` writes for a page: ``response_row``'s fields (the page
+    was scanned once, by the crawl: its title, description and links come with it), then
+    ``depth``, ``referrer`` and the sitemap's ``lastmod`` (``CRAWL_FIELDS``)."""
+    row = _row(page, page.content(), page.title, page.description, page.links)
+    row["depth"] = page.depth
+    row["referrer"] = page.referrer
+    row["lastmod"] = page.lastmod
+    return row
+
+
+def page_row_with_body(page: Page) -> dict[str, Any]:
+    """``page_row`` plus the body, for the user's ``--process`` stage."""
+    row = page_row(page)
+    row["body"] = page.content()
+    return row
+
+
+def crawl_failure_row(failure: Failure) -> dict[str, Any]:
+    """``failure_row`` with the crawl's fields, read from the item that failed."""
+    row = failure_row(failure)
+    if failure.stage == "crawl":  # the crawl's own fetch: its message says it all
+        row["error"] = failure.message
+    item = failure.item
+    row["depth"] = getattr(item, "depth", None)
+    row["referrer"] = getattr(item, "referrer", None)
+    row["lastmod"] = getattr(item, "lastmod", None) or None
+    url = getattr(item, "url", None)
+    if isinstance(url, str):
+        row["url"] = url
+    return row
+
+
+def _row(
+    response: Response, body: bytes, title: str | None, description: str | None, links: int
+) -> dict[str, Any]:
+    content_type = response.content_type
     row = {
         "url": response.url,
         "final_url": response.final_url,

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from rich.console import Console
 
+from .._engine.ports import Sink
+from .._engine.stats import RunResult
 from .._errors import ConveyorError, JobMismatchError, JournalError, RunInterrupted, SinkError
 from .._observe import Progress, RunReport
 from .._observe.summary import summary_console
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .hints import PerHostHint
-from .job import FetchJob, output_sink, run_job
 from .record import record_host
 
 
+class Job(Protocol):
+    """A job the command line runs with a display: ``conveyor fetch``'s, ``crawl``'s."""
+
+    output: str
+    journal: str | None
+
+    @property
+    def label(self) -> str: ...
+
+    def make_sink(self, on_rows: Callable[[Sequence[dict[str, Any]]], None]) -> Sink: ...
+
+    def run(self, sink: Sink, observers: tuple[Any, ...]) -> RunResult: ...
+
+    def finish_report(self, report: RunReport, result: RunResult) -> None: ...
+
+
 def run_with_display(
-    job: FetchJob,
+    job: Job,
     *,
     report: str | None,
     quiet: bool,
@@ -36,10 +53,13 @@ def run_with_display(
     def tally(rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             run_report.add_record(
-                status=row["status"], host=record_host(row), error_kind=row["error_kind"]
+                status=row["status"],
+                host=record_host(row),
+                error_kind=row["error_kind"],
+                depth=row.get("depth"),
             )
 
-    sink = output_sink(job.output, tally)
+    sink = job.make_sink(tally)
     interrupted = False
     per_host = PerHostHint()  # given the display's note() once the display is up
     try:
@@ -51,7 +71,7 @@ def run_with_display(
         ) as progress:
             per_host = PerHostHint(tell=progress.note)
             observers = (progress, run_report, per_host) if hints else (progress, run_report)
-            result = run_job(job, sink, observers=observers)
+            result = job.run(sink, observers)
     except RunInterrupted as stop:
         result = stop.result
         interrupted = True
@@ -64,12 +84,13 @@ def run_with_display(
     except ConveyorError as exc:
         show_error(str(exc))
         return USAGE_EXIT
+    job.finish_report(run_report, result)
     if not quiet or interrupted:
         console.print(run_report.summary_table(result))
     if per_host.message is not None:
         console.print(f"hint: {per_host.message}", style="yellow")
     if report:
-        run_report.write_html(report, result, title=f"{title}: {job.input}")
+        run_report.write_html(report, result, title=f"{title}: {job.label}")
         console.print(f"report: {report}")
     if interrupted:
         hint = (

@@ -25,6 +25,7 @@ from rich.console import Console
 from .._errors import ConveyorError, ShardFailed
 from .._observe import RunReport
 from .._observe.summary import summary_console
+from .._shards.driver import ShardedJob
 from .._shards.progress import ShardsProgress
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .job import (
@@ -103,15 +104,43 @@ def run_sharded(
     """Run ``job`` on a Ray cluster; return the process exit code."""
     from .._pipeline.on_ray import sharded_job
     from .._pipeline.pipeline import LocalShard
-    from .._shards.driver import run_sharded as drive
 
-    console = summary_console(stderr=False)
-    tally = RunReport()
     check_input(job.input)
     source = open_source(job.input, job.column)
     check_not_empty(source, job.input)
     pipeline = build_pipeline(job, source)
     local = LocalShard(pipeline.key, pipeline.stages, retryable_status)  # 5xx stay retryable
+    return drive_with_display(
+        sharded_job(pipeline, local, output=RowOutput),
+        job.output,
+        title=f"conveyor fetch --backend ray: {job.input}",
+        shards=shards,
+        address=address,
+        restart=job.restart,
+        retry_failed=job.retry_failed,
+        report=report,
+        quiet=quiet,
+    )
+
+
+def drive_with_display(
+    job: ShardedJob,
+    output: str,
+    *,
+    title: str,
+    shards: int | None,
+    address: str | None,
+    restart: bool,
+    retry_failed: bool,
+    report: str | None,
+    quiet: bool,
+) -> int:
+    """Run a sharded job (``conveyor fetch``'s or ``crawl``'s) with the live line, the
+    summary and the report; return the process exit code."""
+    from .._shards.driver import run_sharded as drive
+
+    console = summary_console(stderr=False)
+    tally = RunReport()
     try:
         with _live(Console(stderr=True), quiet) as status:
 
@@ -122,12 +151,12 @@ def run_sharded(
                     status.update(live_line(progress))
 
             run = drive(
-                sharded_job(pipeline, local, output=RowOutput),
-                Path(job.output),
+                job,
+                Path(output),
                 shards=shards,
                 address=address,
-                restart=job.restart,
-                retry_failed=job.retry_failed,
+                restart=restart,
+                retry_failed=retry_failed,
                 on_tick=on_tick if status is not None or report else None,
             )
     except KeyboardInterrupt:
@@ -140,7 +169,7 @@ def run_sharded(
         show_error(str(exc))
         return USAGE_EXIT
     if run.was_complete:
-        console.print(f"{job.output} is complete ({sum(run.records):,} records): nothing to do")
+        console.print(f"{output} is complete ({sum(run.records):,} records): nothing to do")
         return 0
     for shard_tally in run.tallies:
         for (status_code, host, kind), n in shard_tally.items():
@@ -149,10 +178,10 @@ def run_sharded(
     if not quiet:
         console.print(tally.summary_table(run.result))
     if report:
-        tally.write_html(report, run.result, title=f"conveyor fetch --backend ray: {job.input}")
+        tally.write_html(report, run.result, title=title)
         console.print(f"report: {report}")
     console.print(
-        f"wrote {sum(run.records):,} records to {job.output} in {run.layout.shards} parts "
-        f"({run.ran} run now); join them with: conveyor merge {job.output} -o FILE"
+        f"wrote {sum(run.records):,} records to {output} in {run.layout.shards} parts "
+        f"({run.ran} run now); join them with: conveyor merge {output} -o FILE"
     )
     return 0

@@ -31,6 +31,8 @@ class PageLinks(NamedTuple):
     links: list[FoundLink]
     unfit: int  # hrefs that are no http(s) URL: mailto:, javascript:, a bad host ...
     repeated: int  # hrefs to a URL the page already linked
+    # of those, spelt the same (the rest are other spellings of it, told apart by key)
+    repeated_raw: int = 0
 
 
 def page_links(
@@ -43,25 +45,28 @@ def page_links(
 
 def resolve_links(
     page_url: str, scan: PageScan, rules: CanonicalRules = DEFAULT_RULES
-) -> tuple[list[FoundLink], int, int]:
-    """``(links, unfit, repeated)`` of a scan made with ``links=True``."""
+) -> tuple[list[FoundLink], int, int, int]:
+    """``(links, unfit, repeated, repeated_raw)`` of a scan made with ``links=True``."""
     base = base_url(page_url)
     if base is None or not scan.hrefs:
-        return [], len(scan.hrefs or ()), 0
+        return [], len(scan.hrefs or ()), 0, 0
     if scan.base:
         declared = resolve(scan.base, base)
         base = base_url(declared) if declared is not None else base
         assert base is not None
     found: list[FoundLink] = []
     seen: set[bytes] = set()
-    unfit = repeated = 0
+    spelt: set[str] = set()
+    unfit = repeated = raw = 0
     for href, kind in scan.hrefs:
         located = locate(href, base, rules)
         if located is None:
             unfit += 1
         elif located[1] in seen:
             repeated += 1
+            raw += located[0] in spelt
         else:
             seen.add(located[1])
+            spelt.add(located[0])
             found.append(FoundLink(located[0], located[1], kind))
-    return found, unfit, repeated
+    return found, unfit, repeated, raw

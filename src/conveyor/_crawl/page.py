@@ -3,8 +3,8 @@ count for ``conveyor fetch``'s record, and, for a crawl, the links to follow.
 
 A full HTML parse (lexbor, through selectolax) took ~60-100 µs for a 12 KB page: more than
 the whole fetch of that page costs the client. These three facts need no tree, so they are
-found with a few scans of the lower-cased bytes, ~20 µs a page, the way a parser's
-tokenizer would see them:
+found with a few scans of the lower-cased bytes (the cost is measured below), the way a
+parser's tokenizer would see them:
 
 - the title is the text of the first ``<title>`` element, entities decoded, ends stripped;
 - the description is the ``content`` of the first ``<meta name="description">`` (any case,
@@ -30,9 +30,10 @@ elements:
 Only ``href`` is picked out of an ``<a>`` tag whose first attribute it is and that has no
 ``rel``; any other tag's attributes are split properly. As in the count, a ``>`` inside a
 quoted attribute value ends the tag early (a parser reads on): such a tag's link is lost.
-A 10 KB page with 50 links took ~62 µs (the record's scan alone ~26 µs), where lexbor
-took ~61 µs to parse it and list its ``a[href]``, ~84 µs for the same facts
-(``benchmarks/crawl_core.py``; rough). A link's bytes are decoded with
+The cost, the one figure the docs quote (``benchmarks/crawl_core.py``, rough, 2 shared
+cores): a 10 KB page with 50 links took ~26 µs for the record's scan and ~62 µs with its
+links, where lexbor took ~61 µs to parse it and list its ``a[href]``, ~84 µs for the same
+facts. A link's bytes are decoded with
 the page's encoding; the URL encodes them as UTF-8 (browsers use the page's encoding for
 the query of a non-UTF-8 page: a rare difference).
 """

@@ -230,6 +230,10 @@ class Admission:
             self._rejected[reason] += 1
         return reason
 
+    def allows(self, url: str, depth: int) -> bool:
+        """``check`` without counting: safe from any thread (a sitemap read on one)."""
+        return self._reason(url, depth) is None
+
     def _reason(self, url: str, depth: int) -> str | None:
         if self.traps and (caught := trap(url)) is not None:
             return caught

@@ -12,9 +12,10 @@ class Envelope:
     ``root`` is the input position of the item it came from (its sequence number in this
     run), ``pos`` orders the children of a ``flat_map`` within their root, and ``members``
     lists every root a ``batch`` envelope carries (``None`` means just ``root``).
+    ``extra`` is what a service's ``Carry`` brought for the ledger, if anything.
     """
 
-    __slots__ = ("key", "members", "pos", "root", "value")
+    __slots__ = ("extra", "key", "members", "pos", "root", "value")
 
     def __init__(
         self,
@@ -29,6 +30,7 @@ class Envelope:
         self.value = value
         self.pos = pos
         self.members = members
+        self.extra: Any = None
 
     def roots(self) -> tuple[int, ...]:
         return self.members if self.members is not None else (self.root,)

@@ -43,7 +43,11 @@ class RemoteFailure(Exception):
         attempts: the raiser's own tries (``ItemError.attempts``), or None.
         error: the exception itself, when it survived pickling (with the remote
             traceback in its notes); None when it could not be sent.
+        extra: what the head's service carried for the ledger (``ports.Carry``) before
+            a later stage of the head failed, or None.
     """
+
+    extra: Any = None
 
     def __init__(
         self,

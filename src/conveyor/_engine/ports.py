@@ -31,6 +31,7 @@ loop first)::
     sink.open(position)              once, first; position is None, or the journal's durable
                                      position on resume: cut the output back to it
     ledger.admit(keys)               for each batch of input keys, a few batches ahead
+    ledger.take(limit)               instead, when the source is a ``Feed``: its items
     sink.write(results)              batches of results, in delivery order
     sink.write_failures(failures)    batches of Failure records (only if the sink wants them)
     ledger.stage(outcomes, done)     after each batch between commits: finished keys, to be
@@ -45,6 +46,14 @@ Because ``record`` always follows the ``flush`` that made those keys' results du
 crash at any moment leaves the journal pointing at a sink prefix that holds every recorded
 key's results; on resume the sink is truncated back to that position and unrecorded keys
 run again, so every item ends in the output exactly once.
+
+**A run its ledger feeds** (a crawl: ``_pipeline/crawl``). Its source is a ``Feed``: the
+items come from the ledger itself (``Ledger.take``, on the writer's thread, after every
+batch handed over before), and a stage's service may return its result as a ``Carry``,
+whose ``extra`` (a page's links) reaches the ledger with the item's key when the item is
+finished (``extras`` of ``stage`` and ``record``): so what a finished item found is stored
+in the transaction that records the item, and the next ``take`` sees it. The run ends when
+``take`` finds nothing, nothing is in flight and nothing is said to come later.
 """
 
 from __future__ import annotations
@@ -90,6 +99,48 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class Carry(NamedTuple):
+    """A service's result that brings something for the ledger along (a crawl's page and
+    the links found on it).
+
+    A stage with a service (``ServiceFactory``; on loop processes, the head's first stage)
+    may return one from ``call``: ``value`` goes on down the pipeline, or, with ``drop``,
+    the item ends there, counted as filtered; ``extra`` travels with the item and is given
+    to the ledger with the item's key when the item is finished (``Ledger.stage`` and
+    ``record``, ``extras``), whatever its outcome. It must pickle (it crosses from loop
+    processes).
+    """
+
+    value: Any
+    extra: Any
+    drop: bool = False
+
+
+class Taken(NamedTuple):
+    """What ``Ledger.take`` hands a run its ledger feeds.
+
+    ``items`` are ``(key, value)`` pairs, each handed out once; with none ready,
+    ``retry_in`` is the seconds after which some may be (items put aside until then),
+    or None when nothing is waiting at all.
+    """
+
+    items: list[tuple[Hashable, Any]]
+    retry_in: float | None = None
+
+
+class Feed:
+    """The source of a run whose items come from its own ledger (``Ledger.take``) rather
+    than from an iterable: a crawl's frontier, which the finished items grow (``Carry``).
+
+    A subclass describes itself for the job's fingerprint (``describe``). The run needs a
+    ledger; it ends when ``take`` has nothing, no item is in flight and ``retry_in`` is
+    None.
+    """
+
+    def describe(self) -> Any:
+        return type(self).__qualname__
+
+
 class Ledger(Protocol):
     """The engine's view of a resume journal."""
 
@@ -102,9 +153,15 @@ class Ledger(Protocol):
         the run begins: called once, after opening, before any ``stage`` or ``record``."""
         ...
 
-    def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
+    def stage(
+        self,
+        outcomes: Sequence[KeyOutcome],
+        done: Sequence[Hashable] = (),
+        extras: Sequence[tuple[Hashable, Any]] = (),
+    ) -> None:
         """Store finished keys for the next ``record`` to commit; a crash before it loses
-        them, as if they had never finished."""
+        them, as if they had never finished. ``extras``: ``(key, Carry.extra)`` of the
+        finished items whose service's result carried one."""
         ...
 
     def admit_now(self, keys: Sequence[Hashable]) -> Sequence[bool] | None:
@@ -115,14 +172,24 @@ class Ledger(Protocol):
         ...
 
     def record(
-        self, outcomes: Sequence[KeyOutcome], position: Any, done: Sequence[Hashable] = ()
+        self,
+        outcomes: Sequence[KeyOutcome],
+        position: Any,
+        done: Sequence[Hashable] = (),
+        extras: Sequence[tuple[Hashable, Any]] = (),
     ) -> None:
         """Commit finished keys (these and those staged) and the sink's durable position in
         one transaction.
 
         ``done`` are keys that finished plainly (all results written, no failure), given
-        bare: the bulk of a run, with no ``KeyOutcome`` made for each.
+        bare: the bulk of a run, with no ``KeyOutcome`` made for each. ``extras``: as in
+        ``stage``.
         """
+        ...
+
+    def take(self, limit: int) -> Taken:
+        """Up to ``limit`` items for a run this ledger feeds (its source is a ``Feed``),
+        each handed out once; it sees what every ``stage`` before it stored."""
         ...
 
     def close(self) -> None: ...

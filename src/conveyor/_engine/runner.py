@@ -38,7 +38,7 @@ from .gc_pause import fewer_collections
 from .gil import GilYield
 from .loops import WarmLoops, fold_head
 from .outcomes import Failure
-from .ports import Ledger, Sink
+from .ports import Feed, Ledger, Sink, Taken
 from .source import BATCH, count_hint, read_batches
 from .spec import StageSpec
 from .stages import StageRunner, StageSink
@@ -56,6 +56,9 @@ _ADMIT_AHEAD = 2  # source batches whose keys the journal checks before they are
 # journal's thread, and every thread hand-off waits for the GIL while the loop is busy.
 _JOURNAL_BATCH = 8192
 _TICK_SECONDS = 0.25
+# A fed run waiting for items: after a root finishes, how long to let others finish too
+# before handing them over and asking the ledger again (one thread hop for all of them).
+_FED_SETTLE = 0.002
 _FAILURES_KEPT = 10_000
 
 
@@ -116,6 +119,10 @@ class Runner:
         if on_error not in ("record", "raise"):
             raise UsageError(f"on_error={on_error!r}: choose 'record' or 'raise'")
         self._source = source
+        # A source its ledger feeds (a crawl's frontier): items come from ``Ledger.take``.
+        self._fed = isinstance(source, Feed)
+        if self._fed and open_ledger is None:
+            raise UsageError(f"{type(source).__name__} is read from a journal: pass one")
         self._specs = fold_head(tuple(stages), loops, measured=measured)
         self._warm = warm
         self._key = key
@@ -142,7 +149,10 @@ class Runner:
         self._tracker = RootTracker(
             ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
         )
-        self._direct_results = self._tracker.single and consumer is None
+        # A fed run's items carry extras to the ledger and its pump counts finished roots:
+        # both go through the tracker.
+        self._direct_results = self._tracker.single and consumer is None and not self._fed
+        self._progress = asyncio.Event()  # a fed run: a root finished since the last look
         self._stages: list[StageRunner] = []
         # Ordered: each batch stage takes its items in input order, through a gate (gate.py).
         self._gates: dict[int, OrderGate] = {}
@@ -232,6 +242,7 @@ class Runner:
             commit_every=self._commit_every,
             commit_interval=self._commit_interval,
             finished=self._finished_keys,
+            final_record=self._fed,
         )
         self._writer = writer
         self._ended = self._loop.create_future()
@@ -277,7 +288,7 @@ class Runner:
 
     async def _run_tasks(self, writer: Writer, io: ThreadPoolExecutor) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._pump(writer, io))
+            group.create_task(self._pump_fed(writer) if self._fed else self._pump(writer, io))
             for stage in self._stages:
                 group.create_task(self._run_stage(stage, io))
             ticker = group.create_task(self._tick())
@@ -318,6 +329,68 @@ class Runner:
             await first.put(END)
         else:
             self._end_output()
+
+    async def _pump_fed(self, writer: Writer) -> None:
+        """Step 1 for a source its ledger feeds (``ports.Feed``): take items from the
+        ledger; when it has none ready, hand over what finished (its extras may hold new
+        items) and ask again, once a root has finished or the ledger's ``retry_in`` has
+        passed. The end: nothing taken after every admitted root finished and was handed
+        over, and nothing put aside for later."""
+        first = self._stages[0].inbox if self._stages else None
+        want = min(_JOURNAL_BATCH, max(BATCH, 2 * self._specs[0].concurrency if self._specs else 0))
+        ahead: asyncio.Future[Taken] | None = None
+        try:
+            async with asyncio.timeout(None) as self._stop_scope:
+                if self._stopped:
+                    self._stop_scope.reschedule(asyncio.get_running_loop().time())
+                while True:
+                    taken = await (ahead or writer.take(want))
+                    ahead = None
+                    if not taken.items:
+                        # Starved: hand over what finished (the items it found), look again.
+                        idle = self._tracker.ended == self._admitted
+                        self._progress.clear()
+                        await self._hand_over(writer)
+                        taken = await writer.take(want)
+                    if taken.items:
+                        # The next window is asked for now, so that it is ready when this
+                        # one is in: the writer's thread may be busy with a batch.
+                        ahead = writer.take(want)
+                        keys = [key for key, _ in taken.items]
+                        values = [value for _, value in taken.items]
+                        await self._feed(values, keys, None, first)
+                        continue
+                    if idle and taken.retry_in is None:
+                        break  # nothing in flight, nothing stored, nothing put aside
+                    wait = None if taken.retry_in is None else max(0.001, taken.retry_in)
+                    if idle:
+                        await asyncio.sleep(wait or 0)
+                        continue
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._progress.wait()
+                    # More may finish at about the same time: one look for all of them.
+                    await asyncio.sleep(_FED_SETTLE)
+        except TimeoutError:
+            if not self._stopped:
+                raise
+        finally:
+            self._stop_scope = None
+            if ahead is not None:  # asked and never fed: its items wait for the next run
+                ahead.add_done_callback(_retrieved)
+        if first is not None:
+            await first.put(END)
+        else:
+            self._end_output()
+
+    async def _hand_over(self, writer: Writer) -> None:
+        """Hand the writer what has finished now (not as a commit unless one is due)."""
+        async with self._commit_turn:
+            try:
+                await writer.commit()
+            except Exception as exc:
+                self._fail_run(exc)
+                raise
 
     def _keys_for(self, batch: list[Any], position: int) -> Sequence[Hashable]:
         # Position keys go as a range: the journal keeps those as spans, not key by key.
@@ -500,7 +573,10 @@ class Runner:
             attempts=attempts,
             result=result,
             key=envelope.key,
+            extra=envelope.extra,
         )
+        if self._fed:
+            self._progress.set()
         if self._ordered:
             assert self._window_open is not None
             self._window_open.set()
@@ -591,6 +667,12 @@ class Runner:
 
 async def _done() -> None:
     """An awaitable that does nothing."""
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Retrieve a future's outcome nobody awaits (asyncio warns of one left unread)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _fused(

@@ -23,10 +23,10 @@ from .envelope import END, Envelope
 from .events import EventBus, ItemFailed, ItemFinished, ItemRetrying, ItemStarted
 from .gil import in_thread
 from .limits import KeyedLimiter, TokenBucket
-from .outcomes import Failure, original, own_attempts
+from .outcomes import Failure, RemoteFailure, original, own_attempts
 from .place import placement_for
 from .placement import Placement
-from .ports import Service
+from .ports import Carry, Service
 from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
@@ -190,6 +190,8 @@ class StageRunner:
         # A service that retries inside says how many tries each result took (on loop
         # processes the pool counts them, where it sees the service's results).
         service = self._service
+        # A service's result may carry something for the ledger (``ports.Carry``).
+        carries = self.spec.has_service
         assert call is not None, "the stage's placement starts before its workers"
         while True:
             envelope = await inbox.get()
@@ -205,6 +207,8 @@ class StageRunner:
                 value = await call(envelope.value)
             except Exception as exc:
                 self._count_call(began)
+                if carries and isinstance(exc, RemoteFailure):
+                    envelope.extra = exc.extra
                 await self._failed(envelope, exc, 1, out)
                 continue
             except BaseException:
@@ -213,6 +217,13 @@ class StageRunner:
             self._succeeded(envelope, began)
             if service is not None:
                 self.counters.retried += service.attempts(value) - 1
+            if carries and type(value) is Carry:
+                envelope.extra = value.extra
+                if value.drop:
+                    self.counters.filtered += 1
+                    await out.drop(envelope, True)
+                    continue
+                value = value.value
             envelope.value = value
             await emit(envelope)
 

@@ -28,6 +28,8 @@ class Finished:
 
     done: list[Hashable] = field(default_factory=list)
     others: list[KeyOutcome] = field(default_factory=list)
+    # (key, extra) of finished items whose service's result carried one (``ports.Carry``).
+    extras: list[tuple[Hashable, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.done) + len(self.others)
@@ -40,6 +42,11 @@ class Finished:
         self.others.clear()
         return done, others
 
+    def take_extras(self) -> list[tuple[Hashable, Any]]:
+        """The extras gathered with the keys ``take`` took, leaving none."""
+        extras, self.extras = self.extras, []
+        return extras
+
 
 @dataclass(slots=True)
 class _Root:
@@ -49,6 +56,7 @@ class _Root:
     attempts: int = 1
     results: int = 0
     outputs: list[tuple[tuple[int, ...], Any]] | None = None  # held ones, made when needed
+    extra: Any = None  # what its service's result carried for the ledger (``ports.Carry``)
 
 
 class RootTracker:
@@ -79,6 +87,7 @@ class RootTracker:
         self._roots: dict[int, _Root] = {}
         self._finished: set[int] = set()
         self.next_root = 0  # ordered: the lowest root not yet released
+        self.ended = 0  # roots finished (and so handed to ``finished``) in this run
 
     def __len__(self) -> int:
         return len(self._roots)
@@ -103,18 +112,22 @@ class RootTracker:
         attempts: int = 1,
         result: bool = False,
         key: Hashable = None,
+        extra: Any = None,
     ) -> list[Any]:
         """One envelope ended; return the outputs now releasable (in release order).
 
         ``failed`` is a failure's kind, or, with ``result``, the kind of a result that
         leaves its key retryable (``retry_on_resume``): either way the root is recorded as
         failed, and a result is released like any other. ``key`` is the envelope's key;
-        only ``single`` tracking needs it.
+        only ``single`` tracking needs it. ``extra`` is what the envelope carries for the
+        ledger, which goes with its root's key.
         """
         if self.single:
-            return self._end_single(key, output, failed, attempts, result)
+            return self._end_single(key, output, failed, attempts, result, extra)
         released: list[Any] = []
         first = roots[0]
+        if extra is not None:
+            self._roots[first].extra = extra
         for root in roots:
             state = self._roots[root]
             if failed is not None and state.failed_kind is None:
@@ -141,10 +154,19 @@ class RootTracker:
         return released
 
     def _end_single(
-        self, key: Hashable, output: Any, failed: str | None, attempts: int, result: bool
+        self,
+        key: Hashable,
+        output: Any,
+        failed: str | None,
+        attempts: int,
+        result: bool,
+        extra: Any = None,
     ) -> list[Any]:
         finished = self.finished
+        self.ended += 1
         if finished is not None:
+            if extra is not None:
+                finished.extras.append((key, extra))
             if failed is not None:
                 finished.others.append(KeyOutcome(key, "failed", failed, attempts))
             elif result:
@@ -170,8 +192,11 @@ class RootTracker:
                 state.outputs.sort(key=lambda pair: pair[0])
             released.extend(output for _, output in state.outputs)
         finished = self.finished
+        self.ended += 1
         if finished is None:
             return
+        if state.extra is not None:
+            finished.extras.append((state.key, state.extra))
         if state.failed_kind is not None:
             finished.others.append(
                 KeyOutcome(state.key, "failed", state.failed_kind, state.attempts)

@@ -29,7 +29,7 @@ from typing import Any
 from .._errors import SinkError
 from .gil import in_thread
 from .outcomes import Failure
-from .ports import KeyOutcome, Ledger, Sink
+from .ports import KeyOutcome, Ledger, Sink, Taken
 from .threads import shutdown_executor
 from .tracker import Finished
 
@@ -50,6 +50,7 @@ class Writer:
         commit_every: int,
         commit_interval: float,
         finished: Finished | None = None,
+        final_record: bool = False,
     ) -> None:
         self._sink = sink
         self._open_ledger = open_ledger
@@ -63,6 +64,9 @@ class Writer:
         self._admitting = 0  # admit() calls on the journal's thread not answered yet
         self._every = commit_every
         self._interval = commit_interval
+        # A fed run's ledger keeps more than finished keys (a crawl's frontier: links read
+        # from other shards, seeds): its last commit is made even when no key finished.
+        self._final_record = final_record
         self._results: list[Any] = []
         self._failures: list[Failure] = []
         self._gathered = 0  # len(results) + len(failures), kept: due() runs for every item
@@ -160,14 +164,16 @@ class Writer:
         failures, self._failures = self._failures, []
         self._gathered = 0
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None = None
+        extras: list[tuple[Hashable, Any]] = []
         if self._ledger is not None:
             outcomes = self.finished.take()
+            extras = self.finished.take_extras()
             self._uncommitted += len(outcomes[0]) + len(outcomes[1])
         durable = self._ledger is not None and (timely or self._uncommitted >= self._every)
         if durable or timely:
             self._last_commit = now
         if durable:
-            if not (results or failures or self._uncommitted):
+            if not (results or failures or self._uncommitted or (final and self._final_record)):
                 return
             self._uncommitted = 0
         elif not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
@@ -175,8 +181,20 @@ class Writer:
         await self._wait_in_flight()
         loop = asyncio.get_running_loop()
         self._in_flight = in_thread(
-            loop.run_in_executor(self._thread, self._write, results, failures, outcomes, durable)
+            loop.run_in_executor(
+                self._thread, self._write, results, failures, outcomes, extras, durable
+            )
         )
+
+    def take(self, limit: int) -> asyncio.Future[Taken]:
+        """Items from the ledger, for a run it feeds (``ports.Feed``): asked on the thread,
+        after every batch handed over before, so it sees what they stored. Await the
+        answer when it is needed (a take may be asked ahead, while the last is fed in)."""
+        assert self._ledger is not None
+        # Never awaited (an abort), what it took is the ledger's to give back: a new run
+        # of the job takes it again.
+        loop = asyncio.get_running_loop()
+        return in_thread(loop.run_in_executor(self._thread, self._ledger.take, limit))
 
     async def _wait_in_flight(self) -> None:
         # Shielded: if this task is cancelled, finish() still waits for the batch.
@@ -199,6 +217,7 @@ class Writer:
         results: list[Any],
         failures: list[Failure],
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None,
+        extras: list[tuple[Hashable, Any]],
         durable: bool,
     ) -> None:
         if self._broken:
@@ -220,9 +239,9 @@ class Writer:
             if outcomes is not None and ledger is not None:
                 done, others = outcomes
                 if durable:
-                    ledger.record(others, position, done)
+                    ledger.record(others, position, done, extras)
                 elif done or others:
-                    ledger.stage(others, done)
+                    ledger.stage(others, done, extras)
 
     @contextlib.contextmanager
     def _breaking_on_error(self) -> Iterator[None]:

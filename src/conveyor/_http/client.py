@@ -398,8 +398,8 @@ class HttpClient:
         if self._save_dir is not None and resp.status < 400:
             return _SAVE
         if length is not None and (encoding is None or encoding == "identity"):
-            # A plain body of announced length, already checked against max_bytes:
-            # aiohttp reads exactly that many bytes.
+            # A plain body of announced length, already checked against max_bytes: the
+            # transport reads exactly that many bytes.
             return _WHOLE
         return _DECODE
 
@@ -409,7 +409,7 @@ class HttpClient:
         length = resp.content_length
         if plan == _SKIP:
             # Read a small body anyway so the connection can be reused (an unread body
-            # makes aiohttp close it); leave a big one unread.
+            # closes it, on the wire as in aiohttp's session); leave a big one unread.
             if length is not None and length <= SMALL_BODY:
                 await resp.read()
             return _Hop(resp)
@@ -425,6 +425,16 @@ class HttpClient:
         raw = await read_body(chunks, decoder, memory, max_bytes=cfg.max_bytes, url=req.url)
         self._bytes += raw
         return _Hop(resp, body=memory.value(), raw=raw)
+
+    def set_host_interval(self, host: str, seconds: float) -> None:
+        """Space requests to ``host`` (``host_key``: ``host:port``) at least ``seconds``
+        apart from now on, while the client is open: what a site's robots.txt asks for
+        (``Crawl-delay``, ``Request-rate``), which a crawl reads. Other pacing (a
+        ``host_rate``, a 429's slow-down) still applies when it spaces them more; 0 lifts
+        it. The one hook the crawl needs of the client's pacing."""
+        if self._limits is None:
+            raise UsageError("set_host_interval: the client is not open")
+        self._limits.pacer.set_interval(host, seconds)
 
     def details(self) -> FetchReport:
         """What the fetch stage's statistics carry (``StageStatistics.details``), a few

@@ -27,6 +27,7 @@ class _Host:
     tat: float  # theoretical arrival time of the next request (GCRA)
     paused_until: float = 0.0
     slow_interval: float = 0.0  # extra spacing imposed by 429s; 0 when none
+    floor: float = 0.0  # the spacing the site asks for (robots.txt Crawl-delay); 0: none
 
 
 class HostPacer:
@@ -38,7 +39,18 @@ class HostPacer:
         self._hosts: dict[str, _Host] = {}
 
     def _interval(self, state: _Host) -> float:
-        return max(self._base, state.slow_interval)
+        return max(self._base, state.slow_interval, state.floor)
+
+    def set_interval(self, host: str, seconds: float) -> None:
+        """The least spacing between two requests to ``host`` that its site asks for (a
+        crawl's robots.txt ``Crawl-delay``/``Request-rate``), kept while the run lasts;
+        0 removes it. Never shortens the spacing the other rules give."""
+        state = self._hosts.get(host)
+        if state is None:
+            if seconds <= 0:
+                return
+            state = self._hosts[host] = _Host(tat=self._clock())
+        state.floor = max(0.0, seconds)
 
     def reserve(self, host: str) -> float:
         """Take the host's next send time and return the seconds to wait for it."""
@@ -86,7 +98,7 @@ class HostPacer:
         idle = [
             host
             for host, s in self._hosts.items()
-            if s.tat <= now and s.paused_until <= now and not s.slow_interval
+            if s.tat <= now and s.paused_until <= now and not s.slow_interval and not s.floor
         ]
         for host in idle:
             del self._hosts[host]

@@ -2,7 +2,7 @@
 
 from .journal import Journal, JournalStatistics, open_journal, read_counts
 from .records import to_record
-from .sinks import Csv, FileSink, JsonLines, Parquet, Sqlite, sink_for
+from .sinks import Csv, FileSink, JsonLines, Parquet, Sqlite, Warc, sink_for
 from .sources import (
     CsvSource,
     JsonLinesSource,
@@ -26,6 +26,7 @@ __all__ = [
     "Parquet",
     "ParquetSource",
     "Sqlite",
+    "Warc",
     "open_journal",
     "read_counts",
     "read_csv",

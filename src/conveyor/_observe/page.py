@@ -161,6 +161,10 @@ def render_html(result: RunResult, data: ReportData, *, title: str) -> str:
             f'<p class="note">{data.hosts_dropped:,} requests to hosts beyond the tracked '
             "limit are counted together as “(other hosts)”.</p>"
         )
+    if data.crawl is not None:
+        from .crawl import crawl_html
+
+        body.append(crawl_html(data.crawl, data.depths, list(data.busiest)))
     body.append("<h2>Failures</h2>")
     if result.failures_by_kind:
         total = sum(result.failures_by_kind.values())

@@ -11,7 +11,7 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._engine.events import (
     Event,
@@ -83,6 +83,9 @@ class RunReport:
         self._hosts_dropped = 0
         self._max_hosts = max_hosts
         self._top_hosts = top_hosts
+        self._depths: Counter[int] = Counter()
+        # A crawl's figures (``crawl.CrawlFigures``), set by ``conveyor crawl`` at the end.
+        self.crawl: Any = None
 
     # -- gathering ----------------------------------------------------------------------
 
@@ -122,8 +125,16 @@ class RunReport:
         throughput chart, as ticks do."""
         self._advance(at, finished, failed)
 
-    def add_record(self, *, status: int | None, host: str | None, error_kind: str | None) -> None:
-        """Count one fetched URL: its HTTP status, its host, and its error kind if it failed.
+    def add_record(
+        self,
+        *,
+        status: int | None,
+        host: str | None,
+        error_kind: str | None,
+        depth: int | None = None,
+    ) -> None:
+        """Count one fetched URL: its HTTP status, its host, its error kind if it failed,
+        and, for a crawl, its depth.
 
         Thread-safe. A record counts as an error for its host when it has an error kind or
         a status of 400 or more.
@@ -133,6 +144,8 @@ class RunReport:
         name = host or "(no host)"
         with self._lock:
             self._records += 1
+            if depth is not None:
+                self._depths[depth] += 1
             self._status[label] += 1
             if name not in self._requests and len(self._requests) >= self._max_hosts:
                 name = OTHER_HOSTS
@@ -150,6 +163,8 @@ class RunReport:
             worst = self._errors.most_common(self._top_hosts)
             hosts = tuple(HostErrors(h, self._requests[h], n) for h, n in worst if n)
             records, dropped = self._records, self._hosts_dropped
+            depths = dict(self._depths)
+            busiest = tuple(self._requests.most_common(self._top_hosts)) if depths else ()
         names = self._stages or tuple(self._latency)
         latency = {name: self._latency[name].bars() for name in names if name in self._latency}
         return ReportData(
@@ -165,6 +180,9 @@ class RunReport:
             hosts=hosts,
             records=records,
             hosts_dropped=dropped,
+            depths=depths,
+            busiest=busiest,
+            crawl=self.crawl,
         )
 
     def outcomes(self) -> dict[str, int]:

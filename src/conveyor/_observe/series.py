@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # Latency buckets: 4 per decade (x1.78 apart) from 1 µs to 10,000 s, plus one bucket below
 # and one above. Coarser than the engine's 2% buckets on purpose: these are for a chart a
@@ -160,6 +161,9 @@ class ReportData:
             number of distinct hosts tracked reached its bound.
         outcomes: the fetch records by how they ended (``RunReport.outcomes``): ``ok``,
             ``4xx``, ``5xx``, ``failed``; empty when no record was tallied.
+        depths: a crawl's records by depth (none for other jobs).
+        busiest: the hosts with most records, most first (a crawl's pages per host).
+        crawl: a crawl's figures (``crawl.CrawlFigures``), or None.
     """
 
     stages: tuple[str, ...] = ()
@@ -174,6 +178,9 @@ class ReportData:
     records: int = 0
     hosts_dropped: int = 0
     outcomes: Mapping[str, int] = field(default_factory=dict)
+    depths: Mapping[int, int] = field(default_factory=dict)
+    busiest: tuple[tuple[str, int], ...] = ()
+    crawl: Any = None  # ``crawl.CrawlFigures``, for a crawl
 
 
 def format_seconds(seconds: float) -> str:

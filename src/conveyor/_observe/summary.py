@@ -159,4 +159,8 @@ def summary_group(result: RunResult, data: ReportData) -> Group:
         parts.append(status_table(data))
     if data.hosts:
         parts.append(hosts_table(data))
+    if data.crawl is not None:
+        from .crawl import crawl_tables
+
+        parts += crawl_tables(data.crawl, data.depths, list(data.busiest))
     return Group(*parts)

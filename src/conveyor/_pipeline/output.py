@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._engine.outcomes import Failure
 from .._engine.ports import Ledger, Sink
 from .._engine.spec import StageSpec
 from .._errors import UsageError
+
+if TYPE_CHECKING:
+    from .._io.journal.hooks import JournalHook
 
 
 class Built(Protocol):
@@ -123,7 +126,10 @@ def prepare_output(
     journal: str | os.PathLike[str] | None,
     restart: bool,
     retry_failed: bool,
+    hook: JournalHook | None = None,
 ) -> Output | None:
+    """The run's sink and a way to open its journal; ``hook``: the journal's hook (a
+    crawl's frontier)."""
     the_sink = coerce_sink(sink)
     if journal is None:
         if restart or retry_failed:
@@ -137,7 +143,11 @@ def prepare_output(
 
     def open_ledger() -> Ledger:
         opened: Ledger = open_journal(
-            os.fspath(journal), fingerprint=print_, restart=restart, retry_failed=retry_failed
+            os.fspath(journal),
+            fingerprint=print_,
+            restart=restart,
+            retry_failed=retry_failed,
+            hook=hook,
         )
         return opened
 

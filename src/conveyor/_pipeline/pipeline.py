@@ -8,7 +8,9 @@ output layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 from .._engine.events import ObserverLike
 from .._engine.loops import WarmLoops, measured_loops, resolve_loops
-from .._engine.ports import Sink
+from .._engine.ports import Feed, Sink
 from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
 from .._engine.spec import StageSpec, make_batch, make_stage
@@ -49,7 +51,7 @@ class Pipeline:
         key: Callable[[Any], Hashable] | None = None,
         _stages: tuple[StageSpec, ...] = (),
     ) -> None:
-        if not (hasattr(source, "__iter__") or hasattr(source, "__aiter__")):
+        if not (hasattr(source, "__iter__") or hasattr(source, "__aiter__") or _fed(source)):
             raise UsageError(
                 f"Pipeline(source): {type(source).__name__} is not iterable; give a list, "
                 "a generator, an async iterable or a source such as conveyor.read_lines(path)"
@@ -293,10 +295,11 @@ class Pipeline:
         yield_failures: bool = False,
         loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
+        stages: tuple[StageSpec, ...] | None = None,
     ) -> Runner:
         return Runner(
             self._source,
-            self._stages,
+            self._stages if stages is None else stages,
             key=self._key,
             ordered=ordered,
             on_error=on_error,
@@ -362,25 +365,33 @@ class Pipeline:
                     f"retry_on_resume={retry_on_resume!r} must be a function of a result "
                     "that returns a kind (such as 'http-503') or None"
                 )
-            if journal is None:
+            if journal is None and not _fed(self._source):
                 raise UsageError("retry_on_resume= needs a journal: pass journal='run.journal'")
-        output = prepare_output(
-            self, sink, journal=journal, restart=restart, retry_failed=retry_failed
-        )
-        runner = self._runner(
-            output,
-            ordered=ordered,
-            on_error=on_error,
-            observers=observers,
-            grace=grace,
-            loops=loops,
-            retry_on_resume=retry_on_resume,
-        )
-        if interrupts is not None:
-            interrupts.runner = runner
-            if interrupts.count:
-                runner.stop()
-        return await runner.run()
+        with contextlib.ExitStack() as scope:
+            stages, hook = self._stages, None
+            if _fed(self._source):  # a crawl: its frontier lives in the journal
+                from .crawl.api import prepare_crawl
+
+                crawl = scope.enter_context(prepare_crawl(self._source, self._stages, journal))
+                stages, hook, journal = crawl.stages, crawl.hook, crawl.journal
+            output = prepare_output(
+                self, sink, journal=journal, restart=restart, retry_failed=retry_failed, hook=hook
+            )
+            runner = self._runner(
+                output,
+                ordered=ordered,
+                on_error=on_error,
+                observers=observers,
+                grace=grace,
+                loops=loops,
+                retry_on_resume=retry_on_resume,
+                stages=stages,
+            )
+            if interrupts is not None:
+                interrupts.runner = runner
+                if interrupts.count:
+                    runner.stop()
+            return await runner.run()
 
     def run(
         self,
@@ -453,8 +464,14 @@ class Pipeline:
                 raise UsageError(f"retry_on_resume={retry_on_resume!r} must be a function")
             from .on_ray import run_on_ray, sharded_job  # Ray is imported only when it runs
 
+            if _fed(self._source):  # a crawl: shards own hosts, and send each other links
+                from .crawl.shards import crawl_sharded_job
+
+                job = crawl_sharded_job(self)
+            else:
+                job = sharded_job(self, LocalShard(self._key, self._stages, retry_on_resume))
             return run_on_ray(
-                sharded_job(self, LocalShard(self._key, self._stages, retry_on_resume)),
+                job,
                 sink,
                 journal=journal,
                 shards=shards,
@@ -517,15 +534,33 @@ class Pipeline:
         observers: tuple[ObserverLike, ...],
     ) -> Callable[[asyncio.Queue[Any]], Runner]:
         """A runner factory whose results go to the queue the iterator gives it."""
-        return lambda queue: self._runner(
-            None,
-            ordered=ordered,
-            on_error=on_error,
-            observers=observers,
-            grace=10.0,
-            consumer=queue,
-            yield_failures=failures,
-        )
+
+        def make(queue: asyncio.Queue[Any]) -> Runner:
+            output, stages, done = None, None, None
+            if _fed(self._source):  # a crawl: its frontier in a journal, for the run
+                from .crawl.api import start_crawl
+
+                crawl, done = start_crawl(self._source, self._stages, None)
+                stages = crawl.stages
+                output = prepare_output(
+                    self, None, journal=crawl.journal, restart=False, retry_failed=False,
+                    hook=crawl.hook,
+                )  # fmt: skip
+            runner = self._runner(
+                output,
+                ordered=ordered,
+                on_error=on_error,
+                observers=observers,
+                grace=10.0,
+                consumer=queue,
+                yield_failures=failures,
+                stages=stages,
+            )
+            if done is not None:
+                weakref.finalize(runner, done)  # the temporary journal goes with the run
+            return runner
+
+        return make
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self.stream()
@@ -546,7 +581,13 @@ class LocalShard:
     retry_on_resume: RetryOnResume | None = None
 
     def __call__(
-        self, source: Iterable[Any], sink: Sink, journal: str, *, retry_failed: bool
+        self,
+        source: Iterable[Any],
+        sink: Sink,
+        journal: str,
+        *,
+        retry_failed: bool,
+        shard: Any = None,
     ) -> RunResult:
         pipeline = Pipeline(source, key=self.key, _stages=self.stages)
         return pipeline.run(
@@ -556,6 +597,11 @@ class LocalShard:
             loops=1,
             retry_on_resume=self.retry_on_resume,
         )
+
+
+def _fed(source: Any) -> bool:
+    """A source its run's journal feeds: a crawl's frontier (``conveyor.crawl``)."""
+    return isinstance(source, Feed)
 
 
 def _renamed(spec: StageSpec, name: str) -> StageSpec:

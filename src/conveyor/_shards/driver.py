@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._engine.stats import RunResult
+from .._errors import ShardFailed
 from .layout import Layout
 from .plan import Plan, finished, prepare, read_manifest, write_manifest
 from .progress import Journals, ShardsProgress, add_outcomes, combine, finished_keys, live_outcomes
@@ -28,6 +29,8 @@ from .slices import Route
 from .task import CountedOutput, LocalRun, ShardHook, ShardOutcome, ShardSpec, run_shard
 
 MAX_RETRIES = 3
+# Rounds of a job whose shards give each other work (a crawl) before the driver stops.
+MAX_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class ShardedJob:
     fingerprint: Mapping[str, Any]  # the pipeline's, as its journals keep it
     run_local: LocalRun  # one shard's run, inside its task
     output: ShardHook = CountedOutput  # what a shard writes and counts
+    # Whether a shard that ran still has work (a crawl's frontier rows and inbox segments,
+    # ``inbox.CrawlWork``): it runs again in the next round. None: a shard runs once.
+    work: Callable[[Layout, int], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,18 +93,15 @@ def run_sharded(
         restart=restart,
     )
     layout = plan.layout
-    # An empty slice has nothing to run and leaves no part.
+    # An empty slice has nothing to run and leaves no part (a crawl's, unless links came).
     records = [
         finished(layout, i, retry_failed=retry_failed) if plan.items[i] else 0
         for i in range(layout.shards)
     ]
+    _more_work(job, layout, records)
     skipped = sum(n or 0 for n in records)
-    specs = [
-        ShardSpec(i, layout, job.run_local, job.output, retry_failed)
-        for i in range(layout.shards)
-        if records[i] is None
-    ]
-    if not specs and read_manifest(outdir) is not None:
+    runnable = [i for i in range(layout.shards) if records[i] is None]
+    if not runnable and read_manifest(outdir) is not None:
         empty = combine([], skipped, time.monotonic() - started)
         return ShardedRun(empty, layout, [n or 0 for n in records], 0, was_complete=True)
     outcomes: list[ShardOutcome] = []
@@ -108,22 +111,49 @@ def run_sharded(
         outcomes.append(outcome)
 
     tick = _Ticker(plan, records, outcomes, started, on_tick) if on_tick else None
-    run_tasks(
-        ray,
-        run_shard,
-        specs,
-        max_retries=max_retries,
-        on_done=on_done,
-        on_tick=tick.tick if tick else lambda: None,
-    )
+    ran: set[int] = set()
+    # Rounds: a crawl's shards send each other links, so one that finished may have work
+    # again; the job is done when a round leaves none anywhere (``ShardedJob.work``).
+    rounds = 0
+    while runnable:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise ShardFailed(
+                f"shards {runnable} still have work after {MAX_ROUNDS} rounds; run the same "
+                "command again to go on"
+            )
+        run_tasks(
+            ray,
+            run_shard,
+            [ShardSpec(i, layout, job.run_local, job.output, retry_failed) for i in runnable],
+            max_retries=max_retries,
+            on_done=on_done,
+            on_tick=tick.tick if tick else lambda: None,
+        )
+        ran.update(runnable)
+        if not _more_work(job, layout, records):
+            break
+        runnable = [i for i in range(layout.shards) if records[i] is None]
     if tick is not None:
         tick.tick()  # the last stretch, up to the end
     counts = [n or 0 for n in records]
     write_manifest(layout, plan.fingerprint, counts)
     result = combine([o.result for o in outcomes], skipped, time.monotonic() - started)
     return ShardedRun(
-        result, layout, counts, len(specs), was_complete=False, tallies=[o.tally for o in outcomes]
+        result, layout, counts, len(ran), was_complete=False, tallies=[o.tally for o in outcomes]
     )
+
+
+def _more_work(job: ShardedJob, layout: Layout, records: list[int | None]) -> bool:
+    """Mark the shards with work left to run (``records[i] = None``); whether any has."""
+    if job.work is None:
+        return False
+    found = False
+    for index in range(layout.shards):
+        if job.work(layout, index):
+            records[index] = None
+            found = True
+    return found
 
 
 class _Ticker:

@@ -22,7 +22,7 @@ from typing import Any
 from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._errors import ShardFenced
-from .forward import Forward
+from .._io.sinks.forward import Forward
 from .layout import fsync_dir
 
 

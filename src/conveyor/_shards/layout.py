@@ -11,6 +11,7 @@ Everything lives in one output folder that every node sees::
     OUTDIR/_shards/00003/worker.pid    the process running the newest attempt
     OUTDIR/_shards/00003/done.json     the shard finished (attempt, records)
     OUTDIR/_shards/00003/progress.json its running attempt's records by outcome, each second
+    OUTDIR/_shards/inbox/00003/        a crawl's links for shard 3 from the others (inbox.py)
     OUTDIR/_MANIFEST.json              the job committed: parts, counts, fingerprint
 
 The folder may hold other things (a user's notes, a folder of theirs): ``clear`` removes
@@ -124,6 +125,8 @@ def clear(layout: Layout) -> None:
                     if _SHARD_FILE.fullmatch(inner.name) or _TEMPORARY.fullmatch(inner.name):
                         _remove(inner)
                 _remove_if_empty(entry)
+            elif entry.is_dir() and entry.name == "inbox":  # a crawl's links between shards
+                shutil.rmtree(entry, ignore_errors=True)
             elif re.fullmatch(r"(plan\.json|slice-\d{5}\.pickle)", entry.name) or (
                 _TEMPORARY.fullmatch(entry.name)
             ):

@@ -31,8 +31,8 @@ import orjson
 from .._engine.outcomes import Failure
 from .._engine.ports import Sink
 from .._engine.stats import RunResult
+from .._io.sinks.forward import Forward
 from .fence import Fence, FencedSink, claim_attempt
-from .forward import Forward
 from .layout import Layout, write_atomic
 from .parts import count_rows
 from .slices import SliceSource
@@ -56,11 +56,27 @@ class ShardOutput(Sink, Protocol):
 ShardHook = Callable[[Path], ShardOutput]
 
 
+@dataclass(frozen=True)
+class ShardPlace:
+    """Which shard a run is, of how many, and the job's control folder (a crawl shard's
+    inbox is there: ``inbox.py``)."""
+
+    index: int
+    shards: int
+    control: str
+
+
 class LocalRun(Protocol):
     """Runs the job's stages over one slice on this machine, on one loop; picklable."""
 
     def __call__(
-        self, source: Iterable[Any], sink: Sink, journal: str, *, retry_failed: bool
+        self,
+        source: Iterable[Any],
+        sink: Sink,
+        journal: str,
+        *,
+        retry_failed: bool,
+        shard: ShardPlace | None = None,
     ) -> RunResult: ...
 
 
@@ -160,6 +176,7 @@ def run_shard(spec: ShardSpec) -> ShardOutcome:
             FencedSink(telling, fence),  # the fence first: a replaced attempt counts nothing
             str(layout.journal(index)),
             retry_failed=spec.retry_failed,
+            shard=ShardPlace(index, layout.shards, str(layout.control)),
         )
         fence.check()  # replaced while running: the newer attempt reports this shard
         telling.tell()

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from ..outcomes import RemoteFailure
 from ..placement import Placement
-from ..ports import Service, StageReport
+from ..ports import StageReport
 from ..spec import StageSpec
+from .head import Head
 from .measure import WINDOW, Demand, demand_clock
 from .pool import LoopPool
 
@@ -54,13 +54,9 @@ class GrowingLoops(Placement):
         self._spec = spec
         self.pool = LoopPool.for_head(spec, warm)
         self._route = spec.route or str
-        first, *rest = spec.remote
-        assert first.fn is not None
-        self._first: Callable[[Any], Awaitable[Any]] = first.fn
-        self._first_name = first.name
-        self._rest = tuple((stage.name, stage.fn) for stage in rest if stage.fn is not None)
+        first = spec.remote[0]
         self._stack = AsyncExitStack()
-        self._service: Service | None = None
+        self._head: Head | None = None  # opened by ``start``
         self._local: dict[int, Any] = {}  # items out on this loop, by a number of their own
         # Before the move, as many items out here as the first stage's concurrency, as on
         # one loop: the stage's extra workers (items that will travel to the loop
@@ -81,10 +77,8 @@ class GrowingLoops(Placement):
 
     async def start(self) -> None:
         self._closed = asyncio.get_running_loop().create_future()
-        factory = self._spec.remote[0].factory
-        if factory is not None:  # the first stage's service, whole: this loop is all
-            self._service = await self._stack.enter_async_context(factory())
-            self._first = self._service.call
+        # The first stage's service, whole (unshared, unbound): this loop is all there is.
+        self._head = await Head.open(self._spec.remote, None, self._stack)
         if self.counters is not None:
             self.counters.workers = 1
             self.counters.reason = "one loop until it is CPU-bound"
@@ -142,14 +136,9 @@ class GrowingLoops(Placement):
         self._next += 1
         self._local[ident] = value
         try:
-            result = await self._first(value)
-            if self._service is not None:
-                self._count_retries(self._service.attempts(result) - 1)
-            for name, fn in self._rest:
-                try:
-                    result = fn(result)
-                except Exception as exc:  # that stage's failure, as a loop process says it
-                    raise RemoteFailure.describe(exc, stage=name) from None
+            assert self._head is not None, "started before any item"
+            result, retries = await self._head.run(value)
+            self._count_retries(retries)
             return result
         finally:
             del self._local[ident]
@@ -233,7 +222,8 @@ class GrowingLoops(Placement):
             )
 
     def report(self) -> StageReport | None:
-        here = self._service.report() if self._service is not None else None
+        service = None if self._head is None else self._head.service
+        here = service.report() if service is not None else None
         there = self.pool.report()
         if here is None or there is None:
             return here or there

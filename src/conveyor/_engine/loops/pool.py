@@ -370,7 +370,8 @@ class LoopPool:
 
     def report(self) -> StageReport | None:
         """The loops' latest reports as one (``StageReport.merge``), or None before any."""
-        reports = list(self._reports.values())
+        # A service may have nothing to say (``Service.report`` is None).
+        reports = [report for report in self._reports.values() if report is not None]
         return functools.reduce(lambda a, b: a.merge(b), reports) if reports else None
 
     # -- the end --------------------------------------------------------------------------

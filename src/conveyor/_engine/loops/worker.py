@@ -25,14 +25,13 @@ import pickle
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
 from ..ports import Budget, Peered, Service
-from ..spec import StageSpec
+from .head import Head
 from .messages import FAILED, OK, Init, frame, read_message
 
 REPORT_EVERY = 0.25  # seconds between two ("report", ...) messages
@@ -73,30 +72,6 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-class _Head:
-    """The head's functions, opened: the first stage's (perhaps from its service), then
-    the plain maps, each with its stage name for failures."""
-
-    def __init__(self, first: StageSpec, service: Service | None, rest: list[StageSpec]):
-        assert first.fn is not None
-        self.first: Callable[[Any], Any] = first.fn if service is None else service.call
-        self.first_name = first.name
-        self.service = service
-        self.rest: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
-            (spec.name, spec.fn) for spec in rest if spec.fn is not None
-        )
-
-
-async def _open(
-    stages: tuple[StageSpec, ...], budget: Budget | None, stack: AsyncExitStack
-) -> _Head:
-    first, *rest = stages
-    if first.factory is None:
-        return _Head(first, None, rest)
-    factory = first.factory if budget is None else first.factory.bind(budget)
-    return _Head(first, await stack.enter_async_context(factory()), rest)
-
-
 async def _serve(sock: socket.socket, budget: Budget | None) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:
@@ -105,7 +80,7 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         return  # started ahead for a run that never came
     async with AsyncExitStack() as stack:
         try:
-            head = await _open(pickle.loads(init.head), budget, stack)
+            head = await Head.open(pickle.loads(init.head), budget, stack)
         except Exception as exc:
             writer.write(frame(("init-error", f"{type(exc).__name__}: {exc}")))
             await writer.drain()
@@ -171,24 +146,17 @@ class _Peers:
             self._writer.write(frame(("notice", notice)))
 
 
-async def _work(queue: asyncio.Queue[Any], head: _Head, outbox: _Outbox) -> None:
-    first, rest, service = head.first, head.rest, head.service
+async def _work(queue: asyncio.Queue[Any], head: Head, outbox: _Outbox) -> None:
+    run = head.run
     while True:
         item = await queue.get()
         if item is None:
             return
         ident, value = item
-        stage = head.first_name
-        retries = 0
         try:
-            value = await first(value)
-            if service is not None:
-                retries = service.attempts(value) - 1
-            for name, fn in rest:
-                stage = name  # named in the failure if this one raises
-                value = fn(value)
-        except Exception as exc:
-            outbox.add((ident, FAILED, RemoteFailure.describe(exc, stage=stage), 0))
+            value, retries = await run(value)
+        except RemoteFailure as failure:
+            outbox.add((ident, FAILED, failure, 0))
             continue
         outbox.add((ident, OK, value, retries))
 

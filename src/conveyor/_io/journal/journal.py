@@ -1,6 +1,7 @@
 """The resume journal: which keys are finished, and how far the sink is durable.
 
-One SQLite file in WAL mode (its tables: see ``schema``). Only finished keys are written:
+One SQLite file (its tables: see ``schema``), in WAL mode, or with a rollback journal on a
+network filesystem (``_io/filesystems.py``, docs/io.md). Only finished keys are written:
 ``stage`` puts them into an open transaction while the run goes on (thousands at a time),
 and ``record`` commits them with the sink's position, so a commit has only the last few keys
 left to write. ``admit`` decides "new, finished earlier, or a duplicate" with one indexed
@@ -12,7 +13,8 @@ whichever run its first copy finished, and each run counts all the duplicates it
 keys are admitted and kept depends on what they are (see ``strategies``).
 
 Durability: ``synchronous=NORMAL``. With WAL, a committed transaction is in the WAL file
-before ``COMMIT`` returns, so it survives the process being killed (SIGKILL, OOM); only
+before ``COMMIT`` returns (with a rollback journal, in the database file), so it survives
+the process being killed (SIGKILL, OOM); only
 an OS crash or power loss can lose the last commits, and that only moves the journal
 *back* to an earlier position, which is safe: the sink is fsynced before each ``record``,
 so the output is never behind the journal, and a resume cuts it back to the journal.
@@ -32,11 +34,12 @@ from typing import Any, TypeGuard, cast
 
 import orjson
 
-from ..._engine.ports import KeyOutcome
+from ..._engine.ports import KeyOutcome, Taken
 from ..._errors import JobMismatchError, JournalError, SinkError, UsageError
 from .._files import describe_oserror, fsync_file
 from ..filesystems import sqlite_journal_mode
 from . import schema
+from .hooks import HookKeys, JournalHook
 from .keys import decode_key
 from .schema import COUNTERS, RESTART_HINT
 from .spans import spans_of
@@ -118,6 +121,7 @@ def open_journal(
     fingerprint: Mapping[str, Any],
     restart: bool = False,
     retry_failed: bool = False,
+    hook: JournalHook | None = None,
 ) -> Journal:
     """Open the journal at ``path``, creating it when missing.
 
@@ -126,6 +130,8 @@ def open_journal(
         fingerprint: what identifies the job (its source, stages, key and sink).
         restart: replace an existing journal (and so start the output afresh).
         retry_failed: admit keys that failed in earlier runs again.
+        hook: tables of the job's own, written in the journal's transactions (a crawl's
+            frontier: ``hooks``); the journal then keeps no row per key.
 
     Raises:
         JobMismatchError: the journal records a job with another fingerprint.
@@ -150,7 +156,7 @@ def open_journal(
         raise
     except OSError as exc:
         raise SinkError(f"cannot create journal {target}: {describe_oserror(exc)}") from exc
-    return Journal(target, canonical, retry_failed=retry_failed, created=not header)
+    return Journal(target, canonical, retry_failed=retry_failed, created=not header, hook=hook)
 
 
 class Journal:
@@ -162,9 +168,17 @@ class Journal:
     """
 
     def __init__(
-        self, path: Path, canonical: str, *, retry_failed: bool, created: bool = False
+        self,
+        path: Path,
+        canonical: str,
+        *,
+        retry_failed: bool,
+        created: bool = False,
+        hook: JournalHook | None = None,
     ) -> None:
         self.path = path
+        self._hook = hook
+        self._attached = False  # the hook has its tables ready on the writing connection
         self.retry_failed = retry_failed
         self._canonical = canonical
         self._broken = False
@@ -195,7 +209,7 @@ class Journal:
         # admit is given the input positions, as spans of them.
         self._keyed = KeyedKeys(self)
         self._positions = PositionKeys(self)
-        self._strategy: Strategy = self._keyed
+        self._strategy: Strategy = self._keyed if hook is None else HookKeys()
         self._staged = _Staged()  # finished keys since the last commit
         self._closed = False
 
@@ -355,31 +369,46 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
 
-    def stage(self, outcomes: Sequence[KeyOutcome], done: Sequence[Hashable] = ()) -> None:
+    def stage(
+        self,
+        outcomes: Sequence[KeyOutcome],
+        done: Sequence[Hashable] = (),
+        extras: Sequence[tuple[Hashable, Any]] = (),
+    ) -> None:
         """Write finished keys into the open transaction, for the next ``record`` to commit
         with the sink position that makes their results durable.
 
         Staged keys are neither visible nor durable before then (a crash rolls them back),
         but the work of storing them is done while the run goes on, not at the commit.
+        ``extras`` go to the hook (``hooks``), in the same transaction.
         """
         self._check()
         try:
+            if self._hook is not None:
+                self._hook.stage(self._hooked(), done, outcomes, extras, commit=False)
             self._stage(outcomes, done, commit=False)
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
 
     def record(
-        self, outcomes: Sequence[KeyOutcome], position: Any, done: Sequence[Hashable] = ()
+        self,
+        outcomes: Sequence[KeyOutcome],
+        position: Any,
+        done: Sequence[Hashable] = (),
+        extras: Sequence[tuple[Hashable, Any]] = (),
     ) -> None:
         """Mark keys finished (these and those staged) and store the sink's ``position``,
         atomically.
 
         ``done`` are keys that finished plainly, given bare (the runner's common case);
-        ``outcomes`` may hold any others, and plain ones too.
+        ``outcomes`` may hold any others, and plain ones too. With a hook, what it writes
+        of these keys and their ``extras`` is in the same transaction.
         """
         self._check()
         stored = _stored_position(position)
         try:
+            if self._hook is not None:
+                self._hook.stage(self._hooked(), done, outcomes, extras, commit=True)
             self._stage(outcomes, done, commit=True, position=stored)
             db = self._writer()
             if db.in_transaction:
@@ -393,6 +422,32 @@ class Journal:
         if self._retried:
             self._retried.difference_update(codes)
         self._position = position
+
+    def take(self, limit: int) -> Taken:
+        """Items for a run this journal's hook feeds (``Ledger.take``), in the open
+        transaction: what they take is given back if it is never committed."""
+        self._check()
+        if self._hook is None:
+            raise UsageError(
+                f"journal {self.path} has no items to give: it was opened without a hook"
+            )
+        try:
+            return self._hook.take(self._hooked(), limit)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def _hooked(self) -> sqlite3.Connection:
+        """The writing connection in a transaction, the hook attached to it."""
+        assert self._hook is not None
+        db = self._writer()
+        if not db.in_transaction:
+            db.execute("BEGIN")
+        if not self._attached:
+            self._attached = True
+            retried = self._hook.attach(db, retry_failed=self.retry_failed)
+            self._counts["failed"] -= min(retried, self._counts["failed"])
+            self._dirty = True
+        return db
 
     def _stage(
         self,
@@ -480,6 +535,8 @@ class Journal:
             return
         self._closed = True
         try:
+            if self._hook is not None:
+                self._hook.close()
             # Keys staged after the last commit are not durable: forgotten.
             if self._db is not None and self._db.in_transaction:
                 self._db.execute("ROLLBACK")

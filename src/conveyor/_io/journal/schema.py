@@ -1,6 +1,7 @@
 """The journal's file format: its SQL text, its header, and the shipped empty journal.
 
-One SQLite file in WAL mode. Tables::
+One SQLite file, in WAL mode (a rollback journal on a network filesystem: ``journal.py``).
+Tables::
 
     meta(name, value)                 fingerprint, sink position, counters
     spans(start, stop)                finished input positions, as [start, stop) runs

@@ -1,12 +1,13 @@
-"""A sink that hands every call on: the base of the sinks a shard wraps around its part."""
+"""A sink that hands every call on: the base of the sinks that wrap another (a shard's
+fence and counts around its part, the command line's rows around its file)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from .._engine.outcomes import Failure
-from .._engine.ports import Sink
+from ..._engine.outcomes import Failure
+from ..._engine.ports import Sink
 
 
 class Forward:
