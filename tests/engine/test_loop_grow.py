@@ -34,7 +34,8 @@ def test_demand_says_bound_after_windows_in_a_row() -> None:
     demand = Demand(bound=0.8, windows=2)
     assert not demand.sample(0.0, 0.0)  # the first sample only sets where windows begin
     assert not demand.sample(1.0, 0.9)
-    assert demand.leaning and demand.share == pytest.approx(0.9)
+    assert demand.leaning
+    assert demand.share == pytest.approx(0.9)
     assert demand.sample(2.0, 1.85)  # a second bound window in a row
     # A window that is not bound, or one with no items, starts the count again.
     demand = Demand(bound=0.8, windows=2)
@@ -99,7 +100,8 @@ def test_a_cpu_bound_head_moves_to_loop_processes() -> None:
         .map(keep, on="inline")
         .run(sink=out, loops="auto")
     )
-    assert result.results == 3000 and result.failed == 0
+    assert result.results == 3000
+    assert result.failed == 0
     assert sorted(item for item, _ in out) == list(range(3000))
     stage = result.stages[0]
     assert stage.place == "loops"

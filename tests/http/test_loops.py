@@ -256,7 +256,9 @@ async def test_a_host_whose_limit_does_not_divide_keeps_one_loop(
 def test_a_loop_holds_its_part_of_the_per_host_limits_when_hosts_are_spread() -> None:
     factory = fetch_stage({"per_host": 5, "host_rate": 10, "rate": 40}).factory
     assert isinstance(factory, ClientFactory)
-    assert factory.spreads(2) and factory.spreads(5) and not factory.spreads(6)
+    assert factory.spreads(2)
+    assert factory.spreads(5)
+    assert not factory.spreads(6)
     parts = [factory.share(i, 2, spread=True).config for i in range(2)]
     assert [c.per_host for c in parts] == [3, 2]  # whole parts adding up to 5
     assert [c.host_rate_per_second for c in parts] == [5.0, 5.0]
@@ -292,7 +294,8 @@ async def test_a_cpu_bound_fetch_moves_to_loop_processes_within_its_limits(
         .map(cpu_heavy_row, on="inline")
         .run_async(sink=out, loops="auto")
     )
-    assert result.results == 1500 and result.failed == 0
+    assert result.results == 1500
+    assert result.failed == 0
     assert sorted(url for url, _ in out) == sorted(unsized_urls(four_hosts, 1500))
     assert result.stages[0].reason.startswith("moved to"), result.stages[0].reason
     assert len({pid for _, pid in out}) > 1
