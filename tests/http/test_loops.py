@@ -246,8 +246,8 @@ async def test_a_host_whose_limit_does_not_divide_keeps_one_loop(
     # per_host=1 cannot be cut in two: the host has one owner, which holds it whole.
     urls = [four_hosts.url(f"/page/{i}") for i in range(20)]
     out: list[int] = []
-    await cv.Pipeline(urls).fetch(concurrency=4, per_host=1).map(pid_of).run_async(
-        sink=out, loops=2
+    await (
+        cv.Pipeline(urls).fetch(concurrency=4, per_host=1).map(pid_of).run_async(sink=out, loops=2)
     )
     assert len(set(out)) == 1
     assert four_hosts.stats.max_in_flight[four_hosts.host(0)] == 1
