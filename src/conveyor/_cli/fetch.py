@@ -99,8 +99,9 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
     type=LOOPS,
     default="auto",
     show_default=True,
-    help="Event loops (one per process) that fetch and make rows; URLs are routed by host. "
-    "auto: one per core for inputs of 20,000 URLs or more, else 1.",
+    help="Event loops (one per process) that fetch and make rows; a host's URLs go to every "
+    "loop, each holding its part of --per-host. auto: one loop, then one per core once it is "
+    "CPU-bound (inputs under 20,000 URLs stay on one).",
 )
 @click.option(
     "--save-bodies",

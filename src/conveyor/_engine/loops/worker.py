@@ -4,13 +4,14 @@ The parent (``pool.py``) sends batches of ``(id, value)``; this process runs eac
 through the head's stages (an async first stage, such as the fetch, whose function may
 come from a per-run service; then cheap plain maps) with ``workers`` worker tasks, and
 sends back batches of outcomes and, a few times a second, the service's report
-(``messages.py``). Batches form naturally: everything that finished in one turn of the
-loop goes in one message. A service that tells its peers (``ports.Peered``: a host's
+(``messages.py``). Outcomes go back in batches: what finished within a millisecond
+(``_Outbox``). A service that tells its peers (``ports.Peered``: a host's
 pause, when hosts are spread over the loops) has it sent at once, and hears theirs.
 
 Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
-The queue between the socket and the workers is bounded by what the parent may have out
-(``Init.capacity``), so it never fills; were it to, reading from the socket would wait.
+The queue between the socket and the workers (a ``Channel``) is bounded by what the
+parent may have out (``Init.capacity``), so it never fills; were it to, reading from the
+socket would wait.
 
 When the parent's end of the socket closes (it exited, or was killed), this process ends
 too: no loop process outlives its parent.
@@ -28,6 +29,7 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
+from ..channel import Channel
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
 from ..ports import Budget, Peered, Service
@@ -35,6 +37,7 @@ from .head import Head
 from .messages import FAILED, OK, Init, frame, read_message
 
 REPORT_EVERY = 0.25  # seconds between two ("report", ...) messages
+GATHER, GATHER_AT = 0.001, 64  # outcomes sent together: after a millisecond, or this many
 
 
 def loop_main(
@@ -87,7 +90,7 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
             return
         writer.write(frame(("ready", None)))
         outbox = _Outbox(writer)
-        queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue(init.capacity)
+        queue: Channel[tuple[int, Any] | None] = Channel(init.capacity)
         service = head.service
         peered = service if isinstance(service, Peered) else None
         if peered is not None:
@@ -116,7 +119,7 @@ async def _tell(service: Service, writer: asyncio.StreamWriter) -> None:
 
 
 async def _receive(
-    reader: asyncio.StreamReader, queue: asyncio.Queue[Any], peered: Peered | None
+    reader: asyncio.StreamReader, queue: Channel[Any], peered: Peered | None
 ) -> None:
     """Put every item the parent sends into the queue, until it says stop or goes away;
     hand the service what its peers told."""
@@ -131,8 +134,10 @@ async def _receive(
             if peered is not None:
                 peered.hear(message[1])
             continue
-        for item in message:
-            await queue.put(item)
+        start = queue.put_some(message, 0)
+        while start < len(message):  # never, while the parent keeps to its capacity
+            await queue.put(message[start])
+            start = queue.put_some(message, start + 1)
 
 
 class _Peers:
@@ -146,7 +151,7 @@ class _Peers:
             self._writer.write(frame(("notice", notice)))
 
 
-async def _work(queue: asyncio.Queue[Any], head: Head, outbox: _Outbox) -> None:
+async def _work(queue: Channel[Any], head: Head, outbox: _Outbox) -> None:
     run = head.run
     while True:
         item = await queue.get()
@@ -162,19 +167,31 @@ async def _work(queue: asyncio.Queue[Any], head: Head, outbox: _Outbox) -> None:
 
 
 class _Outbox:
-    """Outcomes gathered during one turn of the loop, sent as one message after it."""
+    """Outcomes gathered for up to ``GATHER`` seconds (or ``GATHER_AT`` of them), sent as
+    one message. Sent after each turn of the loop instead, the messages were small (a few
+    outcomes) and their writes ~4% of a loop's CPU; the wait holds no slot (a request
+    gives its slot back as it ends), only the parent's sight of the result."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self._pending: list[tuple[int, int, Any, int]] = []
         self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
 
     def add(self, outcome: tuple[int, int, Any, int]) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._send)
-        self._pending.append(outcome)
+        pending = self._pending
+        pending.append(outcome)
+        if len(pending) == 1:
+            self._timer = self._loop.call_later(GATHER, self._send)
+        elif len(pending) >= GATHER_AT:
+            self._send()
 
     def _send(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
         pending, self._pending = self._pending, []
         try:
             data = frame(pending)
