@@ -23,6 +23,7 @@ from conveyor._engine.loops.measure import Demand, demand_clock
 from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 
+from .counter_service import CounterFactory, CountingServer
 from .peer_service import PeerFactory
 
 several_cores = pytest.mark.skipif(
@@ -122,6 +123,23 @@ def test_a_head_that_waits_stays_on_the_run_loop() -> None:
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs instead
     raise AssertionError("the stage calls its service")
+
+
+@several_cores
+async def test_before_the_move_the_run_loop_holds_the_first_stage_concurrency() -> None:
+    # The folded stage has more workers than the service's budget (items that will wait
+    # in the loop processes after a move); on the run's own loop they wait their turn,
+    # so the server never sees more than the budget, and every item still ends.
+    async with CountingServer(gather=4) as server:
+        stage = make_stage(
+            "map", _unused, on="loop", concurrency=4, factory=CounterFactory(server.port)
+        )
+        out: list[Any] = []
+        runner = Runner(unsized(200), [stage], sink=_ListSink(out), loops=2, measured=True)
+        result = await runner.run()
+    assert result.results == 200
+    assert server.max_in_flight == 4
+    assert result.stages[0].reason == "one loop until it is CPU-bound"
 
 
 async def test_what_a_loop_tells_its_peers_reaches_the_other_loops() -> None:

@@ -6,9 +6,9 @@ would cost their start-up and a hand-off per item and buy nothing. A job that ke
 loop busy (fast servers, pages to scan) goes faster on one loop per core. Which one a
 job is, its input does not say; its first second does. So ``GrowingLoops`` runs the
 head -- the first stage's service, opened here, and the plain maps after it -- right on
-the run's loop, as a one-loop run would, and looks at the loop's thread every quarter
+the run's loop, as a one-loop run would, and looks at the loop's thread every tenth of a
 second (``measure.py``). At the first look that finds it CPU-bound the loop processes
-start (~0.3 s); once the next look confirms it, they take every item from then on.
+start (~0.3 s); once three looks in a row have, they take every item from then on.
 
 The move keeps the limits whole. Items already out here finish here; a later item of a
 route key (a host) that still has items out here waits until they are done, so a host
@@ -40,6 +40,8 @@ from .pool import LoopPool
 if TYPE_CHECKING:
     from .warm import WarmLoops
 
+PATIENCE = 0.5  # seconds an item waits for room here before it is handed the next one
+
 
 class GrowingLoops(Placement):
     """The head of a pipeline (``fold_head(..., measured=True)``) on this loop until it is
@@ -62,7 +64,7 @@ class GrowingLoops(Placement):
         # one loop: the stage's extra workers (items that will travel to the loop
         # processes) wait here, not inside the service, whose own slots then never queue.
         self._room = first.concurrency
-        self._turns: deque[asyncio.Future[None]] = deque()
+        self._turns: deque[tuple[float, asyncio.Future[None]]] = deque()  # since, turn
         self._wake_scheduled = False
         self._next = 0
         self._moved = False
@@ -98,8 +100,9 @@ class GrowingLoops(Placement):
         if self._room > 0:
             self._room -= 1
         else:
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._turns.append(turn)
+            loop = asyncio.get_running_loop()
+            turn: asyncio.Future[None] = loop.create_future()
+            self._turns.append((loop.time(), turn))
             try:
                 await turn
             except BaseException:
@@ -115,18 +118,28 @@ class GrowingLoops(Placement):
 
     def _pass_turn(self) -> None:
         """Room for one more here. A waiting item gets it only if it is still free on
-        the loop's next turn: the worker that just finished usually takes it at once
-        with its next item, with no hand-over (which would cost each request a turn of
-        the loop), as on one loop."""
+        the loop's next turn, or if it has waited ``PATIENCE``: the worker that just
+        finished usually takes it at once with its next item, with no hand-over (which
+        would cost each request a turn of the loop), as on one loop; the patience keeps
+        the waiting items from waiting for the whole run."""
         self._room += 1
-        if self._turns and not self._wake_scheduled:
+        turns = self._turns
+        if not turns:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() - turns[0][0] >= PATIENCE:
+            self._wake()
+        elif not self._wake_scheduled:
             self._wake_scheduled = True
-            asyncio.get_running_loop().call_soon(self._wake)
+            loop.call_soon(self._wake_soon)
+
+    def _wake_soon(self) -> None:
+        self._wake_scheduled = False
+        self._wake()
 
     def _wake(self) -> None:
-        self._wake_scheduled = False
         while self._room > 0 and self._turns:
-            turn = self._turns.popleft()
+            _, turn = self._turns.popleft()
             if not turn.done():
                 self._room -= 1
                 turn.set_result(None)
@@ -209,7 +222,7 @@ class GrowingLoops(Placement):
         self._draining = Counter(self._route(value) for value in self._local.values())
         self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
         self._moved = True
-        for turn in self._turns:  # the items waiting for room here go there now
+        for _, turn in self._turns:  # the items waiting for room here go there now
             if not turn.done():
                 turn.set_result(None)
         self._turns.clear()
