@@ -23,7 +23,7 @@ from conveyor._engine.loops.measure import Demand, demand_clock
 from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 
-from .counter_service import CounterFactory, CountingServer
+from .counter_service import CounterFactory, CountingServer, ListSink
 from .peer_service import PeerFactory
 
 several_cores = pytest.mark.skipif(
@@ -135,7 +135,7 @@ async def test_before_the_move_the_run_loop_holds_the_first_stage_concurrency() 
             "map", _unused, on="loop", concurrency=4, factory=CounterFactory(server.port)
         )
         out: list[Any] = []
-        runner = Runner(unsized(200), [stage], sink=_ListSink(out), loops=2, measured=True)
+        runner = Runner(unsized(200), [stage], sink=ListSink(out), loops=2, measured=True)
         result = await runner.run()
     assert result.results == 200
     assert server.max_in_flight == 4
@@ -147,7 +147,7 @@ async def test_what_a_loop_tells_its_peers_reaches_the_other_loops() -> None:
     # least busy), whose service waits until it has heard loop 0's notice.
     stage = make_stage("map", _unused, on="loop", concurrency=4, factory=PeerFactory())
     out: list[tuple[str, int, list[Any]]] = []
-    result = await Runner(["tell", "listen"], [stage], sink=_ListSink(out), loops=2).run()
+    result = await Runner(["tell", "listen"], [stage], sink=ListSink(out), loops=2).run()
     assert result.results == 2
     told = {item: (pid, heard) for item, pid, heard in out}
     teller, _ = told["tell"]
@@ -155,23 +155,3 @@ async def test_what_a_loop_tells_its_peers_reaches_the_other_loops() -> None:
     assert listener != teller
     assert heard == [("paused", teller)]
     assert told["tell"][1] == []  # a loop does not hear itself
-
-
-class _ListSink:
-    def __init__(self, out: list[Any]) -> None:
-        self.out = out
-
-    def open(self, position: Any = None) -> None:
-        return None
-
-    def write(self, results: Any) -> None:
-        self.out.extend(results)
-
-    def write_failures(self, failures: Any) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None

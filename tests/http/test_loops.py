@@ -259,8 +259,10 @@ def test_a_loop_holds_its_part_of_the_per_host_limits_when_hosts_are_spread() ->
     assert factory.spreads(2)
     assert factory.spreads(5)
     assert not factory.spreads(6)
-    parts = [factory.share(i, 2, spread=True).config for i in range(2)]
+    shares = [factory.share(i, 2, spread=True) for i in range(2)]
+    parts = [share.config for share in shares]
     assert [c.per_host for c in parts] == [3, 2]  # whole parts adding up to 5
+    assert [share.per_host for share in shares] == [5, 5]  # what the report names
     assert [c.host_rate_per_second for c in parts] == [5.0, 5.0]
     assert [c.rate_per_second for c in parts] == [20.0, 20.0]
     owned = factory.share(1, 2).config  # each host has one loop: its limits stay whole
