@@ -14,14 +14,14 @@ GIL, which its code does not say. So the first items are the probe:
    ``/proc/thread-self/schedstat``) and the time it was blocked. Calls that let the GIL go
    (zlib, NumPy) are hardly blocked at all, whether the machine is idle or every core is
    busy (then they wait for a core: not blocked); calls that hold it are blocked for
-   about half the pair's time. (Wall time against CPU time alone, as before, made calls
-   that ran side by side on a machine whose cores were all busy look like turns. Where the
-   kernel does not say, the wall time is scaled by the share of a core the first call got
-   alone.) Holding
-   the GIL, from ``PROCESS_SECONDS`` a call it goes to processes (where it can be pickled,
-   and where the interpreter has a GIL at all); a shorter one stays inline, where a thread
-   would only take turns with the loop and a process would cost more to send its item to
-   than it saves. Letting the GIL go, it stays on threads.
+   about half the pair's time. An unclear pair asks another (up to three). (Wall time
+   against CPU time alone, as before, made calls that ran side by side on a machine whose
+   cores were all busy look like turns. Where the kernel does not say, the wall time is
+   scaled by the share of a core the first call got alone.) Holding the GIL, from
+   ``PROCESS_SECONDS`` a call it goes to processes (where it can be pickled, and where the
+   interpreter has a GIL at all); a shorter one stays inline, where a thread would only
+   take turns with the loop and a process would cost more to send its item to than it
+   saves. Letting the GIL go, it stays on threads.
 
 Every probe call's result is a real result: each item is called once. The choice and its
 reason show in the stage's statistics (``place``, ``reason``).
@@ -52,15 +52,14 @@ PROCESS_SECONDS = 500e-6  # GIL-bound calls this long or longer go to processes
 # Two calls at once ran side by side (the GIL let go) when their CPU time added up to more
 # than this share of the pair's wall time (calls that hold the GIL never exceed 1) ...
 OVERLAPPED = 1.1
-# ... else two readings vote (``AutoPlacement._side_by_side``). Blocked for less than this
-# share of the pair's time: side by side. Measured: zlib 0.0-0.18, pure Python 0.25-1.0
-# with one busy process per core; idle, ~0 and ~0.5.
-BLOCKED_SIDE_BY_SIDE = 0.2
-# Wall / CPU time of the pair, times the first call's share of a core, under this: side by
-# side. Measured: zlib mostly 0.5-0.75, pure Python 1.0 idle; both spread with every
-# core busy (the first call's share is one short sample).
-SCALED_SIDE_BY_SIDE = 0.85
-_MAX_PAIRS = 3  # pairs tried while they are unclear; then their votes together decide
+# ... or when they were blocked for less than this share of the pair's time, added up
+# (``AutoPlacement._side_by_side``). Measured with one busy process per core: zlib
+# 0.0-0.26, pure Python 0.34-1.0; idle, ~0 and ~0.5 (as low as 0.13 with one core busy
+# elsewhere). Between the two marks a pair is unclear: another is asked (up to
+# ``_MAX_PAIRS``), and the pairs' mean decides.
+BLOCKED_SIDE_BY_SIDE = 0.3
+BLOCKED_CLEARLY_NOT, BLOCKED_CLEARLY = 0.1, 0.45
+_MAX_PAIRS = 3
 _PARTNER_WAIT = 0.05  # how long the second probe item waits for a third to pair with
 _PAIR_START = 1.0  # how long either call of the pair waits for the other to begin with it
 _MAX_FAILED_PROBES = 3  # probe calls that raised before the stage settles on threads
@@ -119,7 +118,7 @@ class AutoPlacement(Placement):
         self._failed_probes = 0
         self._first_cpu = float("inf")  # the first probe call's CPU seconds
         self._first_share = 1.0  # the share of a core it got, alone on its thread
-        self._votes: list[int] = []  # each pair's reading (``_side_by_side``)
+        self._blocked: list[float] = []  # each pair's reading (``_side_by_side``)
         self._reprobe: asyncio.Future[None]  # replaced each time a probe call raises
         self.chosen: Placement | None = None
         self.reason = ""
@@ -241,51 +240,48 @@ class AutoPlacement(Placement):
                 raise mine
             return mine[0]
         cpu = mine[3] + theirs[3]
-        votes = self._side_by_side(mine, theirs)
-        self._votes.append(votes)
-        if votes == 1 and len(self._votes) < _MAX_PAIRS:
-            # Unclear (the cores are busy): another pair, on the next two items.
+        blocked = self._side_by_side(mine, theirs)
+        self._blocked.append(blocked)
+        unclear = BLOCKED_CLEARLY_NOT <= blocked <= BLOCKED_CLEARLY
+        if unclear and len(self._blocked) < _MAX_PAIRS:
+            # Unclear (the cores are busy with other work): another pair, on the next
+            # two items; then the pairs' mean decides.
             self._partner = None
             self._reprobe.set_result(None)  # wake a waiting item: it begins the next pair
             self._reprobe = loop.create_future()
             return mine[0]
-        # Unclear each time: the pairs' votes together; a tie goes to threads, which suit
-        # any function (processes would make work that lets the GIL go pay for pickling).
-        releases = votes == 2 if votes != 1 else sum(self._votes) >= len(self._votes)
-        await self._decide(*self._heavy(cpu / 2, releases=releases))
+        if unclear:
+            blocked = sum(self._blocked) / len(self._blocked)
+        await self._decide(*self._heavy(cpu / 2, releases=blocked < BLOCKED_SIDE_BY_SIDE))
         return mine[0]
 
-    def _side_by_side(self, mine: Timed, theirs: Timed) -> int:
-        """How strongly two calls that began together say they ran side by side (the
-        function lets the GIL go) rather than one after the other (it holds it): 2 for
-        side by side, 0 for one after the other, 1 for unclear.
+    def _side_by_side(self, mine: Timed, theirs: Timed) -> float:
+        """How much two calls that began together were *blocked*, as a share of the
+        pair's time: about none when they ran side by side (the function lets the GIL
+        go), about half or more when one waited for the other (it holds it).
 
-        More CPU time than wall time settles it: they ran at once. Else two readings
-        vote; each can be fooled, but only when the cores are busy with other work:
-
-        - *blocked*: from the moment both were at the barrier, a call's wall time is its
-          CPU time, the time it waited for a core (``ThreadWaits``; Linux) and the time it
-          was blocked, on the GIL when the function holds it: then about half the pair's
-          time, for zlib about none. (A thread waiting for the GIL that never got a core
-          to find it held reads as waiting for a core, as if side by side.)
-        - *scaled*: the pair's wall time against its CPU time, times the share of a core
-          the first call got alone: about 1 one after the other, about 0.5-0.7 side by
-          side. (The first call's share is one short sample.)
-        """
+        From the moment both were at the barrier, a call's wall time is its CPU time, the
+        time it waited for a core (``ThreadWaits``: Linux) and the time it was blocked: on
+        the GIL, for a function that holds it. Waiting for a core is not being blocked, so
+        the reading holds when every core is busy with other work (wall against CPU time
+        alone did not: side-by-side calls then looked like turns). More CPU time than
+        wall time settles it at once (0.0). Without the waits, each call's wall time is
+        first scaled by the share of a core the first call got alone."""
         together = max(mine[1], theirs[1])  # when the last one came to the barrier
         span = max(mine[2], theirs[2]) - together
         cpu = mine[3] + theirs[3]
         if span <= 0 or cpu <= 0:
-            return 0
+            return 1.0
         if cpu > OVERLAPPED * span:
-            return 2  # more CPU time than wall time: they ran at once, for sure
-        votes = int(span / cpu * self._first_share < SCALED_SIDE_BY_SIDE)
-        if mine[4] is None or theirs[4] is None:
-            return 2 * votes  # the one reading there is
+            return 0.0  # more CPU time than wall time: they ran at once, for sure
         blocked = 0.0
         for _, _, end, used, waited in (mine, theirs):
-            blocked += max(0.0, (end - together) - used - (waited or 0.0))
-        return votes + int(blocked < BLOCKED_SIDE_BY_SIDE * span)
+            wall = end - together
+            if waited is None:
+                blocked += max(0.0, wall * self._first_share - used)
+            else:
+                blocked += max(0.0, wall - used - waited)
+        return blocked / span
 
     def _heavy(self, cpu: float, *, releases: bool | None) -> tuple[Placement, str]:
         # The cheapest call measured: a first call often pays for warming caches.

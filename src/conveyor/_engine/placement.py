@@ -34,6 +34,9 @@ class Placement:
         self.timeout = spec.timeout
         self.abandoned = 0  # threads still running an item that already timed out
         self.counters: StageCounters | None = None  # the stage's, set before start()
+        # Set by the stage before start(): run this many more worker tasks (a placement
+        # whose calls start to travel, and want items waiting at the far end: grow.py).
+        self.more_workers: Callable[[int], None] | None = None
 
     async def start(self) -> None:
         return None

@@ -42,7 +42,6 @@ def fold_head(
         except Exception:
             break  # a lambda: it stays here, and gets what the head made
         head.append(spec)
-    shares = first.factory is not None
     folded = StageSpec(
         kind="map",
         name=first.name,
@@ -52,8 +51,9 @@ def fold_head(
         # One budget for all loops, however they are spread (a loop owning the busy hosts
         # may hold all of it): the slots the loops' services share (slots.py), when the
         # first stage has a service, with some items more out, waiting in the loops; else
-        # kept here.
-        concurrency=first.concurrency + (_in_transit(first.concurrency) if shares else 0),
+        # kept here. Measured, the head starts on the run's loop, where the extra items
+        # would only wait: the stage gets its workers for them when it moves (grow.py).
+        concurrency=first.concurrency + (0 if measured else in_transit(first)),
         route=first.route,
         remote=tuple(head),
         measured=measured,
@@ -61,10 +61,19 @@ def fold_head(
     return (folded, *specs[len(head) :])
 
 
-def _in_transit(concurrency: int) -> int:
-    """Items out beyond the shared slots: enough to cover the trip to a loop and back at
-    the rates a loop reaches, so that no slot stands free while its next item travels."""
-    return max(64, concurrency // 2)
+def in_transit(first: StageSpec) -> int:
+    """Items out beyond the shared slots of a head whose first stage is ``first``: enough
+    to cover the trip to a loop and back at the rates a loop reaches, so that no slot
+    stands free while its next item travels (none when the parent keeps the budget)."""
+    return max(64, first.concurrency // 2) if first.factory is not None else 0
+
+
+def capacity(spec: StageSpec) -> int:
+    """The most items the parent has out in the loop processes of a folded head (each
+    loop's queue is bounded by it): the first stage's concurrency and the items in
+    transit."""
+    first = spec.remote[0]
+    return first.concurrency + in_transit(first)
 
 
 def shared_budget(spec: StageSpec) -> int | None:

@@ -25,7 +25,7 @@ any more) stays here: a move comes within the first seconds of a CPU-bound run.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -33,14 +33,13 @@ from typing import TYPE_CHECKING, Any
 from ..placement import Placement
 from ..ports import StageReport
 from ..spec import StageSpec
+from .fold import in_transit
 from .head import Head
 from .measure import WINDOW, Demand, demand_clock
 from .pool import LoopPool
 
 if TYPE_CHECKING:
     from .warm import WarmLoops
-
-PATIENCE = 0.5  # seconds an item waits for room here before it is handed the next one
 
 
 class GrowingLoops(Placement):
@@ -56,16 +55,9 @@ class GrowingLoops(Placement):
         self._spec = spec
         self.pool = LoopPool.for_head(spec, warm)
         self._route = spec.route or str
-        first = spec.remote[0]
         self._stack = AsyncExitStack()
         self._head: Head | None = None  # opened by ``start``
         self._local: dict[int, Any] = {}  # items out on this loop, by a number of their own
-        # Before the move, as many items out here as the first stage's concurrency, as on
-        # one loop: the stage's extra workers (items that will travel to the loop
-        # processes) wait here, not inside the service, whose own slots then never queue.
-        self._room = first.concurrency
-        self._turns: deque[tuple[float, asyncio.Future[None]]] = deque()  # since, turn
-        self._wake_scheduled = False
         self._next = 0
         self._moved = False
         self._closing = False
@@ -96,55 +88,7 @@ class GrowingLoops(Placement):
         return self.pool.call(value)
 
     async def _here(self, value: Any) -> Any:
-        """The head, on this loop: as a loop process runs it (``worker.py``)."""
-        if self._room > 0:
-            self._room -= 1
-        else:
-            loop = asyncio.get_running_loop()
-            turn: asyncio.Future[None] = loop.create_future()
-            self._turns.append((loop.time(), turn))
-            try:
-                await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._pass_turn()  # woken and cancelled at once: pass it on
-                raise
-            if self._moved:  # woken by the move: the loop processes take it
-                return await self.call(value)
-        try:
-            return await self._run_here(value)
-        finally:
-            self._pass_turn()
-
-    def _pass_turn(self) -> None:
-        """Room for one more here. A waiting item gets it only if it is still free on
-        the loop's next turn, or if it has waited ``PATIENCE``: the worker that just
-        finished usually takes it at once with its next item, with no hand-over (which
-        would cost each request a turn of the loop), as on one loop; the patience keeps
-        the waiting items from waiting for the whole run."""
-        self._room += 1
-        turns = self._turns
-        if not turns:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() - turns[0][0] >= PATIENCE:
-            self._wake()
-        elif not self._wake_scheduled:
-            self._wake_scheduled = True
-            loop.call_soon(self._wake_soon)
-
-    def _wake_soon(self) -> None:
-        self._wake_scheduled = False
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._room > 0 and self._turns:
-            _, turn = self._turns.popleft()
-            if not turn.done():
-                self._room -= 1
-                turn.set_result(None)
-
-    async def _run_here(self, value: Any) -> Any:
+        """The head, on this loop: as a loop process runs it (``head.py``)."""
         ident = self._next
         self._next += 1
         self._local[ident] = value
@@ -222,10 +166,10 @@ class GrowingLoops(Placement):
         self._draining = Counter(self._route(value) for value in self._local.values())
         self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
         self._moved = True
-        for _, turn in self._turns:  # the items waiting for room here go there now
-            if not turn.done():
-                turn.set_result(None)
-        self._turns.clear()
+        # Items that wait in the loop processes while they travel (``fold.in_transit``):
+        # on this loop they would only have waited, so the stage runs them from now on.
+        if self.more_workers is not None:
+            self.more_workers(in_transit(self._spec.remote[0]))
         if self.counters is not None:
             self.counters.workers = self._spec.workers
             self.counters.reason = (

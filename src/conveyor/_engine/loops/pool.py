@@ -36,7 +36,7 @@ from ..guard import UNGUARDED_EXIT, refuse_in_bootstrap, unguarded_message
 from ..ports import StageReport
 from ..routing import route_index
 from ..spec import StageSpec
-from .fold import loop_heads, loop_workers, shared_budget, spread
+from .fold import capacity, loop_heads, loop_workers, shared_budget, spread
 from .messages import FAILED, Init, frame, read_message
 from .slots import SharedSlots
 from .warm import Started, WarmLoops, spawn_context, spawn_loop
@@ -129,7 +129,7 @@ class LoopPool:
         return cls(
             loop_heads(spec),
             workers=loop_workers(spec),
-            capacity=spec.concurrency,
+            capacity=capacity(spec),
             route=spec.route or str,
             shared=shared_budget(spec),
             warm=warm,
