@@ -8,7 +8,7 @@ job is, its input does not say; its first second does. So ``GrowingLoops`` runs 
 head -- the first stage's service, opened here, and the plain maps after it -- right on
 the run's loop, as a one-loop run would, and looks at the loop's thread every tenth of a
 second (``measure.py``). At the first look that finds it CPU-bound the loop processes
-start (~0.3 s); once three looks in a row have, they take every item from then on.
+start (~0.3 s); once four looks in a row have, they take every item from then on.
 
 The move keeps the limits whole. Items already out here finish here; a later item of a
 route key (a host) that still has items out here waits until they are done, so a host

@@ -12,8 +12,8 @@ loop waiting on the network does not. Where that file is missing, the thread's C
 alone stands in (a busy machine then hides a bound loop: it stays on one loop).
 
 Measured on the busy 2-core machine these figures come from: a loop fetching from nginx
-reads 0.92-1.0 in every tenth of a second, one waiting on 100 ms answers 0.4-0.55 (its
-first tenth, opening 500 connections, ~0.7).
+reads 0.88-1.0 in every tenth of a second, one waiting on 100 ms answers 0.32-0.55 (its
+first tenth, opening 500 connections, ~0.65), higher while other processes take a core.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-BOUND = 0.8  # share of a window the loop's thread spent running or ready to run
+BOUND = 0.85  # share of a window the loop's thread spent running or ready to run
 WINDOW = 0.1  # seconds between two looks
-WINDOWS = 3  # bound windows in a row before the head moves (one burst is not a job)
+# Bound windows in a row before the head moves: one burst is not a job, nor a moment when
+# another process took the core (a waiting loop's waits then add up to a bound-looking
+# window: a run that waits on 100 ms answers moved once, with three in a row at 0.8).
+WINDOWS = 4
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
