@@ -19,7 +19,7 @@ import pytest
 
 import conveyor as cv
 from conveyor._engine.loops import measured_loops, resolve_loops
-from conveyor._engine.loops.measure import Demand, demand_clock
+from conveyor._engine.loops.measure import Demand, ThreadWaits, demand_clock
 from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 
@@ -58,6 +58,20 @@ def test_the_demand_clock_counts_what_this_thread_runs() -> None:
     assert clock() - before >= 0.04  # run or waited: at least the CPU it used
     if os.path.exists("/proc/thread-self/schedstat"):
         assert clock is not time.thread_time  # the kernel's figures, waits included
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="Linux figures")
+def test_a_thread_reads_its_own_waits_for_a_core() -> None:
+    waits = ThreadWaits.open()
+    assert waits is not None
+    try:
+        first = waits.seconds()
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:  # bounded: 20 ms of this thread's CPU
+            pass
+        assert waits.seconds() >= first >= 0.0  # a count so far: it never goes back
+    finally:
+        waits.close()
 
 
 def test_auto_is_measured_and_never_for_a_source_known_to_be_small() -> None:

@@ -18,7 +18,6 @@ first tenth, opening 500 connections, ~0.65), higher while other processes take 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 from collections.abc import Callable
@@ -62,10 +61,10 @@ class ThreadWaits:
     figure is up to date whenever the thread runs (the run time in the same file is not:
     the kernel brings it up to date only at its next tick)."""
 
-    def __init__(self, fd: int, pread: Any) -> None:
+    def __init__(self, fd: int, pread: Any, buffer: Any) -> None:
         self._fd = fd
         self._pread = pread
-        self._buffer = ctypes.create_string_buffer(128)
+        self._buffer = buffer
 
     @classmethod
     def open(cls) -> ThreadWaits | None:
@@ -73,10 +72,12 @@ class ThreadWaits:
             fd = os.open(_SCHEDSTAT, os.O_RDONLY)
         except OSError:
             return None
+        import ctypes  # here: only the GIL probe needs it
+
         pread = ctypes.PyDLL(None).pread
         pread.restype = ctypes.c_ssize_t
         pread.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
-        waits = cls(fd, pread)
+        waits = cls(fd, pread, ctypes.create_string_buffer(128))
         try:
             waits.seconds()
         except (OSError, ValueError, IndexError):
