@@ -7,18 +7,26 @@
 Every contender is a command started fresh (``time`` as a user would run it: interpreter
 start-up, imports, reading the URL file and writing one JSON line per URL all included),
 against nginx serving 100 HTML pages of 5-20 KB (``_servers.site_pages``) on 64 loopback
-hosts (127.0.0.1-64, one port), so that routing by host has hosts to spread. The peer is
-``gather_script.py``: aiohttp + ``gather`` + a semaphore on uvloop, regex title and link
-count. CPU is the user + system time of the command and every process it started.
+hosts (127.0.0.1-64, one port), or on one. The peer, "the script", is ``lean_script.py``:
+aiohttp + ``gather`` + a semaphore on uvloop, a case-sensitive ``<title>`` regex and
+``<a href`` counted, as most users write it (``gather_script.py``, case-folding regexes,
+does more than it needs: ~15% slower, which would flatter conveyor). ``conveyor fetch``
+runs with its default flags apart from ``--per-host`` (and ``-q``): ``--loops auto``, a
+journal, the full record (title, description, links, sha256 ...). CPU is the user +
+system time of the command and every process it started.
 
 Cases:
-1. one-loop: N URLs, concurrency 100: the script; the library pipeline with a plain
-   function after ``fetch`` (``lib_job.py``, one loop); ``conveyor fetch --loops 1``.
-2. cores: the same job with ``conveyor fetch --loops 2`` (and the default, ``auto``),
+1. one-loop: N URLs, concurrency 100: the script; ``gather_script.py``; the library
+   pipeline with a plain function after ``fetch`` (``lib_job.py``, one loop);
+   ``conveyor fetch --loops 1``.
+2. cores: the same job, 64 hosts, with ``conveyor fetch`` (defaults) and ``--loops 2``,
    against one copy of the script and two copies each on half the URLs (the ceiling).
-3. latency: 50,000 URLs answered after 100 ms (``_servers.delay_server``, 64 hosts),
-   concurrency 500: wall time against the ideal N x 0.1 / 500.
-4. start-up: ``conveyor --help``, ``conveyor fetch --help`` and a one-URL fetch.
+3. one-host: the same on one host (``--per-host 100``): a loop per core only if a host's
+   URLs are spread over the loops.
+4. latency: 50,000 URLs answered after 100 ms (``_servers.delay_server``, 64 hosts),
+   concurrency 500 (``--concurrency 500 --per-host 500``, else defaults): wall time against
+   the ideal N x 0.1 / 500.
+5. start-up: ``conveyor --help``, ``conveyor fetch --help`` and a one-URL fetch.
 """
 
 from __future__ import annotations
@@ -43,8 +51,11 @@ HOSTS = 64
 Command = Callable[[Path, Path], list[list[str]]]  # (urls, out) -> commands run together
 
 
-def script(c: int) -> Command:
-    return lambda urls, out: [[PYTHON, str(HERE / "gather_script.py"), str(urls), str(out), str(c)]]
+PEER = "lean_script.py"
+
+
+def script(c: int, name: str = PEER) -> Command:
+    return lambda urls, out: [[PYTHON, str(HERE / name), str(urls), str(out), str(c)]]
 
 
 def two_scripts(c: int) -> Command:
@@ -57,10 +68,8 @@ def two_scripts(c: int) -> Command:
             path = urls.with_suffix(f".half{part}")
             path.write_text("".join(chunk))
             halves.append(path)
-        return [
-            [PYTHON, str(HERE / "gather_script.py"), str(h), f"{out}.{i}", str(c)]
-            for i, h in enumerate(halves)
-        ]
+        peer = str(HERE / PEER)
+        return [[PYTHON, peer, str(h), f"{out}.{i}", str(c)] for i, h in enumerate(halves)]
 
     return commands
 
@@ -77,10 +86,11 @@ def cli(c: int, loops: str, per_host: int | None = None) -> Command:
     ]  # fmt: skip
 
 
-def cli_journal(c: int, loops: str) -> Command:
+def defaults(per_host: int, *flags: str) -> Command:
+    """``conveyor fetch`` with its default flags apart from ``--per-host`` (and ``flags``)."""
     return lambda urls, out: [
-        [*CONVEYOR, "fetch", str(urls), "-o", str(out), "--concurrency", str(c),
-         "--per-host", str(c), "--loops", loops, "-q"]
+        [*CONVEYOR, "fetch", str(urls), "-o", str(out), "--per-host", str(per_host), *flags,
+         "-q"]
     ]  # fmt: skip
 
 
@@ -130,15 +140,18 @@ def table(title: str, runs: dict[str, list[dict[str, float]]], n: int, peer: str
     lines = [
         f"### {title}",
         "",
-        "| contender | median wall s | pages/s | CPU ms per page | vs the script |",
+        "| contender | median wall s (runs) | pages/s | CPU ms per page | vs the script |",
     ]
     lines.append("| --- | --- | --- | --- | --- |")
     theirs = statistics.median(r["wall"] for r in runs[peer])
     for name, measured in runs.items():
         wall = statistics.median(r["wall"] for r in measured)
+        each = " / ".join(f"{r['wall']:.2f}" for r in measured)
         cpu = statistics.median(r["cpu"] for r in measured)
         ratio = f"{theirs / wall:.2f}x" if name != peer else ""
-        lines.append(f"| {name} | {wall:.2f} | {n / wall:,.0f} | {cpu / n * 1000:.3f} | {ratio} |")
+        lines.append(
+            f"| {name} | {wall:.2f} ({each}) | {n / wall:,.0f} | {cpu / n * 1000:.3f} | {ratio} |"
+        )
     return [*lines, ""]
 
 
@@ -181,7 +194,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("-n", type=int, help="URLs for the throughput cases (default 100,000)")
-    parser.add_argument("--only", nargs="+", choices=["one-loop", "cores", "latency", "startup"])
+    parser.add_argument(
+        "--only", nargs="+", choices=["one-loop", "cores", "one-host", "latency", "startup"]
+    )
     options = parser.parse_args()
     from _servers import delay_server, host_urls, nginx
 
@@ -189,10 +204,11 @@ def main() -> None:
 
     repeats = options.repeats or (1 if options.quick else 3)
     n = options.n or (20_000 if options.quick else 100_000)
-    only = set(options.only or ["one-loop", "cores", "latency", "startup"])
+    only = set(options.only or ["one-loop", "cores", "one-host", "latency", "startup"])
     report = [
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-        f"{repeats} interleaved repeat(s), {n:,} URLs",
+        f"{repeats} interleaved repeat(s), {n:,} URLs, load average before "
+        f"{os.getloadavg()[0]:.2f}",
         "",
     ]
     print(report[0], flush=True)
@@ -205,21 +221,37 @@ def main() -> None:
             if "one-loop" in only:
                 print("one-loop", flush=True)
                 runs = interleaved({
-                    "gather script": script(c),
+                    "the script": script(c),
+                    "gather_script.py (case-folding regexes)": script(c, "gather_script.py"),
                     "library: fetch + map(fn)": library(c),
                     "conveyor fetch --loops 1": cli(c, "1"),
                 }, urls, n, repeats, folder)  # fmt: skip
-                report += table(f"one loop: {n:,} URLs, concurrency {c}", runs, n, "gather script")
+                report += table(f"one loop: {n:,} URLs, concurrency {c}", runs, n, "the script")
             if "cores" in only:
                 print("cores", flush=True)
                 runs = interleaved({
-                    "gather script": script(c),
-                    "two gather scripts, half each": two_scripts(c // 2),
+                    "the script": script(c),
+                    "two scripts, half each": two_scripts(c // 2),
+                    "conveyor fetch --per-host 100 (defaults)": defaults(c),
                     "conveyor fetch --loops 2": cli(c, "2"),
-                    "conveyor fetch (default: --loops auto, journal)": cli_journal(c, "auto"),
                 }, urls, n, repeats, folder)  # fmt: skip
                 report += table(
-                    f"every core: {n:,} URLs, concurrency {c}", runs, n, "gather script"
+                    f"every core, {HOSTS} hosts: {n:,} URLs, concurrency {c}",
+                    runs,
+                    n,
+                    "the script",
+                )
+            if "one-host" in only:
+                print("one-host", flush=True)
+                one = folder / "one-host.txt"
+                one.write_text("\n".join(host_urls(base, n, 1)) + "\n")
+                runs = interleaved({
+                    "the script": script(c),
+                    "two scripts, half each": two_scripts(c // 2),
+                    "conveyor fetch --per-host 100 (defaults)": defaults(c),
+                }, one, n, repeats, folder)  # fmt: skip
+                report += table(
+                    f"every core, one host: {n:,} URLs, concurrency {c}", runs, n, "the script"
                 )
             if "startup" in only:
                 report += startup(repeats, base, folder)
@@ -230,8 +262,11 @@ def main() -> None:
                 urls = folder / "slow.txt"
                 urls.write_text("\n".join(host_urls(base, n_lat, HOSTS, "/")) + "\n")
                 runs = interleaved({
-                    "gather script": script(c_lat),
-                    "conveyor fetch": cli_journal(c_lat, "auto"),
+                    "the script": script(c_lat),
+                    "conveyor fetch --concurrency 500 --per-host 500 (defaults)": defaults(
+                        c_lat, "--concurrency", str(c_lat)
+                    ),
+                    "conveyor fetch ... --loops 1": cli(c_lat, "1"),
                 }, urls, n_lat, repeats, folder)  # fmt: skip
             ideal = n_lat * delay / c_lat
             report += table(
@@ -239,12 +274,13 @@ def main() -> None:
                 f"(ideal {ideal:.1f} s)",
                 runs,
                 n_lat,
-                "gather script",
+                "the script",
             )
             for name, measured in runs.items():
                 wall = statistics.median(r["wall"] for r in measured)
                 report.append(f"- {name}: {ideal / wall:.2f} of ideal")
             report.append("")
+    report.append(f"load average after: {os.getloadavg()[0]:.2f}")
     text = "\n".join(report)
     print(text)
     results = HERE / "results"

@@ -78,8 +78,11 @@ class CounterFactory:
     async def __call__(self) -> AsyncIterator[CounterService]:
         yield CounterService(self.port, self.budget, self.loops)
 
-    def share(self, index: int, loops: int) -> CounterFactory:
+    def share(self, index: int, loops: int, *, spread: bool = False) -> CounterFactory:
         return CounterFactory(self.port, self.budget, loops)
+
+    def spreads(self, loops: int) -> bool:
+        return False  # one loop per key: what its tests show holds without dividing
 
     def bind(self, budget: Budget) -> CounterFactory:
         return CounterFactory(self.port, budget, self.loops)
@@ -126,3 +129,25 @@ class CountingServer:
         writer.write(line)
         await writer.drain()
         writer.close()
+
+
+class ListSink:
+    """The engine's ``Sink`` port over a list (the writer thread appends)."""
+
+    def __init__(self, out: list[Any]) -> None:
+        self.out = out
+
+    def open(self, position: Any = None) -> None:
+        return None
+
+    def write(self, results: Any) -> None:
+        self.out.extend(results)
+
+    def write_failures(self, failures: Any) -> None:
+        raise AssertionError(f"no failures expected: {failures}")
+
+    def flush(self) -> Any:
+        return None
+
+    def close(self) -> None:
+        return None

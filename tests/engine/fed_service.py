@@ -50,8 +50,11 @@ class TreeFactory:
     async def __call__(self) -> AsyncIterator[TreeService]:
         yield TreeService(self.size, self.drop)
 
-    def share(self, index: int, loops: int) -> TreeFactory:
+    def share(self, index: int, loops: int, *, spread: bool = False) -> TreeFactory:
         return self
+
+    def spreads(self, loops: int) -> bool:
+        return False
 
     def bind(self, budget: Budget) -> TreeFactory:
         return self

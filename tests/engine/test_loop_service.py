@@ -10,7 +10,7 @@ from typing import Any
 from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 
-from .counter_service import CounterFactory, CounterReport, CountingServer
+from .counter_service import CounterFactory, CounterReport, CountingServer, ListSink
 
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs instead
@@ -29,7 +29,7 @@ async def test_a_service_on_two_loops_holds_the_shared_budget() -> None:
             factory=CounterFactory(server.port),
         )
         out: list[tuple[int, bytes]] = []
-        runner = Runner(range(60), [stage], sink=_ListSink(out), loops=2)
+        runner = Runner(range(60), [stage], sink=ListSink(out), loops=2)
         result = await runner.run()
 
     assert result.results == 60
@@ -46,25 +46,3 @@ async def test_a_service_on_two_loops_holds_the_shared_budget() -> None:
     assert count.details.loops == 2
     assert pickle.loads(pickle.dumps(result)).stages[0].details == count.details
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("conveyor-loop")]
-
-
-class _ListSink:
-    """The engine's ``Sink`` port over a list (the writer thread appends)."""
-
-    def __init__(self, out: list[Any]) -> None:
-        self.out = out
-
-    def open(self, position: Any = None) -> None:
-        return None
-
-    def write(self, results: Any) -> None:
-        self.out.extend(results)
-
-    def write_failures(self, failures: Any) -> None:
-        raise AssertionError(f"no failures expected: {failures}")
-
-    def flush(self) -> Any:
-        return None
-
-    def close(self) -> None:
-        return None

@@ -99,8 +99,9 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
     type=LOOPS,
     default="auto",
     show_default=True,
-    help="Event loops (one per process) that fetch and make rows; URLs are routed by host. "
-    "auto: one per core for inputs of 20,000 URLs or more, else 1.",
+    help="Event loops (one per process) that fetch and make rows; a host's URLs go to every "
+    "loop, each holding its part of --per-host. auto: one loop, then one per core once it is "
+    "CPU-bound (inputs under 20,000 URLs stay on one).",
 )
 @click.option(
     "--save-bodies",
@@ -218,17 +219,19 @@ LOOP_MODULES = ("conveyor._pipeline.fetch", "conveyor._http.client", "conveyor._
 
 
 def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> Any:
-    """Start the loop processes now: each takes ~0.2 s to start (an interpreter and its
-    imports), which then overlaps this process's own imports instead of following them.
-    Returns the run's ``loops=``: the number of loops (resolved once, so the two agree),
-    or, for more than one, the processes started ahead (``loops.start_ahead``), which
-    the run takes over."""
+    """Start the loop processes of ``--loops N`` now: each takes ~0.2 s to start (an
+    interpreter and its imports), which then overlaps this process's own imports instead
+    of following them. Returns the run's ``loops=``: the number of loops (resolved once,
+    so the two agree), the processes started ahead (``loops.start_ahead``), which the run
+    takes over, or ``"auto"`` for an input large enough to measure."""
     from .._engine.loops import resolve_loops_for_file, start_ahead
 
     count = resolve_loops_for_file(loops, input_path)
-    if count > 1:
+    if count > 1 and loops != "auto":
         return start_ahead(count, shared=concurrency, modules=LOOP_MODULES)
-    return count
+    # "auto" starts on one loop, and its loop processes only once that loop is busy
+    # (``_engine/loops/grow.py``): a job that waits on its servers never pays for them.
+    return loops if count > 1 else count
 
 
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:

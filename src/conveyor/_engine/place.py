@@ -29,6 +29,10 @@ def placement_for(
     """The placement for ``spec``, calling ``fn``; ``warm``: loop processes started ahead,
     for a stage placed on loop processes."""
     if spec.place == "loops":
+        if spec.measured:
+            from .loops.grow import GrowingLoops  # here: a run with one loop never loads it
+
+            return GrowingLoops(fn, spec, warm)
         return LoopsPlacement(fn, spec, warm)
     if spec.place == "auto":
         return AutoPlacement(fn, spec)

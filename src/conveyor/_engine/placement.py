@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import ItemTimeout
 from .gil import in_thread
-from .loops.fold import loop_heads, loop_workers, shared_budget
 from .ports import StageReport
 from .spec import StageSpec
 from .stats import StageCounters
@@ -35,6 +34,9 @@ class Placement:
         self.timeout = spec.timeout
         self.abandoned = 0  # threads still running an item that already timed out
         self.counters: StageCounters | None = None  # the stage's, set before start()
+        # Set by the stage before start(): run this many more worker tasks (a placement
+        # whose calls start to travel, and want items waiting at the far end: grow.py).
+        self.more_workers: Callable[[int], None] | None = None
 
     async def start(self) -> None:
         return None
@@ -193,14 +195,7 @@ class LoopsPlacement(_Pooled):
         super().__init__(fn, spec)
         from .loops.pool import LoopPool  # here: a run with one loop never loads it
 
-        self.pool = self.loops = LoopPool(
-            loop_heads(spec),
-            workers=loop_workers(spec),
-            capacity=spec.concurrency,
-            route=spec.route or str,
-            shared=shared_budget(spec),
-            warm=warm,
-        )
+        self.pool = self.loops = LoopPool.for_head(spec, warm)
 
     async def start(self) -> None:
         if self.counters is not None:

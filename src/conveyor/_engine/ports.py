@@ -10,9 +10,12 @@ it may ask is declared here, and mypy checks the implementations.
 **A stage's service.** ``make_stage(..., factory=...)`` gives a stage a ``ServiceFactory``.
 The runner enters ``factory()`` when the run starts, once per event loop, and calls
 ``service.call(item)`` for each item; it exits it when the run ends. With loop processes
-(``loops/``), the factory is first shared out (``share(index, loops)``: loop ``index`` of
-``loops``; a global rate is divided, say) and pickled to each loop process, which binds
-it to the concurrency budget all loops share (``bind(budget)``) before entering it. The
+(``loops/``), the factory is first shared out (``share(index, loops, spread=...)``: loop
+``index`` of ``loops``; a global rate is divided, say, and, when every key's items are
+spread over all loops, each key's own limits too: ``spreads``) and pickled to each loop
+process, which binds it to the concurrency budget all loops share (``bind(budget)``)
+before entering it. A service of spread keys that must tell the others something at once
+(a site asked for a pause) is ``Peered``: the loops relay what it tells. The
 service says what it is doing through ``report()``: a ``StageReport``, a frozen dataclass
 whose fields each say how two of them merge (``merge_by``), so the loop pool adds N loops'
 reports up without knowing their fields, and a service grows its report by adding
@@ -310,12 +313,44 @@ class ServiceFactory(Protocol):
 
     def __call__(self) -> AbstractAsyncContextManager[Service]: ...
 
-    def share(self, index: int, loops: int) -> ServiceFactory:
+    def share(self, index: int, loops: int, *, spread: bool = False) -> ServiceFactory:
         """The factory for loop process ``index`` of ``loops``: what it divides (a
-        global rate) divided; what the loops share (the budget) left whole."""
+        global rate) divided; what the loops share (the budget) left whole. ``spread``:
+        every key's items go to all the loops (``spreads`` said they may), so each key's
+        own limits (per host) are divided as well, into parts that add up to the whole."""
+        ...
+
+    def spreads(self, loops: int) -> bool:
+        """Whether every key's own limits divide among ``loops`` loops (each part at
+        least one), so that a key's items may be spread over all of them; else each key
+        has one loop, which holds its limits whole."""
         ...
 
     def bind(self, budget: Budget) -> ServiceFactory:
         """The factory whose service holds its concurrency within ``budget``, a budget
         shared with the other loop processes' services."""
+        ...
+
+
+class Peers(Protocol):
+    """The services of the other loop processes holding the same keys (``Peered``)."""
+
+    def tell(self, notice: Any) -> None:
+        """Send ``notice`` (picklable) to every other loop's service, now."""
+        ...
+
+
+@runtime_checkable
+class Peered(Protocol):
+    """A ``Service`` that tells the other loops' services what they must know at once,
+    when its keys are spread over several loops: a site's pause of a host, which every
+    loop sending to that host must keep. Asked with ``isinstance``; the loop worker
+    joins it to its peers when it opens it, and hands it what they told."""
+
+    def join(self, peers: Peers) -> None:
+        """From now on, tell ``peers`` what they must know."""
+        ...
+
+    def hear(self, notice: Any) -> None:
+        """What another loop's service told (``Peers.tell``): keep it as if it were ours."""
         ...

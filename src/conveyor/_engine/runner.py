@@ -84,6 +84,8 @@ class Runner:
             plain inline maps after it) on this many loop processes (``loops/``).
         warm: loop processes started ahead for this run (``loops.start_ahead``): taken
             over when they fit ``loops`` and the head's shared budget, else ended.
+        measured: start the head on this run's own loop and move it to the ``loops``
+            loop processes only once that loop is CPU-bound (``loops/grow.py``).
         retry_on_resume: with a journal, called with each result: None when the result
             finishes its key (the journal records it done), or a kind (``"http-503"``), or
             ``(kind, attempts)``, when the key stays retryable: the result is written like
@@ -111,6 +113,7 @@ class Runner:
         queue_size: int = _QUEUE_SIZE,
         loops: int = 1,
         warm: WarmLoops | None = None,
+        measured: bool = False,
         retry_on_resume: RetryOnResume | None = None,
     ) -> None:
         if on_error not in ("record", "raise"):
@@ -120,7 +123,7 @@ class Runner:
         self._fed = isinstance(source, Feed)
         if self._fed and open_ledger is None:
             raise UsageError(f"{type(source).__name__} is read from a journal: pass one")
-        self._specs = fold_head(tuple(stages), loops)
+        self._specs = fold_head(tuple(stages), loops, measured=measured)
         self._warm = warm
         self._key = key
         self._ordered = ordered

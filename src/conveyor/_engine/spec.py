@@ -52,6 +52,9 @@ class StageSpec:
     route: Callable[[Any], str] | None = None
     # place="loops": the stages this one stands for, run in the loop processes.
     remote: tuple[StageSpec, ...] = ()
+    # place="loops" by measurement (loops="auto"): the head starts on the run's own loop
+    # and moves to ``workers`` loop processes once that loop is CPU-bound.
+    measured: bool = False
 
     @property
     def never_waits(self) -> bool:

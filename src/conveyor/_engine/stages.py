@@ -80,6 +80,8 @@ class StageRunner:
         self._plain_inline: Callable[[Any], Any] | None = None  # the same, for a plain map
         self._io: ThreadPoolExecutor | None = None
         self._service: Service | None = None  # the spec's factory's, while the run lasts
+        # The worker tasks' group while they are being started and run (``_more_workers``).
+        self._workers: tuple[asyncio.TaskGroup, StageSink] | None = None
 
     @property
     def fusible(self) -> bool:
@@ -117,6 +119,7 @@ class StageRunner:
         placement = placement_for(self.spec, fn, warm=self._warm)
         self.placement = placement
         placement.counters = self.counters
+        placement.more_workers = self._more_workers
         if isinstance(placement, AutoPlacement):
             placement.on_decided = self._placed
         await placement.start()
@@ -129,10 +132,14 @@ class StageRunner:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(placement.serve())
-                async with asyncio.TaskGroup() as workers:
-                    for number in range(self.spec.concurrency):
-                        name = f"conveyor {self.spec.name} worker {number}"  # in tracebacks
-                        workers.create_task(self._worker(out), name=name)
+                try:
+                    async with asyncio.TaskGroup() as workers:
+                        self._workers = (workers, out)
+                        for number in range(self.spec.concurrency):
+                            name = f"conveyor {self.spec.name} worker {number}"  # tracebacks
+                            workers.create_task(self._worker(out), name=name)
+                finally:
+                    self._workers = None
                 placement.close()
         finally:
             placement.close()
@@ -152,6 +159,14 @@ class StageRunner:
             details=report,
             restarts=0 if placement is None else placement.restarts,
         )
+
+    def _more_workers(self, count: int) -> None:
+        """Run ``count`` more worker tasks, in the same group (none once it has ended)."""
+        if self._workers is None:
+            return
+        group, out = self._workers
+        for _ in range(count):
+            group.create_task(self._worker(out), name=f"conveyor {self.spec.name} worker")
 
     def _placed(self, auto: AutoPlacement) -> None:
         """``on="auto"`` has chosen (``auto.py``): show it, and call inline from now on."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._engine.events import ObserverLike
-from .._engine.loops import WarmLoops, resolve_loops
+from .._engine.loops import WarmLoops, measured_loops, resolve_loops
 from .._engine.ports import Feed, Sink
 from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
@@ -311,6 +311,7 @@ class Pipeline:
             grace=grace,
             loops=resolve_loops(loops, self._source),
             warm=loops if isinstance(loops, WarmLoops) else None,
+            measured=measured_loops(loops),
             retry_on_resume=retry_on_resume,
         )
 
@@ -431,15 +432,17 @@ class Pipeline:
             grace: seconds in-flight items get to finish after the first Ctrl-C.
             loops: event loops for the pipeline's head, one per process: its first stage
                 (an async map such as ``fetch``) and the plain maps right after it
-                (``on="inline"`` or ``"auto"``, module-level functions). Items are routed
-                by host (or by their text), so per-host limits hold as on one loop;
-                ``concurrency`` is one budget for all loops, ``rate`` is divided among
-                them. ``"auto"``: one per core when the source holds at least 20,000
-                items (or is a 1 MB file), else 1. The rest of the pipeline, the journal
-                and the sink stay in this process. See ``docs/guide.md``. Loop processes
-                started ahead of the run (``conveyor._engine.loops.start_ahead``, as
-                ``conveyor fetch`` does) count as many as they are, and the run takes
-                them over.
+                (``on="inline"`` or ``"auto"``, module-level functions). A host's URLs
+                go to every loop, each holding its part of ``per_host`` and
+                ``host_rate`` (when ``per_host`` is at least ``loops``; else each host
+                has one loop, holding them whole); ``concurrency`` is one budget for all
+                loops, ``rate`` is divided among them. ``"auto"``: the head starts on
+                this process's loop and moves to one loop process per core once that
+                loop is CPU-bound (never for a source known to hold under 20,000 items,
+                or a file under 1 MB). The rest of the pipeline, the journal and the
+                sink stay in this process. See ``docs/guide.md``. Loop processes started
+                ahead of the run (``conveyor._engine.loops.start_ahead``, as ``conveyor
+                fetch`` does) count as many as they are, and the run takes them over.
             retry_on_resume: with a journal, a function called with each result (once):
                 None when the result finishes its key, or a kind such as ``"http-503"``
                 (or ``(kind, attempts)``) when the key should stay retryable. Such a

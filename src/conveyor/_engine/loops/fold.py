@@ -2,7 +2,8 @@
 
 Pure: specs in, specs out. ``fold_head`` replaces the pipeline's head -- its async first
 stage and the plain maps right after it -- by one stage placed on ``loops``; the rest
-stays in the parent, where it was placed.
+stays in the parent, where it was placed. ``spread`` says whether a key's items may go
+to every loop (its limits divided among them) or each key keeps one loop.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from ..._errors import UsageError
 from ..spec import StageSpec
 
 
-def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]:
+def fold_head(
+    specs: tuple[StageSpec, ...], loops: int, *, measured: bool = False
+) -> tuple[StageSpec, ...]:
     """With ``loops`` > 1: the pipeline's head -- its first stage (async, such as the
     fetch) and the plain maps right after it (inline or auto, module-level) -- becomes one
-    stage placed on loop processes."""
+    stage placed on loop processes. ``measured``: the stage starts on the run's own loop
+    and moves to the loop processes only once that loop is CPU-bound (``grow.py``)."""
     if loops <= 1 or not specs:
         return specs
     first = specs[0]
@@ -38,7 +42,6 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
         except Exception:
             break  # a lambda: it stays here, and gets what the head made
         head.append(spec)
-    shares = first.factory is not None
     folded = StageSpec(
         kind="map",
         name=first.name,
@@ -48,18 +51,29 @@ def fold_head(specs: tuple[StageSpec, ...], loops: int) -> tuple[StageSpec, ...]
         # One budget for all loops, however they are spread (a loop owning the busy hosts
         # may hold all of it): the slots the loops' services share (slots.py), when the
         # first stage has a service, with some items more out, waiting in the loops; else
-        # kept here.
-        concurrency=first.concurrency + (_in_transit(first.concurrency) if shares else 0),
+        # kept here. Measured, the head starts on the run's loop, where the extra items
+        # would only wait: the stage gets its workers for them when it moves (grow.py).
+        concurrency=first.concurrency + (0 if measured else in_transit(first)),
         route=first.route,
         remote=tuple(head),
+        measured=measured,
     )
     return (folded, *specs[len(head) :])
 
 
-def _in_transit(concurrency: int) -> int:
-    """Items out beyond the shared slots: enough to cover the trip to a loop and back at
-    the rates a loop reaches, so that no slot stands free while its next item travels."""
-    return max(64, concurrency // 2)
+def in_transit(first: StageSpec) -> int:
+    """Items out beyond the shared slots of a head whose first stage is ``first``: enough
+    to cover the trip to a loop and back at the rates a loop reaches, so that no slot
+    stands free while its next item travels (none when the parent keeps the budget)."""
+    return max(64, first.concurrency // 2) if first.factory is not None else 0
+
+
+def capacity(spec: StageSpec) -> int:
+    """The most items the parent has out in the loop processes of a folded head (each
+    loop's queue is bounded by it): the first stage's concurrency and the items in
+    transit."""
+    first = spec.remote[0]
+    return first.concurrency + in_transit(first)
 
 
 def shared_budget(spec: StageSpec) -> int | None:
@@ -70,13 +84,25 @@ def shared_budget(spec: StageSpec) -> int | None:
     return first.concurrency if first.factory is not None else None
 
 
+def spread(spec: StageSpec) -> bool:
+    """Whether the items of one route key (a host) may go to every loop, each holding a
+    part of the key's limits (``ServiceFactory.spreads``), rather than to the one loop
+    that owns the key. Spread, a single busy host uses every loop; owned, it uses one.
+    A head with no service has no per-key limits to divide: always spread."""
+    first = spec.remote[0]
+    return first.factory is None or first.factory.spreads(spec.workers)
+
+
 def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:
     """The head each loop process runs: the first stage's service factory shares out
     what it divides among the loops (``ServiceFactory.share``)."""
     first, *rest = spec.remote
+    spreads = spread(spec)
     heads = []
     for index in range(spec.workers):
-        factory = None if first.factory is None else first.factory.share(index, spec.workers)
+        factory = first.factory
+        if factory is not None:
+            factory = factory.share(index, spec.workers, spread=spreads)
         heads.append((dataclasses.replace(first, factory=factory), *rest))
     return heads
 

@@ -8,6 +8,8 @@ Every message is one pickled object behind a 4-byte length. In order:
     loop -> parent   [(id, OK, result, retries)           a batch: one turn of the loop
                       | (id, FAILED, RemoteFailure, 0), ...]
     loop -> parent   ("report", StageReport)             a few times a second, and last
+    loop -> parent   ("notice", notice)                  what its service tells its peers
+    parent -> loop   ("notice", notice)                  ... relayed to every other loop
     parent -> loop   None                                no more: finish and exit
 
 ``retries`` are the first stage's service's own (``Service.attempts`` - 1); a failure is

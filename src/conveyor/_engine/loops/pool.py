@@ -2,8 +2,15 @@
 
 ``start()`` starts them (or takes over those started ahead: ``warm.py``) and waits until
 each has opened its head; ``serve()`` reads what they send back, one task per loop in one
-``TaskGroup``, until ``close()``; ``call(value)`` routes a value to the loop owning its
-route key; ``shutdown()`` makes sure every process has exited.
+``TaskGroup``, until ``close()``; ``call(value)`` routes a value; ``shutdown()`` makes
+sure every process has exited.
+
+Routing: with ``spread``, a route key's items (a host's URLs) go to every loop, each to
+the loop with the fewest of that key's items out (then the fewest items out in all), so
+one busy host keeps every loop busy, each loop holding its part of the host's limits
+(``ServiceFactory.share``); what a loop's service tells its peers (a host's pause:
+``ports.Peered``) is relayed to the other loops at once. Without it, each key has one
+loop, by a stable hash of the key (``routing.route_index``).
 
 Items travel in batches over a socket pair: everything routed in one turn of the
 parent's loop goes in one message, and each loop answers likewise (``messages.py``).
@@ -29,6 +36,7 @@ from ..guard import UNGUARDED_EXIT, refuse_in_bootstrap, unguarded_message
 from ..ports import StageReport
 from ..routing import route_index
 from ..spec import StageSpec
+from .fold import capacity, loop_heads, loop_workers, shared_budget, spread
 from .messages import FAILED, Init, frame, read_message
 from .slots import SharedSlots
 from .warm import Started, WarmLoops, spawn_context, spawn_loop
@@ -46,6 +54,7 @@ class _Pending:
     value: Any
     future: asyncio.Future[Any]
     crashes: int = 0
+    key: Any = None  # its route key, when spread (counted in ``LoopPool._out``)
 
 
 @dataclass(slots=True)
@@ -70,6 +79,7 @@ class LoopPool:
             queue is bounded by it).
         shared: the slots the heads' services share (``slots.py``), or None.
         warm: loop processes started ahead, taken over if they fit.
+        spread: send a route key's items to every loop (``fold.spread``), not to one.
     """
 
     def __init__(
@@ -81,6 +91,7 @@ class LoopPool:
         route: Callable[[Any], str],
         shared: int | None = None,
         warm: WarmLoops | None = None,
+        spread: bool = False,
     ) -> None:
         try:
             self._heads = [pickle.dumps(head) for head in heads]
@@ -107,6 +118,23 @@ class LoopPool:
         # (``Service.attempts``); failures carry their own attempts.
         self.on_retries: Callable[[int], None] | None = None
         self._reports: dict[int, StageReport] = {}  # each loop's latest
+        self._spread = spread
+        # Spread: each route key's items out, per loop; a key leaves when none are.
+        self._out: dict[Any, list[int]] = {}
+        self._held = 0  # slots taken here for items out elsewhere (``hold_slots``)
+
+    @classmethod
+    def for_head(cls, spec: StageSpec, warm: WarmLoops | None = None) -> LoopPool:
+        """The pool for a head folded by ``fold_head`` (``spec.place == "loops"``)."""
+        return cls(
+            loop_heads(spec),
+            workers=loop_workers(spec),
+            capacity=capacity(spec),
+            route=spec.route or str,
+            shared=shared_budget(spec),
+            warm=warm,
+            spread=spread(spec),
+        )
 
     async def start(self) -> None:
         refuse_in_bootstrap()  # an unguarded script, re-run inside a loop: see guard.py
@@ -166,17 +194,71 @@ class LoopPool:
 
     def call(self, value: Any) -> asyncio.Future[Any]:
         """Send ``value`` to its loop; the future holds the head's result (or raises)."""
-        loop = self._loops[route_index(self._route(value), len(self._loops))]
+        key = self._route(value)
+        if self._spread:
+            loop = self._least_busy(key)
+        else:
+            loop = self._loops[route_index(key, len(self._loops))]
         ident = self._next_id
         self._next_id += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if loop.dead is not None:
             future.set_exception(WorkerCrashed(loop.dead))
             return future
-        loop.pending[ident] = _Pending(value, future)
+        if self._spread:
+            self._out[key][loop.index] += 1
+            loop.pending[ident] = _Pending(value, future, 0, key)
+        else:
+            loop.pending[ident] = _Pending(value, future)
         loop.outgoing.append((ident, value))
         self._schedule_flush()
         return future
+
+    def _least_busy(self, key: Any) -> _Loop:
+        """The loop with the fewest of ``key``'s items out, then the fewest in all (so
+        keys with an item or two out at a time are spread too); a dead one last."""
+        counts = self._out.get(key)
+        if counts is None:
+            counts = self._out[key] = [0] * len(self._loops)
+        best = None
+        for loop in self._loops:
+            if loop.dead is not None:
+                continue
+            if (
+                best is None
+                or counts[loop.index] < counts[best.index]
+                or (
+                    counts[loop.index] == counts[best.index]
+                    and len(loop.pending) < len(best.pending)
+                )
+            ):
+                best = loop
+        return best if best is not None else self._loops[0]
+
+    def _settled(self, loop: _Loop, entry: _Pending) -> None:
+        """An item left ``loop`` (answered, or failed with it): count it out of its key."""
+        counts = self._out.get(entry.key)
+        if counts is not None:
+            counts[loop.index] -= 1
+            if not any(counts):
+                del self._out[entry.key]
+
+    def hold_slots(self, count: int) -> int:
+        """Take up to ``count`` of the shared slots now, for items out elsewhere (on the
+        run's own loop, before the head moved here: ``grow.py``); how many were taken.
+        Each goes back with ``give_slot``."""
+        taken = 0
+        if self._slots is not None:
+            while taken < count and self._slots.take_nowait():
+                taken += 1
+        self._held += taken
+        return taken
+
+    def give_slot(self) -> None:
+        """Give back one slot ``hold_slots`` took."""
+        if self._held > 0 and self._slots is not None:
+            self._held -= 1
+            self._slots.give()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -213,12 +295,20 @@ class LoopPool:
             while True:
                 retries = 0
                 message = await read_message(reader)
-                if type(message) is tuple:  # ("report", StageReport): see messages.py
-                    self._reports[loop.index] = message[1]
+                if type(message) is tuple:  # ("report" | "notice", ...): see messages.py
+                    tag, payload = message
+                    if tag == "report":
+                        self._reports[loop.index] = payload
+                    else:
+                        self._relay(loop, payload)
                     continue
                 for ident, status, payload, retried in message:
                     entry = pending.pop(ident, None)
-                    if entry is None or entry.future.done():
+                    if entry is None:
+                        continue
+                    if entry.key is not None:
+                        self._settled(loop, entry)
+                    if entry.future.done():
                         continue
                     if status == FAILED:
                         entry.future.set_exception(payload)
@@ -229,6 +319,16 @@ class LoopPool:
                     self.on_retries(retries)
         except (asyncio.IncompleteReadError, ConnectionError):
             return
+
+    def _relay(self, source: _Loop, notice: Any) -> None:
+        """What ``source``'s service told its peers (``ports.Peered``), to every other
+        loop, at once."""
+        if self._closing:
+            return  # the loops are finishing: nothing more is sent to them
+        data = frame(("notice", notice))
+        for loop in self._loops:
+            if loop is not source and loop.writer is not None and loop.ready:
+                loop.writer.write(data)
 
     async def _replace(self, loop: _Loop) -> None:
         """The loop process died: fail what it broke too often, start another for the rest."""
@@ -243,6 +343,8 @@ class LoopPool:
             entry.crashes += 1
             if entry.crashes >= MAX_CRASHES:
                 del loop.pending[ident]
+                if entry.key is not None:
+                    self._settled(loop, entry)
                 if not entry.future.done():
                     entry.future.set_exception(
                         WorkerCrashed(
@@ -260,6 +362,8 @@ class LoopPool:
         except UsageError as exc:  # no replacement: what it held, and what comes, fails
             loop.dead = str(exc)
             for entry in loop.pending.values():
+                if entry.key is not None:
+                    self._settled(loop, entry)
                 if not entry.future.done():
                     entry.future.set_exception(WorkerCrashed(loop.dead))
             loop.pending.clear()
@@ -290,7 +394,10 @@ class LoopPool:
         self._kill_later = asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._kill)
 
     async def shutdown(self) -> None:
-        """Make sure every loop process has exited (after ``serve``, or instead of it)."""
+        """Make sure every loop process has exited (after ``serve``, or instead of it);
+        end those started ahead for it if it never started."""
+        if self._ctx is None and self._warm is not None:
+            await asyncio.to_thread(self._warm.close)
         self._closing = True
         if self._kill_later is None:
             self._kill()  # never closed: started, perhaps, but not to be served

@@ -31,6 +31,14 @@ class SharedSlots:
     def for_loop(self, index: int) -> LoopSlots:
         return LoopSlots(self._semaphore, self._held, index)
 
+    def take_nowait(self) -> bool:
+        """A slot for the parent itself (items it has out on its own loop while the head
+        moves to the loop processes: ``grow.py``); back with ``give``."""
+        return bool(self._semaphore.acquire(False))
+
+    def give(self) -> None:
+        self._semaphore.release()
+
     def reclaim(self, index: int) -> int:
         """Give back what loop ``index`` held when it died (call once it is dead)."""
         held: int = max(0, self._held[index])

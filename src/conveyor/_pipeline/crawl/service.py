@@ -339,13 +339,19 @@ class CrawlFactory:
     def bind(self, budget: Budget) -> CrawlFactory:
         return CrawlFactory(self.config, self.plan, budget)
 
-    def share(self, index: int, loops: int) -> CrawlFactory:
-        """As the fetch's: the global rate divided among the loops, the rest whole."""
+    def share(self, index: int, loops: int, *, spread: bool = False) -> CrawlFactory:
+        """As the fetch's: the global rate divided among the loops, the rest whole (a
+        crawl's hosts are never spread: ``spreads``)."""
         rate = self.config.rate_per_second
         if rate is None:
             return self
         config = dataclasses.replace(self.config, rate=rate / loops)
         return CrawlFactory(config, self.plan, self.budget)
+
+    def spreads(self, loops: int) -> bool:
+        """Never: each host has one loop, which keeps its robots.txt, its pace and what
+        it has seen (the frontier routes by the same rule)."""
+        return False
 
     def with_plan(self, plan: CrawlPlan) -> CrawlFactory:
         return CrawlFactory(self.config, plan, self.budget)

@@ -1,0 +1,206 @@
+"""``loops="auto"``: the head starts on the run's own loop and moves to loop processes
+once that loop is CPU-bound.
+
+A job that waits on its servers (100 ms answers, say) does best on one loop: more loops
+would cost their start-up and a hand-off per item and buy nothing. A job that keeps its
+loop busy (fast servers, pages to scan) goes faster on one loop per core. Which one a
+job is, its input does not say; its first second does. So ``GrowingLoops`` runs the
+head -- the first stage's service, opened here, and the plain maps after it -- right on
+the run's loop, as a one-loop run would, and looks at the loop's thread every tenth of a
+second (``measure.py``). At the first look that finds it CPU-bound the loop processes
+start (~0.3 s); once four looks in a row have, they take every item from then on.
+
+The move keeps the limits whole. Items already out here finish here; a later item of a
+route key (a host) that still has items out here waits until they are done, so a host
+never has requests out from here and from a loop process at once -- and an item
+waiting out a site's pause here keeps the host's later items waiting too. The shared
+concurrency slots are taken here for the items still out here, and given back one by one
+as they finish, so ``concurrency`` holds across the move.
+
+The move happens once; a run does not move back (its loop processes cost nothing while
+it waits). What the service here learned of its hosts (a pause that no item waits out
+any more) stays here: a move comes within the first seconds of a CPU-bound run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+from ..placement import Placement
+from ..ports import StageReport
+from ..spec import StageSpec
+from .fold import in_transit
+from .head import Head
+from .measure import WINDOW, Demand, demand_clock
+from .pool import LoopPool
+
+if TYPE_CHECKING:
+    from .warm import WarmLoops
+
+
+class GrowingLoops(Placement):
+    """The head of a pipeline (``fold_head(..., measured=True)``) on this loop until it is
+    CPU-bound, then on ``spec.workers`` loop processes."""
+
+    place = "loops"
+
+    def __init__(
+        self, fn: Callable[[Any], Any], spec: StageSpec, warm: WarmLoops | None = None
+    ) -> None:
+        super().__init__(fn, spec)
+        self._spec = spec
+        self.pool = LoopPool.for_head(spec, warm)
+        self._route = spec.route or str
+        self._stack = AsyncExitStack()
+        self._head: Head | None = None  # opened by ``start``
+        self._local: dict[int, Any] = {}  # items out on this loop, by a number of their own
+        self._next = 0
+        self._moved = False
+        self._closing = False
+        self._closed: asyncio.Future[None] | None = None
+        # After the move: route keys with items still out here, and the later items of
+        # those keys, waiting for them (each a future set when its key is clear).
+        self._draining: Counter[Any] = Counter()
+        self._waiting: dict[Any, list[asyncio.Future[None]]] = {}
+        self.demand = Demand()
+        self.moved_after: float | None = None  # seconds into the stage when it moved
+
+    async def start(self) -> None:
+        self._closed = asyncio.get_running_loop().create_future()
+        # The first stage's service, whole (unshared, unbound): this loop is all there is.
+        self._head = await Head.open(self._spec.remote, None, self._stack)
+        if self.counters is not None:
+            self.counters.workers = 1
+            self.counters.reason = "one loop until it is CPU-bound"
+            self.pool.on_retries = self._count_retries
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def call(self, value: Any) -> Any:  # an awaitable: a coroutine here, a future there
+        if not self._moved:
+            return self._here(value)
+        if self._draining and self._route(value) in self._draining:
+            return self._after_drain(value)
+        return self.pool.call(value)
+
+    async def _here(self, value: Any) -> Any:
+        """The head, on this loop: as a loop process runs it (``head.py``)."""
+        ident = self._next
+        self._next += 1
+        self._local[ident] = value
+        try:
+            assert self._head is not None, "started before any item"
+            result, retries = await self._head.run(value)
+            self._count_retries(retries)
+            return result
+        finally:
+            del self._local[ident]
+            if self._moved:
+                self._left_here(value)
+
+    def _left_here(self, value: Any) -> None:
+        """An item that was out here when the head moved has finished."""
+        self.pool.give_slot()
+        key = self._route(value)
+        self._draining[key] -= 1
+        if self._draining[key] <= 0:
+            del self._draining[key]
+            for turn in self._waiting.pop(key, ()):
+                if not turn.done():
+                    turn.set_result(None)
+
+    async def _after_drain(self, value: Any) -> Any:
+        """An item whose key still has items out here: it waits for them, then moves."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(self._route(value), []).append(turn)
+        await turn
+        return await self.pool.call(value)
+
+    def _count_retries(self, retries: int) -> None:
+        if retries and self.counters is not None:
+            self.counters.retried += retries
+
+    # -- measuring, and the move ----------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Look at this loop every ``WINDOW`` until it has been CPU-bound for
+        ``measure.WINDOWS`` looks in a row, then move; or until the stage ends. The loop
+        processes start at the first bound look (a start takes ~0.3 s), so they are
+        ready when the next one confirms it."""
+        assert self._closed is not None
+        loop = asyncio.get_running_loop()
+        clock = demand_clock()
+        began = loop.time()
+        calls = self._next
+        self.demand.sample(began, clock(), working=False)  # where the first window begins
+        starting: asyncio.Task[None] | None = None
+        async with asyncio.TaskGroup() as group:  # owns the early start
+            while True:
+                done, _ = await asyncio.wait((self._closed,), timeout=WINDOW)
+                if done:
+                    if starting is not None:
+                        starting.cancel()  # LoopPool.start ends what it started
+                    return
+                # A window counts when items ran in it: a bound loop with none is not ours.
+                working, calls = self._next != calls or bool(self._local), self._next
+                bound = self.demand.sample(loop.time(), clock(), working=working)
+                if starting is None and self.demand.leaning:
+                    starting = group.create_task(self.pool.start())
+                    started = loop.time()
+                if bound:
+                    break
+            assert starting is not None
+            await starting
+        self.moved_after = loop.time() - began
+        self._move(loop.time() - started)
+        if self._closing:  # the items ended while the loop processes started
+            self.pool.close()
+        await self.pool.serve()
+
+    def _move(self, start_seconds: float) -> None:
+        """From now on items go to the loop processes; those out here finish here."""
+        self._draining = Counter(self._route(value) for value in self._local.values())
+        self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
+        self._moved = True
+        # Items that wait in the loop processes while they travel (``fold.in_transit``):
+        # on this loop they would only have waited, so the stage runs them from now on.
+        if self.more_workers is not None:
+            self.more_workers(in_transit(self._spec.remote[0]))
+        if self.counters is not None:
+            self.counters.workers = self._spec.workers
+            self.counters.reason = (
+                f"moved to {self._spec.workers} loop processes after "
+                f"{self.moved_after or 0:.1f} s: its loop was CPU-bound "
+                f"({self.demand.share:.0%} of a core); they took {start_seconds:.2f} s to start"
+            )
+
+    def report(self) -> StageReport | None:
+        service = None if self._head is None else self._head.service
+        here = service.report() if service is not None else None
+        there = self.pool.report()
+        if here is None or there is None:
+            return here or there
+        return here.merge(there)
+
+    @property
+    def restarts(self) -> int:
+        return self.pool.restarts
+
+    # -- the end --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._closing = True
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if self._moved:
+            self.pool.close()
+
+    async def shutdown(self) -> None:
+        try:
+            await self.pool.shutdown()
+        finally:
+            await self._stack.aclose()
