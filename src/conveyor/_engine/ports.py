@@ -68,14 +68,16 @@ if TYPE_CHECKING:
 
 
 class KeyOutcome(NamedTuple):
-    """How one input key finished: all its results written, or failed.
+    """How one input key finished: all its results written, failed, filtered out, or
+    deferred (``_errors.Deferred``: left for the next run, which takes it up again;
+    ``kind`` is then the deferral's reason).
 
-    Made only for keys that failed or were filtered out; plain successes reach the ledger
-    as bare keys (``record``'s ``done``).
+    Made only for keys that failed, were filtered out or deferred; plain successes reach
+    the ledger as bare keys (``record``'s ``done``).
     """
 
     key: Hashable
-    status: Literal["done", "failed", "filtered"]
+    status: Literal["done", "failed", "filtered", "deferred"]
     kind: str | None = None
     attempts: int = 1
 
@@ -354,3 +356,39 @@ class Peered(Protocol):
     def hear(self, notice: Any) -> None:
         """What another loop's service told (``Peers.tell``): keep it as if it were ours."""
         ...
+
+
+Holds = Mapping[str, tuple[str, float]]
+"""Keys (hosts) a service holds back for a time their site set, kept across runs:
+key -> (reason, until as a Unix time). A service's report carries its holds
+(``HoldingReport``), the run keeps them in its journal at each commit, and the next run
+hands them back to the factory (``Holding``), so that it does not hit those hosts early."""
+
+
+@runtime_checkable
+class HoldingReport(Protocol):
+    """A ``StageReport`` that says which keys its service holds back now (``Holds``)."""
+
+    @property
+    def holds(self) -> Holds: ...
+
+
+@runtime_checkable
+class Holding(Protocol):
+    """A ``ServiceFactory`` whose services can take up the holds an earlier run kept."""
+
+    def holding(self, holds: Holds) -> ServiceFactory:
+        """The factory whose services hold these keys back until their times (a time
+        already past holds nothing)."""
+        ...
+
+
+class WindDown(NamedTuple):
+    """The run's word to its services, heard as a notice (``Peered.hear``, with one loop
+    as with several): ``reason`` "tail" once the ``finish_at`` share of the input has
+    ended (defer the items of keys whose forecast would hold the run's end), "deadline"
+    when the run's time is up (defer every item not started yet; those in flight get a
+    short grace, then the run defers them). ``elapsed``: seconds the run has run."""
+
+    reason: str
+    elapsed: float
