@@ -51,16 +51,18 @@ http {{
     scgi_temp_path {root}/tmp-scgi;
     keepalive_requests 10000000;
     keepalive_timeout 60s;
-    open_file_cache max=16;
+{http}
+}}
+"""
+
+PAGES_HTTP = r"""    open_file_cache max=16;
     server {{
 {listen}
         root {root}/www;
         default_type text/html;
         location / {{ try_files /page.html =404; }}
         location ~ ^/site/\d*?(\d\d)$ {{ try_files /site/p$1.html =404; }}
-    }}
-}}
-"""
+    }}"""
 
 
 def site_pages(count: int = 100) -> list[bytes]:
@@ -108,13 +110,13 @@ def free_port() -> int:
     return port
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 10.0, address: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        with contextlib.suppress(OSError), socket.create_connection((address, port), 0.2):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+    raise RuntimeError(f"nothing listens on {address}:{port} (see the server's error.log)")
 
 
 @contextlib.contextmanager
@@ -123,9 +125,6 @@ def nginx(workers: int = 1, hosts: int = 1) -> Iterator[str]:
 
     With ``hosts`` > 1 it also listens on 127.0.0.2 ... 127.0.0.N (the same port): to a
     client, that many hosts (see ``host_urls``)."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(binary):
-        raise SystemExit("nginx is needed: apt-get install -y nginx-light")
     root = Path(tempfile.mkdtemp(prefix="conveyor-nginx-"))
     root.chmod(0o755)  # nginx workers may run as another user when started as root
     (root / "www").mkdir()
@@ -137,22 +136,37 @@ def nginx(workers: int = 1, hosts: int = 1) -> Iterator[str]:
     site.chmod(0o755)
     (root / "www").chmod(0o755)
     port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf = root / "nginx.conf"
     listen = "\n".join(
         f"        listen 127.0.0.{n}:{port} backlog=4096;" for n in range(1, hosts + 1)
     )
-    conf.write_text(
-        NGINX_CONF.format(workers=workers, root=root, port=port, user=user, listen=listen)
-    )
+    try:
+        with run_nginx(root, PAGES_HTTP.format(root=root, listen=listen), port, workers):
+            yield f"http://127.0.0.1:{port}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_nginx(
+    root: Path, http: str, port: int, workers: int = 1, address: str = "127.0.0.1"
+) -> Iterator[None]:
+    """Run nginx from ``root`` (its config, pid, logs and temp files go there) with the
+    common settings (no access log, long keep-alive) and ``http`` inside its ``http``
+    block, until the block ends; wait until ``address:port`` answers first."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        raise SystemExit("nginx is needed: apt-get install -y nginx-light")
+    user = "user root;" if os.geteuid() == 0 else ""  # workers may not read root's files
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, root=root, user=user, http=http))
     proc = subprocess.Popen(
         [binary, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        wait_for_port(port, address=address)
+        yield
     finally:
         proc.send_signal(signal.SIGQUIT)  # graceful stop of master and workers
         try:
@@ -160,7 +174,6 @@ def nginx(workers: int = 1, hosts: int = 1) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -33,7 +33,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,33 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import free_port
+from _servers import free_port, run_nginx
 
 from conveyor.testing.crawl_site import CrawlSite, write_static
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NGINX = r"""
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log crit;
-{user}
-events {{ worker_connections 8192; multi_accept on; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp-body;
-    proxy_temp_path {root}/tmp-proxy;
-    fastcgi_temp_path {root}/tmp-fastcgi;
-    uwsgi_temp_path {root}/tmp-uwsgi;
-    scgi_temp_path {root}/tmp-scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 60s;
-    default_type text/html;
+HTTP = """    default_type text/html;
     types {{ text/plain txt; }}
-{servers}
-}}
-"""
+{servers}"""
 SERVER = """    server {{
         listen {address}:{port} backlog=4096;
         root {folder};
@@ -119,42 +100,19 @@ class Measured:
 
 @contextlib.contextmanager
 def serve(site: CrawlSite, root: Path, port: int) -> Iterator[None]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(binary):
-        raise SystemExit("nginx is needed: apt-get install -y nginx-light")
     folders = write_static(site, root / "www")
     for path in (root, root / "www", *folders, *(folder / "p" for folder in folders)):
         path.chmod(0o755)
     servers = "\n".join(
-        SERVER.format(address=base.partition("://")[2].rpartition(":")[0], port=port, folder=f)
+        SERVER.format(address=_address(base), port=port, folder=f)
         for base, f in zip(site.bases, folders, strict=False)
     )
-    conf = root / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX.format(root=root, user=user, servers=servers))
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for(site.bases[0].partition("://")[2].rpartition(":")[0], port)
+    with run_nginx(root, HTTP.format(servers=servers), port, address=_address(site.bases[0])):
         yield
-    finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
-def _wait_for(address: str, port: int) -> None:
-    for _ in range(200):
-        with contextlib.suppress(OSError), socket.create_connection((address, port), 0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nginx does not answer on {address}:{port} (see its error.log)")
+def _address(base: str) -> str:
+    return base.partition("://")[2].rpartition(":")[0]
 
 
 def _tree_rss(pid: int) -> int:

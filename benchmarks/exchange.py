@@ -27,7 +27,6 @@ import contextlib
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -147,22 +146,7 @@ CONTENDERS = {
     "bare": _bare,
 }
 
-PROXY_CONF = r"""
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log crit;
-{user}
-events {{ worker_connections 8192; multi_accept on; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp-body;
-    proxy_temp_path {root}/tmp-proxy;
-    fastcgi_temp_path {root}/tmp-fastcgi;
-    uwsgi_temp_path {root}/tmp-uwsgi;
-    scgi_temp_path {root}/tmp-scgi;
-    keepalive_requests 10000000;
-    upstream origin {{ server 127.0.0.1:{origin}; keepalive 256; }}
+PROXY_HTTP = r"""    upstream origin {{ server 127.0.0.1:{origin}; keepalive 256; }}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{
@@ -171,41 +155,23 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $host;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 @contextlib.contextmanager
 def forward_proxy(origin: str) -> Iterator[str]:
     """nginx as a forward proxy for plain http: every absolute-form request it gets goes
     to ``origin``'s port (the 64 hosts are one nginx), over kept connections."""
-    from _servers import free_port, wait_for_port
+    from _servers import free_port, run_nginx
 
     root = Path(tempfile.mkdtemp(prefix="conveyor-proxy-"))
     root.chmod(0o755)
     port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf = root / "nginx.conf"
-    conf.write_text(
-        PROXY_CONF.format(root=root, user=user, port=port, origin=origin.rsplit(":", 1)[1])
-    )
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    http = PROXY_HTTP.format(port=port, origin=origin.rsplit(":", 1)[1])
     try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        with run_nginx(root, http, port):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 
