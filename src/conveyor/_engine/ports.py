@@ -392,3 +392,27 @@ class WindDown(NamedTuple):
 
     reason: str
     elapsed: float
+
+
+@runtime_checkable
+class HeldReport(Protocol):
+    """A ``StageReport`` that says which keys (hosts) its service holds back right now,
+    politely, at their sites' word: key -> (reason, seconds left). The run does not call
+    a quiet spell a stall while every key it has work for is held (``RunStatistics.stall``)."""
+
+    @property
+    def held(self) -> Mapping[str, tuple[str, float]]: ...
+
+
+@runtime_checkable
+class KeepsHolds(Protocol):
+    """A ``Ledger`` that keeps the run's ``Holds`` across runs (the journal)."""
+
+    def hold(self, holds: Holds) -> None:
+        """The holds as they are now, to be written with the next ``record`` (in its
+        transaction); they replace the ones kept before."""
+        ...
+
+    def held(self) -> Holds:
+        """The holds the last run kept that have not expired yet."""
+        ...
