@@ -14,8 +14,8 @@ PACKAGE = Path(conveyor.__file__).parent
 # on purpose.
 PUBLIC = [
     "BadURL", "Blocked", "ConnectError", "ConnectionReset", "ConveyorError", "Csv", "DNSError",
-    "Deferred", "Event", "Failure", "FetchConfig", "FetchError", "FetchTimeout", "HttpClient", "ItemError",
-    "ItemFailed", "ItemFinished", "ItemRetrying", "ItemStarted", "ItemTimeout",
+    "Deferred", "Event", "Failure", "FetchConfig", "FetchError", "FetchTimeout", "HttpClient",
+    "ItemError", "ItemFailed", "ItemFinished", "ItemRetrying", "ItemStarted", "ItemTimeout",
     "JobMismatchError", "JournalError", "JsonLines", "KeyOutcome", "Ledger",
     "NotPicklableError", "Observer", "Page", "Parquet", "Pipeline", "Progress", "Request",
     "Response", "Retry", "RunFinished", "RunInterrupted", "RunReport", "RunResult",

@@ -3,13 +3,15 @@
 One SQLite file, in WAL mode (a rollback journal on a network filesystem: ``journal.py``).
 Tables::
 
-    meta(name, value)                 fingerprint, sink position, counters
+    meta(name, value)                 fingerprint, sink position, counters, and "holds":
+                                      the services' holds ({host: [reason, until]},
+                                      ``ports.Holds``), written with each commit
     spans(start, stop)                finished input positions, as [start, stop) runs
     keys(key, state, kind, attempts)  finished keys, when a key= function gives them
                                       (with position keys, the default, only failures):
                                       key: as ``keys.encode_key`` stores it
-                                      state: 1 done, 2 failed, 3 filtered
-                                      kind, attempts: of a failure
+                                      state: 1 done, 2 failed, 3 filtered, 4 deferred
+                                      kind, attempts: of a failure; a deferral's reason
 
 A new journal is a copy of ``empty.journal`` (next to this package), which ``empty_journal``
 makes.
@@ -27,11 +29,16 @@ from ..._errors import JournalError
 from .._files import describe_oserror
 
 APPLICATION_ID = 0x436F6E76  # "Conv", in the SQLite header at offset 68
-SCHEMA_VERSION = 3  # PRAGMA user_version, at offset 60
+SCHEMA_VERSION = 4  # PRAGMA user_version, at offset 60
+# Formats this conveyor reads. Format 4 added deferred keys (state 4) and the "deferred"
+# and "holds" meta rows, with no change to the tables: a format-3 journal is read as is
+# and marked format 4 when opened to write, so that an older conveyor, which would take
+# a deferred key for finished, refuses it.
+READABLE = (3, SCHEMA_VERSION)
 
-DONE, FAILED, FILTERED = 1, 2, 3
-STATES = {"done": DONE, "failed": FAILED, "filtered": FILTERED}
-COUNTERS = ("done", "failed", "filtered")
+DONE, FAILED, FILTERED, DEFERRED = 1, 2, 3, 4
+STATES = {"done": DONE, "failed": FAILED, "filtered": FILTERED, "deferred": DEFERRED}
+COUNTERS = ("done", "failed", "filtered", "deferred")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 EMPTY_JOURNAL = Path(__file__).parent.with_name("empty.journal")  # see empty_journal()
 
@@ -92,7 +99,14 @@ SPANS = (
 FAILED_IN = (
     f"SELECT json_group_array(key) FROM keys WHERE state = {FAILED} AND key >= ? AND key < ?"
 )
+# Positions in [?1, ?2) to admit again, as [[key, state], ...]: deferred ones always,
+# failed ones with retry_failed.
+AGAIN_IN = (
+    "SELECT json_group_array(json_array(key, state)) FROM keys"
+    f" WHERE state IN ({FAILED}, {DEFERRED}) AND key >= ? AND key < ?"
+)
 FAILED_KEYS = f"SELECT key, kind, attempts FROM keys WHERE state = {FAILED}"
+DEFERRED_KEYS = f"SELECT key, kind FROM keys WHERE state = {DEFERRED}"
 META = "SELECT name, value FROM meta"
 EXTENT = "SELECT (SELECT max(stop) FROM spans), EXISTS (SELECT 1 FROM keys)"
 
@@ -120,7 +134,7 @@ def check_header(path: Path, header: bytes) -> None:
             f"{RESTART_HINT}"
         )
     version = int.from_bytes(header[60:64], "big", signed=True)
-    if version != SCHEMA_VERSION:
+    if version not in READABLE:
         raise JournalError(
             f"journal {path} has format {version}, this conveyor reads format "
             f"{SCHEMA_VERSION}; finish that job with the conveyor that began it, or "
@@ -180,7 +194,7 @@ def empty_journal() -> bytes:
         db.executemany(
             "INSERT INTO meta (name, value) VALUES (?, ?)",
             [("position", None), ("done", 0), ("failed", 0), ("filtered", 0),
-             ("duplicates", 0)],
+             ("deferred", 0), ("duplicates", 0)],
         )  # fmt: skip
         db.execute("COMMIT")
         image = bytearray(db.serialize())
