@@ -61,7 +61,7 @@ def batch_of(numbers: list[int]) -> list[dict[str, int]]:
 
 def line_number(line: str) -> dict[str, Any]:
     n = int(line.rpartition("-")[2])
-    time.sleep(0.002)  # slow enough for a kill to land mid-run
+    time.sleep(0.005)  # slow enough for a kill to land mid-run
     check(n)
     return {"key": line, "n": n}
 
