@@ -110,12 +110,14 @@ class Carry(NamedTuple):
     the item ends there, counted as filtered; ``extra`` travels with the item and is given
     to the ledger with the item's key when the item is finished (``Ledger.stage`` and
     ``record``, ``extras``), whatever its outcome. It must pickle (it crosses from loop
-    processes).
+    processes). ``deferred``, with ``drop``: the item ends deferred for this reason rather
+    than filtered (as if the service had raised ``_errors.Deferred``), its extra kept.
     """
 
     value: Any
     extra: Any
     drop: bool = False
+    deferred: str | None = None
 
 
 class Taken(NamedTuple):

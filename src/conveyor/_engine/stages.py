@@ -260,6 +260,11 @@ class StageRunner:
             if carries and type(value) is Carry:
                 envelope.extra = value.extra
                 if value.drop:
+                    if value.deferred is not None:  # left for the next run, not filtered
+                        self.counters.deferred += 1
+                        deferral = Deferred("deferred by its service", reason=value.deferred)
+                        await out.fail(envelope, _DEFERRED, deferral)
+                        continue
                     self.counters.filtered += 1
                     await out.drop(envelope, True)
                     continue

@@ -473,6 +473,9 @@ class Journal:
             self._attached = True
             retried = self._hook.attach(db, retry_failed=self.retry_failed)
             self._counts["failed"] -= min(retried, self._counts["failed"])
+            # The hook gives every deferred item back to this run (a crawl's frontier
+            # reopens them): none is left deferred until this run defers it again.
+            self._counts["deferred"] = 0
             self._dirty = True
         return db
 
