@@ -578,3 +578,68 @@ def test_a_killed_run_with_awkward_keys_resumes_to_each_key_once(tmp_path: Path)
     resumed = run(kill_at=0)  # the same job, to its end
     assert resumed.returncode == 0, resumed.stderr
     _one_record_per_key(output, lines)
+
+
+def test_a_format_3_journal_is_read_and_marked_format_4(tmp_path: Path) -> None:
+    # Format 4 only added deferred keys and meta rows: a format-3 journal (no "deferred"
+    # row) resumes as is, and is marked format 4 so an older conveyor refuses it now.
+    with journal(tmp_path) as j:
+        j.admit(["a", "b"])
+        j.record([KeyOutcome("a", "done"), KeyOutcome("b", "failed", "dns")], None)
+    db = sqlite3.connect(tmp_path / "run.journal")
+    db.execute("DELETE FROM meta WHERE name = 'deferred'")
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    with journal(tmp_path) as j:
+        assert j.admit(["a", "b", "c"]) == [False, False, True]
+        stats = j.statistics()
+        assert (stats.done, stats.failed, stats.deferred) == (1, 1, 0)
+        j.record([KeyOutcome("c", "deferred", "paused")], None)
+    assert rows(tmp_path, "PRAGMA user_version") == [(4,)]
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_deferred_keys_are_admitted_again_by_every_run(tmp_path: Path, keyed: bool) -> None:
+    keys = ["a", "b", "c", "d"] if keyed else range(4)
+    first, second, third, fourth = list(keys)
+    with journal(tmp_path) as j:
+        assert j.admit(keys) == [True] * 4
+        j.record(
+            [KeyOutcome(second, "deferred", "paused"), KeyOutcome(fourth, "deferred", "breaker")],
+            None,
+            done=[first, third],
+        )
+        assert j.statistics().deferred == 2
+    with journal(tmp_path) as j:
+        assert sorted(map(str, (k for k, _ in j.deferred_keys()))) == sorted(
+            map(str, [second, fourth])
+        )
+        assert j.admit(keys) == [False, True, False, True]  # no flag needed
+        # One ends for good, one is deferred again.
+        j.record([KeyOutcome(fourth, "deferred", "tail")], None, done=[second])
+        stats = j.statistics()
+        assert (stats.done, stats.deferred) == (3, 1)
+    with journal(tmp_path) as j:
+        assert j.admit(keys) == [False, False, False, True]
+        assert [reason for _, reason in j.deferred_keys()] == ["tail"]
+
+
+def test_holds_are_kept_with_the_commit_and_expire(tmp_path: Path) -> None:
+    import time
+
+    later, past = time.time() + 3600, time.time() - 1
+    with journal(tmp_path) as j:
+        assert j.held() == {}
+        j.admit(["a"])
+        j.hold({"h1:80": ("paused", later), "h2:80": ("breaker", past)})
+        assert j.held() == {}  # kept with the next commit, not before
+        j.record([], None, done=["a"])
+        assert j.held() == {"h1:80": ("paused", later)}
+    with journal(tmp_path) as j:
+        assert j.held() == {"h1:80": ("paused", later)}
+        j.hold({})  # the services hold nothing now
+        assert j.admit(["a", "b"]) == [False, True]
+        j.record([], None, done=["b"])
+    with journal(tmp_path) as j:
+        assert j.held() == {}
