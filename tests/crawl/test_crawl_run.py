@@ -317,3 +317,24 @@ async def test_a_host_whose_robots_txt_stays_down_is_deferred_then_crawled_next_
         await runner.cleanup()
     assert sorted(page.url for page in second) == [f"{base}/", f"{base}/b"]
     assert seen[4] == "/robots.txt"  # the next run asked again before any page
+
+
+async def test_a_crawl_cut_by_its_deadline_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    # Each page answers slowly: the deadline comes mid-crawl. What was in flight is
+    # deferred in the frontier ("deadline"), and the next run crawls the rest, each once.
+    journal = str(tmp_path / "c.journal")
+    async with run_crawl_site(features=False, pages=60, fanout=3, delay=0.05) as running:
+        base = running.site.bases[0]
+        first: list[Any] = []
+        cut = await cv.crawl(f"{base}/", concurrency=4).run_async(
+            first, journal=journal, deadline=0.4, grace=0.2
+        )
+        assert cut.deferred > 0
+        assert cut.failed == 0
+        assert cut.deferred_by_reason == {"deadline": cut.deferred}
+        second: list[Any] = []
+        rest = await cv.crawl(f"{base}/", concurrency=4).run_async(second, journal=journal)
+        assert rest.deferred == 0
+        got = keys(first) + keys(second)
+        assert len(got) == len(set(got))  # each page once across the two runs
+        assert set(got) == expected(running)

@@ -138,6 +138,8 @@ async def test_finish_at_tells_the_services_once_that_share_has_ended() -> None:
 def test_finish_at_needs_a_source_that_knows_its_length() -> None:
     with pytest.raises(UsageError, match="needs the input's length"):
         cv.Pipeline(n for n in range(3)).map(str, on="inline").run([], finish_at=0.5)
+    with pytest.raises(UsageError, match="a crawl's is not known ahead"):
+        cv.crawl("http://127.0.0.1:9/").run([], finish_at=0.5)
     with pytest.raises(UsageError, match="finish_at=2"):
         cv.Pipeline(range(3)).run([], finish_at=2)
     with pytest.raises(UsageError, match="deadline=0"):

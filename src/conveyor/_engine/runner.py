@@ -304,10 +304,14 @@ class Runner:
                     io, count_hint, self._source
                 )
                 if self._finish_at is not None and self._total is None:
+                    fix = (
+                        "a crawl's is not known ahead; use deadline instead"
+                        if self._fed
+                        else "this source cannot say it: give a list or a file source, or "
+                        "use deadline instead"
+                    )
                     raise UsageError(
-                        f"finish_at={self._finish_at!r} needs the input's length, and this "
-                        "source cannot say it: give a list or a file source, or drop "
-                        "finish_at (deadline works with any source)"
+                        f"finish_at={self._finish_at!r} needs the input's length: {fix}"
                     )
                 if self._bus.active:
                     self._bus.emit(RunStarted(tuple(s.name for s in self._specs), self._total))
