@@ -57,3 +57,19 @@ class HeldFactory:
 
     def bind(self, budget: Budget) -> HeldFactory:
         return self
+
+
+@dataclass(frozen=True)
+class CountingReport(StageReport):
+    held: int = 0  # a count, as a crawl's report has
+
+
+class CountingService(HeldService):
+    def report(self) -> CountingReport:  # type: ignore[override]
+        return CountingReport(held=1)
+
+
+class CountingFactory(HeldFactory):
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[HeldService]:
+        yield CountingService(self._gate)

@@ -196,3 +196,23 @@ async def test_quiet_while_every_host_with_work_is_held_is_no_stall() -> None:
     factory.release()
     result = await task
     assert result.results == 3
+
+
+async def test_a_report_whose_held_is_a_count_is_no_polite_hold() -> None:
+    # ``held`` is a name other reports use for counts (a crawl's held pages): the stall
+    # check reads it only as a mapping of hosts, and the run goes on either way.
+    from .held_service import CountingFactory
+
+    factory = CountingFactory()
+    stage = make_stage("map", _unused, on="loop", concurrency=2, factory=factory)
+    stage = dataclasses.replace(stage, route=lambda n: "h:80")
+    seen: list[Any] = []
+
+    def watch(event: Any) -> None:
+        if isinstance(event, Tick) and event.statistics.stall is not None:
+            seen.append(event.statistics.stall)
+            factory.release()
+
+    result = await Runner(list(range(3)), [stage], stall_after=0.2, observers=(watch,)).run()
+    assert result.results == 3
+    assert seen[0].hosts == ("h:80",)

@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -218,6 +218,7 @@ class Runner:
         self._cut = False  # the deadline came: the source ends, then what is left
         self._unread = 0
         self._tail_told = False
+        self._tail_failed = False
         self._stall: Stall | None = None
         self._watch: StallWatch | None = None
         self._last_ended = 0
@@ -702,7 +703,12 @@ class Runner:
         """A few times a second: a statistics event, and time-based commits."""
         while True:
             await asyncio.sleep(_TICK_SECONDS)
-            self._look_at_tail()
+            try:
+                self._look_at_tail()
+            except Exception:  # a report of an unexpected shape: the notice, not the run
+                if not self._tail_failed:
+                    self._tail_failed = True
+                    _log.exception("conveyor: the stall check failed; the run goes on")
             if self._bus.active:
                 self._bus.emit(Tick(self.statistics()))
             if self._writer.active and (self._writer.due() or self._writer.timely()):
@@ -724,7 +730,7 @@ class Runner:
         merged: dict[str, tuple[str, float]] | None = None
         for stage in self._stages:
             report = stage.report()
-            if isinstance(report, HoldingReport):
+            if isinstance(report, HoldingReport) and isinstance(report.holds, Mapping):
                 merged = {} if merged is None else merged
                 for key, (reason, until) in report.holds.items():
                     if key not in merged or merged[key][1] < until:
@@ -883,7 +889,10 @@ def _held_politely(stage: StageRunner, hosts: set[str]) -> bool:
     report = stage.report()
     if not hosts or not isinstance(report, HeldReport):
         return False
-    return hosts <= set(report.held)
+    held = report.held
+    # A protocol checks the name only: a report may have a ``held`` of another kind (a
+    # crawl's counts its held pages).
+    return isinstance(held, Mapping) and hosts <= held.keys()
 
 
 async def _done() -> None:
