@@ -6,6 +6,7 @@ it) up again."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,11 @@ def test_an_item_deferred_again_stays_deferred_and_counts_reconcile(
     with open_journal(journal, fingerprint=_fingerprint(journal)) as opened:
         stats = opened.statistics()
         assert (stats.done, stats.deferred) == (25, 5)
-        assert sorted(key for key, _ in opened.deferred_keys()) == [3, 9, 15, 21, 27]
-        assert {reason for _, reason in opened.deferred_keys()} == {"paused"}
+        deferred = list(opened.deferred_keys())
+        assert sorted(key for key, _, _ in deferred) == [3, 9, 15, 21, 27]
+        assert {reason for _, reason, _ in deferred} == {"paused"}
+        # The deferral's own time is kept with it (``defer_fns.check``: a minute on).
+        assert all(until is not None and until > time.time() for _, _, until in deferred)
     counts = read_counts(journal)
     assert counts is not None
     # The journal, the output and the runs' results tell the same story.

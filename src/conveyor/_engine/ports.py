@@ -80,6 +80,7 @@ class KeyOutcome(NamedTuple):
     status: Literal["done", "failed", "filtered", "deferred"]
     kind: str | None = None
     attempts: int = 1
+    until: float | None = None  # deferred: no use trying before this Unix time (or None)
 
 
 @runtime_checkable

@@ -604,7 +604,7 @@ class Runner:
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
         if isinstance(exc, Deferred):  # not a failure: left for the next run (stages.py)
-            await self._deliver(envelope, NOTHING, deferred=exc.reason)
+            await self._deliver(envelope, NOTHING, deferred=exc.reason, until=exc.until)
             return
         self._record_failure(failure)
         if self._on_error == "raise":
@@ -634,6 +634,7 @@ class Runner:
         attempts: int = 1,
         result: bool = False,
         deferred: str | None = None,
+        until: float | None = None,
     ) -> None:
         if self._ended.done():
             return  # the run is failing: it is being cancelled
@@ -647,6 +648,7 @@ class Runner:
             key=envelope.key,
             extra=envelope.extra,
             deferred=deferred,
+            until=until,
         )
         if self._fed:
             self._progress.set()

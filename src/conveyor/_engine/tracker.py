@@ -64,6 +64,7 @@ class _Root:
     outputs: list[tuple[tuple[int, ...], Any]] | None = None  # held ones, made when needed
     extra: Any = None  # what its service's result carried for the ledger (``ports.Carry``)
     deferred: str | None = None  # the reason one of its envelopes was deferred
+    until: float | None = None  # and the time before which trying it again is pointless
 
 
 class RootTracker:
@@ -124,6 +125,7 @@ class RootTracker:
         key: Hashable = None,
         extra: Any = None,
         deferred: str | None = None,
+        until: float | None = None,
     ) -> list[Any]:
         """One envelope ended; return the outputs now releasable (in release order).
 
@@ -132,10 +134,10 @@ class RootTracker:
         failed, and a result is released like any other. ``key`` is the envelope's key;
         only ``single`` tracking needs it. ``extra`` is what the envelope carries for the
         ledger, which goes with its root's key. ``deferred``: the envelope was deferred,
-        for this reason: so is its root.
+        for this reason (and ``until`` then): so is its root.
         """
         if self.single:
-            return self._end_single(key, output, failed, attempts, result, extra, deferred)
+            return self._end_single(key, output, failed, attempts, result, extra, deferred, until)
         released: list[Any] = []
         first = roots[0]
         if extra is not None:
@@ -143,7 +145,7 @@ class RootTracker:
         for root in roots:
             state = self._roots[root]
             if deferred is not None and state.deferred is None:
-                state.deferred = deferred
+                state.deferred, state.until = deferred, until
             if failed is not None and state.failed_kind is None:
                 state.failed_kind = failed
                 state.attempts = attempts
@@ -176,6 +178,7 @@ class RootTracker:
         result: bool,
         extra: Any = None,
         deferred: str | None = None,
+        until: float | None = None,
     ) -> list[Any]:
         finished = self.finished
         self.ended += 1
@@ -185,7 +188,7 @@ class RootTracker:
             if extra is not None:
                 finished.extras.append((key, extra))
             if deferred is not None:
-                finished.others.append(KeyOutcome(key, "deferred", deferred, attempts))
+                finished.others.append(KeyOutcome(key, "deferred", deferred, attempts, until))
             elif failed is not None:
                 finished.others.append(KeyOutcome(key, "failed", failed, attempts))
             elif result:
@@ -230,7 +233,7 @@ class RootTracker:
                 if state.extra is not None:
                     self.finished.extras.append((state.key, state.extra))
                 self.finished.others.append(
-                    KeyOutcome(state.key, "deferred", state.deferred, state.attempts)
+                    KeyOutcome(state.key, "deferred", state.deferred, state.attempts, state.until)
                 )
             return
         if state.outputs:

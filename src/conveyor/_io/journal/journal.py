@@ -252,10 +252,13 @@ class Journal:
             self._keys_stored = bool(keys_stored)
             self._holds = _unexpired(orjson.loads(meta.get("holds") or "{}"))
             (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version < schema.SCHEMA_VERSION:
-                # Read as is (schema.READABLE); from now on it may hold deferred keys,
-                # which an older conveyor would take for finished: it must refuse it.
-                db.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
+            if version == 3:
+                # Brought up to format 4 (schema.UPGRADE_3); from now on it may hold
+                # deferred keys, which an older conveyor would take for finished.
+                db.execute("BEGIN IMMEDIATE")
+                for statement in schema.UPGRADE_3:
+                    db.execute(statement)
+                db.execute("COMMIT")
         except (JournalError, UsageError):
             db.close()
             raise
@@ -601,13 +604,14 @@ class Journal:
             deferred=self._counts["deferred"] - len(self._again),
         )
 
-    def deferred_keys(self) -> Iterator[tuple[Any, str | None]]:
-        """``(key, reason)`` for each key left deferred (keys as JSON gives them back)."""
+    def deferred_keys(self) -> Iterator[tuple[Any, str | None, float | None]]:
+        """``(key, reason, until)`` for each key left deferred (keys as JSON gives them
+        back; ``until``: a Unix time, or None)."""
         self._check()
         try:
             rows = self._writer().execute(schema.DEFERRED_KEYS)
-            for code, kind in rows:
-                yield decode_key(code), kind
+            for code, kind, until in rows:
+                yield decode_key(code), kind, until
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

@@ -111,7 +111,7 @@ class PositionKeys:
         # unless it replaces a failure.
         done_rows = [key for key in plain if key in retried] if retried else []
         rows = [
-            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts)
+            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts, outcome.until)
             for key, outcome in zip(keys[len(plain) :], others, strict=True)
             if not (outcome.status == "filtered" and key not in retried)
         ]
@@ -213,7 +213,7 @@ class KeyedKeys:
         keys = plain + [outcome.key for outcome in others] if others else plain
         codes, travelling = encode_keys(keys)
         rows = [
-            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts)
+            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts, outcome.until)
             for key, outcome in zip(travelling[len(plain) :], others, strict=True)
         ]
         positions: list[Any] = list(map(self.pending.get, codes))
