@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -40,22 +39,13 @@ from .gc_pause import fewer_collections
 from .gil import GilYield
 from .loops import WarmLoops, fold_head
 from .outcomes import Failure
-from .ports import (
-    Feed,
-    HeldReport,
-    Holding,
-    HoldingReport,
-    Holds,
-    Ledger,
-    Sink,
-    Taken,
-    WindDown,
-)
+from .ports import Feed, HoldingReport, Holds, Ledger, Sink, Taken, WindDown
 from .source import BATCH, count_hint, read_batches
 from .spec import StageSpec
 from .stages import StageRunner, StageSink
 from .stall import StallWatch, oldest_in_flight
 from .stats import RunResult, RunStatistics, Stall
+from .tail import check_tail, held_politely, holding, hosts_of
 from .threads import shutdown_executor
 from .tracker import NOTHING, Finished, RootTracker
 from .writer import Writer
@@ -724,7 +714,7 @@ class Runner:
         if not holds:
             return
         for stage in self._stages:
-            stage.spec = _holding(stage.spec, holds)
+            stage.spec = holding(stage.spec, holds)
 
     def _holds(self) -> Holds | None:
         """The stages' services' holds now (``ports.HoldingReport``), for the journal to
@@ -804,8 +794,8 @@ class Runner:
         stage = max(
             (s for s in self._stages if s.flying), key=lambda s: now - min(s.flying.values())
         )
-        hosts = _hosts_of(stage)
-        seconds = watch.check(now, polite=_held_politely(stage, hosts))
+        hosts = hosts_of(stage)
+        seconds = watch.check(now, polite=held_politely(stage, hosts))
         if seconds is None:
             return
         oldest = oldest_in_flight({repr(e.key): t for e, t in stage.flying.items()}, now)
@@ -846,55 +836,6 @@ class Runner:
             deferred_by_reason=dict(self._tracker.deferred),
             unread=self._unread,
         )
-
-
-def check_tail(deadline: float | None, finish_at: float | None, stall_after: float) -> None:
-    """Refuse tail flags that mean nothing, with the fix."""
-    if deadline is not None and not (isinstance(deadline, int | float) and deadline > 0):
-        raise UsageError(f"deadline={deadline!r} must be seconds above zero (30 * 60: 30 min)")
-    if finish_at is not None and not (isinstance(finish_at, int | float) and 0 < finish_at <= 1):
-        raise UsageError(f"finish_at={finish_at!r}: give a share of the input, like 0.99")
-    if not (isinstance(stall_after, int | float) and stall_after > 0):
-        raise UsageError(f"stall_after={stall_after!r} must be seconds above zero")
-
-
-def _holding(spec: StageSpec, holds: Holds) -> StageSpec:
-    """``spec`` with its service factory given the kept holds (``ports.Holding``); for a
-    head folded onto loop processes, its first stage's factory."""
-    if isinstance(spec.factory, Holding):
-        spec = dataclasses.replace(spec, factory=spec.factory.holding(holds))
-    if spec.remote and isinstance(spec.remote[0].factory, Holding):
-        first = spec.remote[0]
-        assert first.factory is not None
-        first = dataclasses.replace(first, factory=first.factory.holding(holds))
-        spec = dataclasses.replace(spec, remote=(first, *spec.remote[1:]))
-    return spec
-
-
-def _hosts_of(stage: StageRunner) -> set[str]:
-    """The route keys (hosts) of a stage's items in flight, when it has a route rule."""
-    route = stage.spec.route
-    if route is None:
-        return set()
-    hosts = set()
-    for envelope in list(stage.flying):
-        try:
-            hosts.add(str(route(envelope.value)))
-        except Exception:  # an item the route rule cannot read: no host to name
-            continue
-    return hosts
-
-
-def _held_politely(stage: StageRunner, hosts: set[str]) -> bool:
-    """Whether every host the stage has work for is held back by its site now, as its
-    service's report says (``ports.HeldReport``)."""
-    report = stage.report()
-    if not hosts or not isinstance(report, HeldReport):
-        return False
-    held = report.held
-    # A protocol checks the name only: a report may have a ``held`` of another kind (a
-    # crawl's counts its held pages).
-    return isinstance(held, Mapping) and hosts <= held.keys()
 
 
 async def _done() -> None:

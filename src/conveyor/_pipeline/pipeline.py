@@ -20,9 +20,10 @@ from .._engine.events import ObserverLike
 from .._engine.loops import WarmLoops, measured_loops, resolve_loops
 from .._engine.ports import Feed, Sink
 from .._engine.retry import Retry
-from .._engine.runner import OnError, RetryOnResume, Runner, check_tail
+from .._engine.runner import OnError, RetryOnResume, Runner
 from .._engine.spec import StageSpec, make_batch, make_stage
 from .._engine.stats import RunResult
+from .._engine.tail import check_tail
 from .._errors import RunInterrupted, UsageError
 from .iteration import iterate_async, iterate_sync
 from .output import Output, prepare_output
