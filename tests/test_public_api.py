@@ -14,8 +14,8 @@ PACKAGE = Path(conveyor.__file__).parent
 # on purpose.
 PUBLIC = [
     "BadURL", "Blocked", "ConnectError", "ConnectionReset", "ConveyorError", "Csv", "DNSError",
-    "Event", "Failure", "FetchConfig", "FetchError", "FetchTimeout", "HttpClient", "ItemError",
-    "ItemFailed", "ItemFinished", "ItemRetrying", "ItemStarted", "ItemTimeout",
+    "Deferred", "Event", "Failure", "FetchConfig", "FetchError", "FetchTimeout", "HttpClient",
+    "ItemError", "ItemFailed", "ItemFinished", "ItemRetrying", "ItemStarted", "ItemTimeout",
     "JobMismatchError", "JournalError", "JsonLines", "KeyOutcome", "Ledger",
     "NotPicklableError", "Observer", "Page", "Parquet", "Pipeline", "Progress", "Request",
     "Response", "Retry", "RunFinished", "RunInterrupted", "RunReport", "RunResult",
@@ -41,7 +41,7 @@ ANYWHERE = {"_errors", "_version"}
 ALLOWED = {
     "_engine": set(),
     "_io": {"_engine.ports", "_engine.outcomes", "_engine.routing"},
-    "_http": {"_engine.ports", "_engine.limits", "_engine.retry"},
+    "_http": {"_engine.ports", "_engine.limits", "_engine.retry", "_engine.stall"},
     "_crawl": {"_engine", "_http.hosts", "_http.charset"},
     "_shards": {"_engine", "_io"},
     "_pipeline": {"_engine", "_io", "_http", "_crawl", "_shards"},

@@ -23,6 +23,9 @@ from ._errors import (
     ConveyorError as ConveyorError,
 )
 from ._errors import (
+    Deferred as Deferred,
+)
+from ._errors import (
     DNSError as DNSError,
 )
 from ._errors import (
@@ -74,6 +77,7 @@ __all__ = [
     "ConveyorError",
     "Csv",
     "DNSError",
+    "Deferred",
     "Event",
     "Failure",
     "FetchConfig",
@@ -240,6 +244,7 @@ for _name in [
     "ConnectionReset",
     "ConveyorError",
     "DNSError",
+    "Deferred",
     "FetchError",
     "FetchTimeout",
     "ItemError",

@@ -17,6 +17,7 @@ from aiohttp import web
 
 import conveyor as cv
 from conveyor._crawl.urls import canonical
+from conveyor._io import read_counts
 from conveyor.testing.crawl_site import RunningCrawlSite, run_crawl_site
 
 # The flaky host's robots.txt answers 503 this many times: more than the client's tries of
@@ -286,8 +287,15 @@ async def test_a_host_whose_robots_txt_stays_down_is_deferred_then_crawled_next_
     try:
         first: list[Any] = []
         crawl = cv.crawl(f"{base}/", retries=0, robots_retry=0.02)
-        await crawl.run_async(first, journal=journal)
+        result = await crawl.run_async(first, journal=journal)
         assert first == []
+        # A deferred page (not filtered): counted so, and kept so in the journal.
+        assert result.deferred == 1
+        assert result.deferred_by_reason == {"robots": 1}
+        assert not result.complete
+        counts = read_counts(journal)
+        assert counts is not None
+        assert counts.deferred == 1
         assert seen == ["/robots.txt"] * 4  # asked, then 3 retries; no page asked for
         db = sqlite3.connect(journal)
         try:
@@ -298,8 +306,35 @@ async def test_a_host_whose_robots_txt_stays_down_is_deferred_then_crawled_next_
         assert "robots.txt unreachable (HTTP 503) after 4 tries" in note
         down["robots"] = False
         second: list[Any] = []
-        await cv.crawl(f"{base}/", retries=0, robots_retry=0.02).run_async(second, journal=journal)
+        again = await cv.crawl(f"{base}/", retries=0, robots_retry=0.02).run_async(
+            second, journal=journal
+        )
+        assert again.deferred == 0
+        counts = read_counts(journal)
+        assert counts is not None
+        assert counts.deferred == 0
     finally:
         await runner.cleanup()
     assert sorted(page.url for page in second) == [f"{base}/", f"{base}/b"]
     assert seen[4] == "/robots.txt"  # the next run asked again before any page
+
+
+async def test_a_crawl_cut_by_its_deadline_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    # Each page answers slowly: the deadline comes mid-crawl. What was in flight is
+    # deferred in the frontier ("deadline"), and the next run crawls the rest, each once.
+    journal = str(tmp_path / "c.journal")
+    async with run_crawl_site(features=False, pages=60, fanout=3, delay=0.05) as running:
+        base = running.site.bases[0]
+        first: list[Any] = []
+        cut = await cv.crawl(f"{base}/", concurrency=4).run_async(
+            first, journal=journal, deadline=0.4, grace=0.2
+        )
+        assert cut.deferred > 0
+        assert cut.failed == 0
+        assert cut.deferred_by_reason == {"deadline": cut.deferred}
+        second: list[Any] = []
+        rest = await cv.crawl(f"{base}/", concurrency=4).run_async(second, journal=journal)
+        assert rest.deferred == 0
+        got = keys(first) + keys(second)
+        assert len(got) == len(set(got))  # each page once across the two runs
+        assert set(got) == expected(running)

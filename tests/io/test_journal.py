@@ -578,3 +578,96 @@ def test_a_killed_run_with_awkward_keys_resumes_to_each_key_once(tmp_path: Path)
     resumed = run(kill_at=0)  # the same job, to its end
     assert resumed.returncode == 0, resumed.stderr
     _one_record_per_key(output, lines)
+
+
+def test_a_format_3_journal_is_read_and_marked_format_4(tmp_path: Path) -> None:
+    # Format 4 only added deferred keys and meta rows: a format-3 journal (no "deferred"
+    # row) resumes as is, and is marked format 4 so an older conveyor refuses it now.
+    with journal(tmp_path) as j:
+        j.admit(["a", "b"])
+        j.record([KeyOutcome("a", "done"), KeyOutcome("b", "failed", "dns")], None)
+    db = sqlite3.connect(tmp_path / "run.journal", isolation_level=None)
+    db.execute("DROP TRIGGER record")  # what format 3 had: no until, its own trigger
+    db.execute("ALTER TABLE keys DROP COLUMN until")
+    db.execute(_FORMAT_3_TRIGGER)
+    db.execute("DELETE FROM meta WHERE name = 'deferred'")
+    db.execute("PRAGMA user_version = 3")
+    db.close()
+    with journal(tmp_path) as j:
+        assert j.admit(["a", "b", "c"]) == [False, False, True]
+        stats = j.statistics()
+        assert (stats.done, stats.failed, stats.deferred) == (1, 1, 0)
+        j.record([KeyOutcome("c", "deferred", "paused", until=123.5)], None)
+    assert rows(tmp_path, "PRAGMA user_version") == [(4,)]
+    assert rows(tmp_path, "SELECT state, kind, until FROM keys WHERE key = 'c'") == [
+        (4, "paused", 123.5)
+    ]
+
+
+# The record trigger of format 3 (conveyor before deferred keys), as it was.
+_FORMAT_3_TRIGGER = """CREATE TRIGGER record INSTEAD OF INSERT ON record BEGIN
+    INSERT INTO keys (key, state) SELECT CASE type WHEN 'object' THEN
+        CAST(json_extract(value, '$.b') AS BLOB) ELSE value END, 1 FROM json_each(NEW.done)
+        WHERE true
+        ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = NULL, attempts = NULL;
+    INSERT INTO keys (key, state, kind, attempts)
+        SELECT CASE json_type(value, '$[0]') WHEN 'object'
+            THEN CAST(json_extract(value, '$[0].b') AS BLOB) ELSE json_extract(value, '$[0]')
+            END, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+            json_extract(value, '$[3]')
+        FROM json_each(NEW.rows) WHERE true
+        ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = excluded.kind,
+            attempts = excluded.attempts;
+    INSERT INTO spans (start, stop)
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+        FROM json_each(NEW.spans);
+    INSERT OR REPLACE INTO meta (name, value)
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+        FROM json_each(NEW.meta);
+END"""
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_deferred_keys_are_admitted_again_by_every_run(tmp_path: Path, keyed: bool) -> None:
+    keys = ["a", "b", "c", "d"] if keyed else range(4)
+    first, second, third, fourth = list(keys)
+    with journal(tmp_path) as j:
+        assert j.admit(keys) == [True] * 4
+        j.record(
+            [KeyOutcome(second, "deferred", "paused"), KeyOutcome(fourth, "deferred", "breaker")],
+            None,
+            done=[first, third],
+        )
+        assert j.statistics().deferred == 2
+    with journal(tmp_path) as j:
+        assert sorted(map(str, (k for k, _, _ in j.deferred_keys()))) == sorted(
+            map(str, [second, fourth])
+        )
+        assert j.admit(keys) == [False, True, False, True]  # no flag needed
+        # One ends for good, one is deferred again.
+        j.record([KeyOutcome(fourth, "deferred", "tail")], None, done=[second])
+        stats = j.statistics()
+        assert (stats.done, stats.deferred) == (3, 1)
+    with journal(tmp_path) as j:
+        assert j.admit(keys) == [False, False, False, True]
+        assert [reason for _, reason, _ in j.deferred_keys()] == ["tail"]
+
+
+def test_holds_are_kept_with_the_commit_and_expire(tmp_path: Path) -> None:
+    import time
+
+    later, past = time.time() + 3600, time.time() - 1
+    with journal(tmp_path) as j:
+        assert j.held() == {}
+        j.admit(["a"])
+        j.hold({"h1:80": ("paused", later), "h2:80": ("breaker", past)})
+        assert j.held() == {}  # kept with the next commit, not before
+        j.record([], None, done=["a"])
+        assert j.held() == {"h1:80": ("paused", later)}
+    with journal(tmp_path) as j:
+        assert j.held() == {"h1:80": ("paused", later)}
+        j.hold({})  # the services hold nothing now
+        assert j.admit(["a", "b"]) == [False, True]
+        j.record([], None, done=["b"])
+    with journal(tmp_path) as j:
+        assert j.held() == {}

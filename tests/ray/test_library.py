@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conveyor import Pipeline
+from conveyor import Deferred, Pipeline
 from conveyor._errors import UsageError
 from conveyor._shards.parts import iter_rows
 
@@ -65,3 +66,30 @@ def test_restart_removes_only_what_the_job_wrote(tmp_path: Path, ray_cluster: st
     assert parts == ["part-00000.jsonl", "part-00001.jsonl"]  # the four old ones are gone
     rows = [row for name in parts for row in iter_rows(outdir / name)]
     assert Counter(row["n"] for row in rows) == Counter(range(200))
+
+
+def _defer_odd_while_marked(item: dict[str, Any]) -> dict[str, int]:
+    """Defers odd items while the marker file exists (the test removes it between runs:
+    Ray's workers do not see the test's environment)."""
+    if item["n"] % 2 and Path(item["marker"]).exists():
+        raise Deferred(f"{item['n']} later", reason="paused")
+    return {"n": item["n"]}
+
+
+def test_a_shard_with_deferred_items_is_not_done(tmp_path: Path, ray_cluster: str) -> None:
+    marker = tmp_path / "defer"
+    marker.touch()
+    items = [{"n": n, "marker": str(marker)} for n in range(400)]
+    pipeline = Pipeline(items, key=lambda item: item["n"]).map(_defer_odd_while_marked)
+    outdir = tmp_path / "out.jsonl"
+    first = pipeline.run(str(outdir), backend="ray", shards=4, address=ray_cluster)
+    assert (first.results, first.deferred) == (200, 200)
+    assert first.deferred_by_reason == {"paused": 200}
+    assert not first.complete
+    assert not (outdir / "_MANIFEST.json").exists()  # the job is not complete
+    marker.unlink()
+    second = pipeline.run(str(outdir), backend="ray", shards=4, address=ray_cluster)
+    assert (second.results, second.deferred, second.items) == (200, 0, 200)
+    assert (outdir / "_MANIFEST.json").exists()
+    rows = [row for part in sorted(outdir.glob("part-*.jsonl")) for row in iter_rows(part)]
+    assert Counter(row["n"] for row in rows) == Counter(range(400))

@@ -50,6 +50,10 @@ class Placement:
     async def shutdown(self) -> None:
         return None
 
+    def tell(self, notice: Any) -> None:
+        """A notice from the run for the services this placement opened elsewhere (loop
+        processes: each loop's ``Peered`` service hears it); here, none."""
+
     def report(self) -> StageReport | None:
         """What the function's service says of itself, when the placement holds it (loop
         processes: their reports, merged); else None."""
@@ -204,6 +208,9 @@ class LoopsPlacement(_Pooled):
 
     def report(self) -> StageReport | None:
         return self.loops.report()
+
+    def tell(self, notice: Any) -> None:
+        self.loops.tell(notice)
 
     def _count_retries(self, retries: int) -> None:
         assert self.counters is not None

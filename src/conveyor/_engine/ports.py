@@ -80,6 +80,7 @@ class KeyOutcome(NamedTuple):
     status: Literal["done", "failed", "filtered", "deferred"]
     kind: str | None = None
     attempts: int = 1
+    until: float | None = None  # deferred: no use trying before this Unix time (or None)
 
 
 @runtime_checkable
@@ -110,12 +111,14 @@ class Carry(NamedTuple):
     the item ends there, counted as filtered; ``extra`` travels with the item and is given
     to the ledger with the item's key when the item is finished (``Ledger.stage`` and
     ``record``, ``extras``), whatever its outcome. It must pickle (it crosses from loop
-    processes).
+    processes). ``deferred``, with ``drop``: the item ends deferred for this reason rather
+    than filtered (as if the service had raised ``_errors.Deferred``), its extra kept.
     """
 
     value: Any
     extra: Any
     drop: bool = False
+    deferred: str | None = None
 
 
 class Taken(NamedTuple):
@@ -392,3 +395,27 @@ class WindDown(NamedTuple):
 
     reason: str
     elapsed: float
+
+
+@runtime_checkable
+class HeldReport(Protocol):
+    """A ``StageReport`` that says which keys (hosts) its service holds back right now,
+    politely, at their sites' word: key -> (reason, seconds left). The run does not call
+    a quiet spell a stall while every key it has work for is held (``RunStatistics.stall``)."""
+
+    @property
+    def held(self) -> Mapping[str, tuple[str, float]]: ...
+
+
+@runtime_checkable
+class KeepsHolds(Protocol):
+    """A ``Ledger`` that keeps the run's ``Holds`` across runs (the journal)."""
+
+    def hold(self, holds: Holds) -> None:
+        """The holds as they are now, to be written with the next ``record`` (in its
+        transaction); they replace the ones kept before."""
+        ...
+
+    def held(self) -> Holds:
+        """The holds the last run kept that have not expired yet."""
+        ...

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from .._errors import UsageError
+from .._errors import Deferred, UsageError
 from .channel import Channel
 from .envelope import END, Envelope
 from .events import EventBus, ObserverLike, RunFinished, RunStarted, Tick
@@ -38,11 +39,13 @@ from .gc_pause import fewer_collections
 from .gil import GilYield
 from .loops import WarmLoops, fold_head
 from .outcomes import Failure
-from .ports import Feed, Ledger, Sink, Taken
+from .ports import Feed, HoldingReport, Holds, Ledger, Sink, Taken, WindDown
 from .source import BATCH, count_hint, read_batches
 from .spec import StageSpec
 from .stages import StageRunner, StageSink
-from .stats import RunResult, RunStatistics
+from .stall import StallWatch, oldest_in_flight
+from .stats import RunResult, RunStatistics, Stall
+from .tail import check_tail, held_politely, holding, hosts_of
 from .threads import shutdown_executor
 from .tracker import NOTHING, Finished, RootTracker
 from .writer import Writer
@@ -60,6 +63,10 @@ _TICK_SECONDS = 0.25
 # before handing them over and asking the ledger again (one thread hop for all of them).
 _FED_SETTLE = 0.002
 _FAILURES_KEPT = 10_000
+# At the deadline, the items in flight get this long (or the run's grace, if shorter) to
+# end before the rest is cancelled and recorded deferred.
+_DEADLINE_GRACE = 5.0
+_log = logging.getLogger("conveyor")
 
 
 class Runner:
@@ -91,6 +98,17 @@ class Runner:
             ``(kind, attempts)``, when the key stays retryable: the result is written like
             any other, and the journal records its key as failed with that kind, so a run
             with ``retry_failed`` runs it again (see ``docs/io.md``).
+        deadline: seconds after the start at which the run winds down: every stage's
+            ``Peered`` service hears ``WindDown("deadline", elapsed)``, the source is read
+            no further, the items in flight get a few seconds (at most ``grace``) to end,
+            and what is left then ends deferred ("deadline"). Items never read are left
+            for the next run (``RunResult.unread``, when the source knows its length).
+        finish_at: a share of the input (0 to 1): once that many of its items have ended,
+            every stage's ``Peered`` service hears ``WindDown("tail", elapsed)``, once.
+            Needs a source that knows its length.
+        stall_after: seconds without any item finishing (time during which every host
+            with work is held back by its site left out) after which the run names its
+            stall: ``RunStatistics.stall`` and one warning on the ``conveyor`` logger.
     """
 
     def __init__(
@@ -115,9 +133,16 @@ class Runner:
         warm: WarmLoops | None = None,
         measured: bool = False,
         retry_on_resume: RetryOnResume | None = None,
+        deadline: float | None = None,
+        finish_at: float | None = None,
+        stall_after: float = 60.0,
     ) -> None:
         if on_error not in ("record", "raise"):
             raise UsageError(f"on_error={on_error!r}: choose 'record' or 'raise'")
+        check_tail(deadline, finish_at, stall_after)
+        self._deadline = deadline
+        self._finish_at = finish_at
+        self._stall_after = stall_after
         self._source = source
         # A source its ledger feeds (a crawl's frontier): items come from ``Ledger.take``.
         self._fed = isinstance(source, Feed)
@@ -145,7 +170,11 @@ class Runner:
         self._finished_keys = Finished() if journaled else None
         # Only a journal records a key as retryable: without one the predicate is not called.
         self._retry_on_resume = retry_on_resume if journaled else None
-        single = all(spec.kind in ("map", "filter") for spec in self._specs)
+        # A journaled run cut by its deadline records the keys left in flight deferred:
+        # the tracker must know them one by one.
+        single = all(spec.kind in ("map", "filter") for spec in self._specs) and not (
+            journaled and deadline is not None
+        )
         self._tracker = RootTracker(
             ordered=ordered, hold=journaled, finished=self._finished_keys, single=single
         )
@@ -176,6 +205,13 @@ class Runner:
         self._filtered = 0
         self._failures: list[Failure] = []
         self._by_kind: Counter[str] = Counter()
+        self._cut = False  # the deadline came: the source ends, then what is left
+        self._unread = 0
+        self._tail_told = False
+        self._tail_failed = False
+        self._stall: Stall | None = None
+        self._watch: StallWatch | None = None
+        self._last_ended = 0
 
     @property
     def consumer(self) -> asyncio.Queue[Any] | None:
@@ -191,6 +227,11 @@ class Runner:
         if self._stop_scope is not None:
             self._stop_scope.reschedule(self._loop.time())
         self._loop.call_later(self._grace, self.abort)
+
+    @property
+    def _halted(self) -> bool:
+        """The source is read no further: a stop, or the deadline."""
+        return self._stopped or self._cut
 
     def abort(self) -> None:
         """Cancel everything in flight now; what finished is still written and committed."""
@@ -243,6 +284,7 @@ class Runner:
             commit_interval=self._commit_interval,
             finished=self._finished_keys,
             final_record=self._fed,
+            holds=self._holds,
         )
         self._writer = writer
         self._ended = self._loop.create_future()
@@ -252,9 +294,23 @@ class Runner:
                 self._total = await asyncio.get_running_loop().run_in_executor(
                     io, count_hint, self._source
                 )
+                if self._finish_at is not None and self._total is None:
+                    fix = (
+                        "a crawl's is not known ahead; use deadline instead"
+                        if self._fed
+                        else "this source cannot say it: give a list or a file source, or "
+                        "use deadline instead"
+                    )
+                    raise UsageError(
+                        f"finish_at={self._finish_at!r} needs the input's length: {fix}"
+                    )
                 if self._bus.active:
                     self._bus.emit(RunStarted(tuple(s.name for s in self._specs), self._total))
                 await writer.open()
+                self._take_up_holds(writer.held())
+                self._watch = StallWatch(time.perf_counter(), after=self._stall_after)
+                if self._deadline is not None:
+                    self._loop.call_later(self._deadline, self._deadline_came)
                 async with asyncio.timeout(None) as self._abort_scope:
                     if self._aborted:
                         self._abort_scope.reschedule(self._loop.time())
@@ -268,6 +324,8 @@ class Runner:
             except BaseExceptionGroup as group:
                 raise first_error(group) from None
             finally:
+                if self._cut:
+                    self._defer_left()
                 # Whatever happened, commit what finished: an interrupted run resumes from it.
                 try:
                     await writer.finish()
@@ -303,7 +361,7 @@ class Runner:
         position = 0
         try:
             async with asyncio.timeout(None) as self._stop_scope:
-                if self._stopped:
+                if self._halted:
                     self._stop_scope.reschedule(asyncio.get_running_loop().time())
                 async with contextlib.aclosing(
                     read_batches(self._source, io, _JOURNAL_BATCH if self._ledger else BATCH)
@@ -321,7 +379,7 @@ class Runner:
                     while ahead:
                         await self._feed(*ahead.popleft(), first)
         except TimeoutError:
-            if not self._stopped:
+            if not self._halted:
                 raise
         finally:
             self._stop_scope = None  # a finished scope cannot be rescheduled
@@ -341,7 +399,7 @@ class Runner:
         ahead: asyncio.Future[Taken] | None = None
         try:
             async with asyncio.timeout(None) as self._stop_scope:
-                if self._stopped:
+                if self._halted:
                     self._stop_scope.reschedule(asyncio.get_running_loop().time())
                 while True:
                     taken = await (ahead or writer.take(want))
@@ -372,7 +430,7 @@ class Runner:
                     # More may finish at about the same time: one look for all of them.
                     await asyncio.sleep(_FED_SETTLE)
         except TimeoutError:
-            if not self._stopped:
+            if not self._halted:
                 raise
         finally:
             self._stop_scope = None
@@ -535,6 +593,9 @@ class Runner:
         )
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
+        if isinstance(exc, Deferred):  # not a failure: left for the next run (stages.py)
+            await self._deliver(envelope, NOTHING, deferred=exc.reason, until=exc.until)
+            return
         self._record_failure(failure)
         if self._on_error == "raise":
             exc.add_note(
@@ -562,6 +623,8 @@ class Runner:
         failed: str | None = None,
         attempts: int = 1,
         result: bool = False,
+        deferred: str | None = None,
+        until: float | None = None,
     ) -> None:
         if self._ended.done():
             return  # the run is failing: it is being cancelled
@@ -574,6 +637,8 @@ class Runner:
             result=result,
             key=envelope.key,
             extra=envelope.extra,
+            deferred=deferred,
+            until=until,
         )
         if self._fed:
             self._progress.set()
@@ -630,10 +695,112 @@ class Runner:
         """A few times a second: a statistics event, and time-based commits."""
         while True:
             await asyncio.sleep(_TICK_SECONDS)
+            try:
+                self._look_at_tail()
+            except Exception:  # a report of an unexpected shape: the notice, not the run
+                if not self._tail_failed:
+                    self._tail_failed = True
+                    _log.exception("conveyor: the stall check failed; the run goes on")
             if self._bus.active:
                 self._bus.emit(Tick(self.statistics()))
             if self._writer.active and (self._writer.due() or self._writer.timely()):
                 await self._commit()
+
+    # -- the run's tail: holds, deadline, finish_at, stalls --------------------------------
+
+    def _take_up_holds(self, holds: Holds) -> None:
+        """Hand the holds an earlier run kept to each stage whose factory takes them
+        (``ports.Holding``), before any service opens or is shared to loop processes."""
+        if not holds:
+            return
+        for stage in self._stages:
+            stage.spec = holding(stage.spec, holds)
+
+    def _holds(self) -> Holds | None:
+        """The stages' services' holds now (``ports.HoldingReport``), for the journal to
+        keep; None when no service's report has any to say."""
+        merged: dict[str, tuple[str, float]] | None = None
+        for stage in self._stages:
+            report = stage.report()
+            if isinstance(report, HoldingReport) and isinstance(report.holds, Mapping):
+                merged = {} if merged is None else merged
+                for key, (reason, until) in report.holds.items():
+                    if key not in merged or merged[key][1] < until:
+                        merged[key] = (reason, until)
+        return merged
+
+    def _tell(self, reason: str) -> None:
+        """Every stage's service hears ``WindDown(reason, elapsed)``."""
+        notice = WindDown(reason, time.perf_counter() - self._started)
+        for stage in self._stages:
+            stage.tell(notice)
+
+    def _ended_roots(self) -> int:
+        """Input items ended so far (results, failures, filtered, deferred)."""
+        ended = self._tracker.ended
+        return ended + self._results if self._direct_results else ended
+
+    def _deadline_came(self) -> None:
+        """The deadline: services wind down, the source ends, and after a short grace
+        what is still in flight is cancelled (and recorded deferred: ``_defer_left``)."""
+        if self._finished or self._cut:
+            return
+        self._cut = True
+        assert self._loop is not None
+        self._tell("deadline")
+        if self._stop_scope is not None:
+            self._stop_scope.reschedule(self._loop.time())
+        self._loop.call_later(min(self._grace, _DEADLINE_GRACE), self._cut_rest)
+
+    def _cut_rest(self) -> None:
+        if self._loop is None or self._aborted or self._finished:
+            return
+        self._aborted = True
+        if self._abort_scope is not None:
+            self._abort_scope.reschedule(self._loop.time())
+
+    def _defer_left(self) -> None:
+        """After the deadline: the items still in flight end deferred ("deadline"), and
+        the input not read is counted, when its length is known."""
+        left = self._tracker.unfinished("deadline")
+        if self._tracker.single:  # not kept one by one: only counted
+            left = self._admitted - self._ended_roots()
+            self._tracker.deferred["deadline"] += left
+            self._tracker.ended += left
+        if self._total is not None:
+            self._unread = max(0, self._total - self._admitted - self._skipped)
+
+    def _look_at_tail(self) -> None:
+        """On each tick: ``finish_at`` reached? Nothing finishing, and not politely?"""
+        ended = self._ended_roots()
+        total = self._total
+        if (
+            self._finish_at is not None
+            and not self._tail_told
+            and total
+            and ended + self._skipped >= self._finish_at * total
+        ):
+            self._tail_told = True
+            self._tell("tail")
+        watch = self._watch
+        if watch is None:
+            return
+        now = time.perf_counter()
+        if ended != self._last_ended or not any(s.flying for s in self._stages):
+            self._last_ended = ended
+            watch.progress(now)  # idle with nothing out is no stall either
+            self._stall = None
+            return
+        stage = max(
+            (s for s in self._stages if s.flying), key=lambda s: now - min(s.flying.values())
+        )
+        hosts = hosts_of(stage)
+        seconds = watch.check(now, polite=held_politely(stage, hosts))
+        if seconds is None:
+            return
+        oldest = oldest_in_flight({repr(e.key): t for e, t in stage.flying.items()}, now)
+        self._stall = Stall(stage.spec.name, seconds, tuple(sorted(hosts)), tuple(oldest))
+        _log.warning("conveyor: %s", self._stall.describe())
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -647,13 +814,16 @@ class Runner:
             failed=self._failed,
             filtered=self._filtered,
             stages=tuple(s.snapshot() for s in self._stages),
+            deferred=self._tracker.deferred.total(),
+            stall=self._stall,
         )
 
     def _result(self) -> RunResult:
+        results_dropped, failures_dropped = self._tracker.dropped  # of deferred roots
         return RunResult(
             items=self._admitted,
-            results=self._results,
-            failed=self._failed,
+            results=self._results - results_dropped,
+            failed=self._failed - failures_dropped,
             filtered=self._filtered,
             skipped=self._skipped,
             failures=tuple(self._failures),
@@ -661,7 +831,10 @@ class Runner:
             stages=tuple(s.snapshot(final=True) for s in self._stages),
             wall_seconds=time.perf_counter() - self._started,
             interrupted=self._stopped,
-            failures_dropped=self._failed - len(self._failures),
+            failures_dropped=max(0, self._failed - failures_dropped - len(self._failures)),
+            deferred=self._tracker.deferred.total(),
+            deferred_by_reason=dict(self._tracker.deferred),
+            unread=self._unread,
         )
 
 

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from .._errors import Deferred
 from .auto import AutoPlacement
 from .channel import Channel
 from .envelope import END, Envelope
@@ -26,7 +27,7 @@ from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure, RemoteFailure, original, own_attempts
 from .place import placement_for
 from .placement import Placement
-from .ports import Carry, Service
+from .ports import Carry, Peered, Service, StageReport
 from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 Emit = Callable[[Envelope], Awaitable[None]]
 _PULL_BATCH = 256
+# What a deferred envelope hands ``StageSink.fail`` for its failure: the runner tells a
+# deferral by the exception (``_errors.Deferred``) and makes no failure record of it.
+_DEFERRED = Failure(None, "", "deferred", "", 0, "Deferred")
 
 
 class StageSink:
@@ -82,6 +86,9 @@ class StageRunner:
         self._service: Service | None = None  # the spec's factory's, while the run lasts
         # The worker tasks' group while they are being started and run (``_more_workers``).
         self._workers: tuple[asyncio.TaskGroup, StageSink] | None = None
+        # Items awaited now (not inline calls), with the time each call began: what the
+        # stall notice names (``runner.py``). One dict store and pop per item.
+        self.flying: dict[Envelope, float] = {}
 
     @property
     def fusible(self) -> bool:
@@ -149,16 +156,31 @@ class StageRunner:
     def snapshot(self, *, final: bool = False) -> StageStatistics:
         """The stage now, with what its service says of itself (``Service.report``; on
         loop processes, their reports merged)."""
-        service, placement = self._service, self.placement
-        report = service.report() if service is not None else None
-        if report is None and placement is not None:
-            report = placement.report()
+        placement = self.placement
+        report = self.report()
         return self.counters.snapshot(
             0 if final else self.inbox.qsize(),
             final=final,
             details=report,
             restarts=0 if placement is None else placement.restarts,
         )
+
+    def tell(self, notice: Any) -> None:
+        """Hand the stage's service a notice from the run (``ports.WindDown``): heard by
+        a ``Peered`` service here, or by each loop process's (``Placement.tell``)."""
+        service = self._service
+        if isinstance(service, Peered):
+            service.hear(notice)
+        elif self.placement is not None:
+            self.placement.tell(notice)
+
+    def report(self) -> StageReport | None:
+        """What the stage's service says of itself now (on loop processes: merged)."""
+        service, placement = self._service, self.placement
+        report = service.report() if service is not None else None
+        if report is None and placement is not None:
+            report = placement.report()
+        return report
 
     def _more_workers(self, count: int) -> None:
         """Run ``count`` more worker tasks, in the same group (none once it has ended)."""
@@ -207,6 +229,7 @@ class StageRunner:
         service = self._service
         # A service's result may carry something for the ledger (``ports.Carry``).
         carries = self.spec.has_service
+        flying = self.flying
         assert call is not None, "the stage's placement starts before its workers"
         while True:
             envelope = await inbox.get()
@@ -217,10 +240,11 @@ class StageRunner:
                 error = self._call_inline(envelope, inline)
                 await (emit(envelope) if error is None else self._failed(envelope, error, 1, out))
                 continue
-            began = self._begin(envelope)
+            began = flying[envelope] = self._begin(envelope)
             try:
                 value = await call(envelope.value)
             except Exception as exc:
+                del flying[envelope]
                 self._count_call(began)
                 if carries and isinstance(exc, RemoteFailure):
                     envelope.extra = exc.extra
@@ -229,12 +253,18 @@ class StageRunner:
             except BaseException:
                 self._count_call(began)
                 raise
+            del flying[envelope]
             self._succeeded(envelope, began)
             if service is not None:
                 self.counters.retried += service.attempts(value) - 1
             if carries and type(value) is Carry:
                 envelope.extra = value.extra
                 if value.drop:
+                    if value.deferred is not None:  # left for the next run, not filtered
+                        self.counters.deferred += 1
+                        deferral = Deferred("deferred by its service", reason=value.deferred)
+                        await out.fail(envelope, _DEFERRED, deferral)
+                        continue
                     self.counters.filtered += 1
                     await out.drop(envelope, True)
                     continue
@@ -323,12 +353,16 @@ class StageRunner:
             counters.started += 1
             counters.in_flight += 1
             began = perf_counter()
+            if inline is None:
+                self.flying[envelope] = began
             try:
                 value = inline(envelope.value) if inline else await call(envelope.value)
             except Exception as exc:
+                self.flying.pop(envelope, None)
                 self._count_call(began)
                 raised = original(exc)  # as the user's code raised it, also in a process
-                if not spec.retry.should_retry(raised, attempt):
+                # A deferral is the service's word on the item for this run: never retried.
+                if isinstance(raised, Deferred) or not spec.retry.should_retry(raised, attempt):
                     return await self._failed(envelope, exc, attempt, out)
                 # ``retry_after``: a convention of the exceptions a function raises (the
                 # fetch's carry a server's Retry-After), documented on ``Retry``.
@@ -346,6 +380,7 @@ class StageRunner:
             finally:
                 if self._keyed is not None and key is not None:
                     self._keyed.release(key)
+            self.flying.pop(envelope, None)
             self._succeeded(envelope, began)
             return True, value
 
@@ -363,6 +398,13 @@ class StageRunner:
     async def _failed(
         self, envelope: Envelope, exc: Exception, attempt: int, out: StageSink
     ) -> tuple[bool, Any]:
+        raised = original(exc)
+        if isinstance(raised, Deferred):
+            # Not a failure: the item is left for the next run (the runner ends it
+            # deferred, and its root with it).
+            self.counters.deferred += 1
+            await out.fail(envelope, _DEFERRED, raised)
+            return False, None
         self.counters.failed += 1
         failure = Failure.from_exception(
             exc, key=envelope.key, stage=self.spec.name, attempts=attempt, item=envelope.value
@@ -373,7 +415,7 @@ class StageRunner:
             self.counters.retried += max(0, (own_attempts(exc) or 1) - 1)
         if self._bus.active:
             self._bus.emit(ItemFailed(failure))
-        await out.fail(envelope, failure, original(exc))
+        await out.fail(envelope, failure, raised)
         return False, None
 
     async def _flat_map(self, parent: Envelope, out: StageSink) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from .outcomes import Failure
 from .ports import StageReport
@@ -61,6 +62,7 @@ class StageCounters:
 
     __slots__ = (
         "busy",
+        "deferred",
         "failed",
         "filtered",
         "in_flight",
@@ -84,6 +86,7 @@ class StageCounters:
         self.succeeded = 0
         self.failed = 0
         self.filtered = 0
+        self.deferred = 0
         self.retried = 0
         self.in_flight = 0
         self.busy = 0.0
@@ -120,6 +123,7 @@ class StageCounters:
             latency=lat.samples() if final else (),
             details=details,
             restarts=restarts,
+            deferred=self.deferred,
         )
 
 
@@ -149,6 +153,34 @@ class StageStatistics:
     # ``FetchReport``), merged over the loop processes; None for a plain function.
     details: StageReport | None = None
     restarts: int = 0  # worker or loop processes replaced after dying
+    deferred: int = 0  # items whose call raised ``Deferred`` (left for the next run)
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Nothing has finished for a while, and no service says it is holding its hosts
+    back politely: where the run is stuck (``RunStatistics.stall``).
+
+    Attributes:
+        stage: the stage with the oldest item in flight.
+        seconds: how long nothing has finished.
+        hosts: the hosts its service has work for (from its report, when it names them).
+        oldest: the five oldest items in flight: ``(key as text, seconds in flight)``.
+    """
+
+    stage: str
+    seconds: float
+    hosts: tuple[str, ...]
+    oldest: tuple[tuple[str, float], ...]
+
+    def describe(self) -> str:
+        """One line: the stage, for how long, the hosts, the oldest items."""
+        hosts = f" (hosts: {', '.join(self.hosts[:5])})" if self.hosts else ""
+        oldest = ", ".join(f"{key} {age:.0f} s" for key, age in self.oldest)
+        return (
+            f"stalled: nothing finished for {self.seconds:.0f} s in stage "
+            f"{self.stage!r}{hosts}; oldest in flight: {oldest or '-'}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +195,8 @@ class RunStatistics:
     failed: int
     filtered: int
     stages: tuple[StageStatistics, ...]
+    deferred: int = 0  # input items left for the next run (``Deferred``)
+    stall: Stall | None = None  # nothing finishing, and not for politeness: where
 
 
 @dataclass(frozen=True)
@@ -182,6 +216,17 @@ class RunResult:
         wall_seconds: the run's duration.
         interrupted: True when Ctrl-C (or a stop) ended the run before the input did.
         failures_dropped: failures not kept in ``failures`` (past the first 10,000).
+        deferred: input items left for the next run: a stage raised ``Deferred`` for them
+            (or for one of their parts), or the run's ``deadline`` came first. Not in the
+            output, not failures: with a journal, running the same job again takes them
+            up (and only them).
+        deferred_by_reason: ``deferred`` by the deferral's reason ("paused", "breaker",
+            "deadline", ...).
+        unread: input items the run did not read because its ``deadline`` came, when the
+            source knows its length (else 0): the next run reads them.
+
+    ``ok`` means no item failed and the run was not interrupted; ``complete`` means, in
+    addition, that nothing is left for a next run (nothing deferred or unread).
     """
 
     items: int
@@ -195,6 +240,9 @@ class RunResult:
     wall_seconds: float
     interrupted: bool = False
     failures_dropped: int = 0
+    deferred: int = 0
+    deferred_by_reason: Mapping[str, int] = field(default_factory=dict)
+    unread: int = 0
 
     @property
     def items_per_second(self) -> float:
@@ -202,7 +250,13 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """No item failed and the run was not interrupted (deferred items may remain)."""
         return self.failed == 0 and not self.interrupted
+
+    @property
+    def complete(self) -> bool:
+        """``ok``, and nothing left for a next run: no item deferred, none unread."""
+        return self.ok and self.deferred == 0 and self.unread == 0
 
     def summary(self) -> str:
         """A short plain-text report."""
@@ -215,6 +269,14 @@ class RunResult:
         if self.failures_by_kind:
             kinds = ", ".join(f"{k} {n}" for k, n in Counter(self.failures_by_kind).most_common())
             lines.append(f"failures by kind: {kinds}")
+        if self.deferred or self.unread:
+            reasons = ", ".join(
+                f"{k} {n}" for k, n in Counter(self.deferred_by_reason).most_common()
+            )
+            left = [f"{self.deferred} deferred ({reasons})"] if self.deferred else []
+            if self.unread:
+                left.append(f"{self.unread} not read")
+            lines.append(f"{' and '.join(left)}: run the same command again to finish")
         header = f"{'stage':<20} {'on':<9} {'ok':>9} {'failed':>7} {'retried':>7} " + (
             f"{'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'busy s':>8}"
         )

@@ -4,12 +4,18 @@ Pure and synchronous; the runner calls it from the event loop's thread only.
 
 Each admitted input (a *root*) has a count of live envelopes derived from it: 1 when it
 enters, +1 for each ``flat_map`` child, and -1 for each envelope that reaches an end
-(result, failure, filtered, or consumed by a ``flat_map``/``batch``). At zero the root is
-finished: its outputs are released and its outcome is recorded exactly once.
+(result, failure, filtered, deferred, or consumed by a ``flat_map``/``batch``). At zero
+the root is finished: its outputs are released and its outcome is recorded exactly once.
+
+A root any of whose envelopes was deferred (``_errors.Deferred``) is deferred as a whole:
+its held outputs are dropped and the journal records it deferred, so the next run takes
+it up and writes its outputs once. (Without a journal or order, outputs are not held, and
+those of its parts that ended before are written.)
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +63,8 @@ class _Root:
     results: int = 0
     outputs: list[tuple[tuple[int, ...], Any]] | None = None  # held ones, made when needed
     extra: Any = None  # what its service's result carried for the ledger (``ports.Carry``)
+    deferred: str | None = None  # the reason one of its envelopes was deferred
+    until: float | None = None  # and the time before which trying it again is pointless
 
 
 class RootTracker:
@@ -88,6 +96,9 @@ class RootTracker:
         self._finished: set[int] = set()
         self.next_root = 0  # ordered: the lowest root not yet released
         self.ended = 0  # roots finished (and so handed to ``finished``) in this run
+        self.deferred: Counter[str] = Counter()  # roots ended deferred, by reason
+        # Outputs of deferred roots, held and then dropped: (results, failures).
+        self.dropped = [0, 0]
 
     def __len__(self) -> int:
         return len(self._roots)
@@ -113,6 +124,8 @@ class RootTracker:
         result: bool = False,
         key: Hashable = None,
         extra: Any = None,
+        deferred: str | None = None,
+        until: float | None = None,
     ) -> list[Any]:
         """One envelope ended; return the outputs now releasable (in release order).
 
@@ -120,16 +133,19 @@ class RootTracker:
         leaves its key retryable (``retry_on_resume``): either way the root is recorded as
         failed, and a result is released like any other. ``key`` is the envelope's key;
         only ``single`` tracking needs it. ``extra`` is what the envelope carries for the
-        ledger, which goes with its root's key.
+        ledger, which goes with its root's key. ``deferred``: the envelope was deferred,
+        for this reason (and ``until`` then): so is its root.
         """
         if self.single:
-            return self._end_single(key, output, failed, attempts, result, extra)
+            return self._end_single(key, output, failed, attempts, result, extra, deferred, until)
         released: list[Any] = []
         first = roots[0]
         if extra is not None:
             self._roots[first].extra = extra
         for root in roots:
             state = self._roots[root]
+            if deferred is not None and state.deferred is None:
+                state.deferred, state.until = deferred, until
             if failed is not None and state.failed_kind is None:
                 state.failed_kind = failed
                 state.attempts = attempts
@@ -161,13 +177,19 @@ class RootTracker:
         attempts: int,
         result: bool,
         extra: Any = None,
+        deferred: str | None = None,
+        until: float | None = None,
     ) -> list[Any]:
         finished = self.finished
         self.ended += 1
+        if deferred is not None:
+            self.deferred[deferred] += 1
         if finished is not None:
             if extra is not None:
                 finished.extras.append((key, extra))
-            if failed is not None:
+            if deferred is not None:
+                finished.others.append(KeyOutcome(key, "deferred", deferred, attempts, until))
+            elif failed is not None:
                 finished.others.append(KeyOutcome(key, "failed", failed, attempts))
             elif result:
                 finished.done.append(key)
@@ -186,7 +208,34 @@ class RootTracker:
             self._release(self._roots.pop(self.next_root), released)
             self.next_root += 1
 
+    def unfinished(self, reason: str) -> int:
+        """End every root still here as deferred for ``reason`` (the run was cut short:
+        its ``deadline``), dropping what they held; how many there were. Only roots
+        tracked one by one (not ``single``) are known here."""
+        count = 0
+        for state in self._roots.values():
+            if state.deferred is None:
+                state.deferred = reason
+            self._release(state, [])
+            count += 1
+        self._roots.clear()
+        self._finished.clear()
+        return count
+
     def _release(self, state: _Root, released: list[Any]) -> None:
+        if state.deferred is not None:
+            # Deferred as a whole: nothing of it is written now; the next run does it all.
+            for _, (is_failure, _value) in state.outputs or ():
+                self.dropped[1 if is_failure else 0] += 1
+            self.ended += 1
+            self.deferred[state.deferred] += 1
+            if self.finished is not None:
+                if state.extra is not None:
+                    self.finished.extras.append((state.key, state.extra))
+                self.finished.others.append(
+                    KeyOutcome(state.key, "deferred", state.deferred, state.attempts, state.until)
+                )
+            return
         if state.outputs:
             if len(state.outputs) > 1:
                 state.outputs.sort(key=lambda pair: pair[0])

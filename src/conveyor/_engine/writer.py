@@ -29,7 +29,7 @@ from typing import Any
 from .._errors import SinkError
 from .gil import in_thread
 from .outcomes import Failure
-from .ports import KeyOutcome, Ledger, Sink, Taken
+from .ports import Holds, KeepsHolds, KeyOutcome, Ledger, Sink, Taken
 from .threads import shutdown_executor
 from .tracker import Finished
 
@@ -51,8 +51,12 @@ class Writer:
         commit_interval: float,
         finished: Finished | None = None,
         final_record: bool = False,
+        holds: Callable[[], Holds | None] | None = None,
     ) -> None:
         self._sink = sink
+        # The services' holds now (``ports.Holds``), asked at each commit for a ledger
+        # that keeps them (``ports.KeepsHolds``); None: no service says.
+        self._holds = holds
         self._open_ledger = open_ledger
         self._ledger: Ledger | None = None
         self._thread = thread
@@ -179,12 +183,26 @@ class Writer:
         elif not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
             return
         await self._wait_in_flight()
+        holds = self.holds_now() if durable else None
         loop = asyncio.get_running_loop()
         self._in_flight = in_thread(
             loop.run_in_executor(
-                self._thread, self._write, results, failures, outcomes, extras, durable
+                self._thread, self._write, results, failures, outcomes, extras, durable, holds
             )
         )
+
+    def holds_now(self) -> Holds | None:
+        """The services' holds, when the ledger keeps them and a service says (asked on
+        the loop, once a commit)."""
+        if self._holds is None or not isinstance(self._ledger, KeepsHolds):
+            return None
+        return self._holds()
+
+    def held(self) -> Holds:
+        """The holds the ledger kept from earlier runs (none without one that keeps
+        them): for the stages' factories (``ports.Holding``), once it is open."""
+        ledger = self._ledger
+        return ledger.held() if isinstance(ledger, KeepsHolds) else {}
 
     def take(self, limit: int) -> asyncio.Future[Taken]:
         """Items from the ledger, for a run it feeds (``ports.Feed``): asked on the thread,
@@ -219,6 +237,7 @@ class Writer:
         outcomes: tuple[list[Hashable], list[KeyOutcome]] | None,
         extras: list[tuple[Hashable, Any]],
         durable: bool,
+        holds: Holds | None = None,
     ) -> None:
         if self._broken:
             return
@@ -239,6 +258,8 @@ class Writer:
             if outcomes is not None and ledger is not None:
                 done, others = outcomes
                 if durable:
+                    if holds is not None and isinstance(ledger, KeepsHolds):
+                        ledger.hold(holds)  # written in the record's transaction
                     ledger.record(others, position, done, extras)
                 elif done or others:
                     ledger.stage(others, done, extras)

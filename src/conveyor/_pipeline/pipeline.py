@@ -23,6 +23,7 @@ from .._engine.retry import Retry
 from .._engine.runner import OnError, RetryOnResume, Runner
 from .._engine.spec import StageSpec, make_batch, make_stage
 from .._engine.stats import RunResult
+from .._engine.tail import check_tail
 from .._errors import RunInterrupted, UsageError
 from .iteration import iterate_async, iterate_sync
 from .output import Output, prepare_output
@@ -296,7 +297,9 @@ class Pipeline:
         loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
         stages: tuple[StageSpec, ...] | None = None,
+        tail: Tail | None = None,
     ) -> Runner:
+        tail = tail or Tail()
         return Runner(
             self._source,
             self._stages if stages is None else stages,
@@ -313,6 +316,9 @@ class Pipeline:
             warm=loops if isinstance(loops, WarmLoops) else None,
             measured=measured_loops(loops),
             retry_on_resume=retry_on_resume,
+            deadline=tail.deadline,
+            finish_at=tail.finish_at,
+            stall_after=tail.stall_after,
         )
 
     async def run_async(
@@ -328,6 +334,9 @@ class Pipeline:
         grace: float = 10.0,
         loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
+        deadline: float | None = None,
+        finish_at: float | None = None,
+        stall_after: float = 60.0,
     ) -> RunResult:
         """Run to the end and return the ``RunResult``; see ``run``."""
         return await self._run(
@@ -342,6 +351,7 @@ class Pipeline:
             interrupts=None,
             loops=loops,
             retry_on_resume=retry_on_resume,
+            tail=Tail(deadline, finish_at, stall_after),
         )
 
     async def _run(
@@ -358,7 +368,10 @@ class Pipeline:
         interrupts: Interrupts | None,
         loops: Loops = 1,
         retry_on_resume: RetryOnResume | None = None,
+        tail: Tail | None = None,
     ) -> RunResult:
+        tail = tail or Tail()
+        check_tail(tail.deadline, tail.finish_at, tail.stall_after)
         if retry_on_resume is not None:
             if not callable(retry_on_resume):
                 raise UsageError(
@@ -386,6 +399,7 @@ class Pipeline:
                 loops=loops,
                 retry_on_resume=retry_on_resume,
                 stages=stages,
+                tail=tail,
             )
             if interrupts is not None:
                 interrupts.runner = runner
@@ -409,6 +423,9 @@ class Pipeline:
         backend: Literal["local", "ray"] = "local",
         shards: int | None = None,
         address: str | None = None,
+        deadline: float | None = None,
+        finish_at: float | None = None,
+        stall_after: float = 60.0,
     ) -> RunResult:
         """Run the pipeline to the end and return what it did.
 
@@ -456,10 +473,33 @@ class Pipeline:
                 journal, so running again resumes; ``journal`` stays unset), joined with
                 ``conveyor merge``; ``restart`` removes only the files the job wrote there.
                 ``observers`` and ``ordered`` are not used. See ``docs/scale.md``.
+            deadline: seconds after which the run winds down: the source is read no
+                further, the items in flight get a few seconds, and what is left then is
+                deferred (``RunResult.deferred``, ``unread``): running the same job again
+                with its journal does the rest. Services that can (the fetch) hear it
+                first and defer their waiting items at once.
+            finish_at: a share of the input (0.99): once that much has ended, the
+                services hear it and defer the items of hosts that would hold the run's
+                end (the fetch: hosts whose forecast drain time is longer than the run so
+                far). Needs a source of known length.
+            stall_after: seconds with nothing finishing (polite waits on paused hosts left
+                out) after which the run names the stall: ``RunStatistics.stall`` and one
+                warning on the ``conveyor`` logger.
+
+        Items a stage defers (``conveyor.Deferred``: a host paused past ``max_pause``, an
+        open breaker, the deadline) are neither results nor failures: ``RunResult.ok``
+        stays true, ``RunResult.complete`` is false, and, with a journal, the next run of
+        the same job takes them (and only them) up.
         """
+        check_tail(deadline, finish_at, stall_after)
         if backend == "ray":
             if ordered or observers:
                 raise UsageError("backend='ray' keeps no input order and takes no observers")
+            if deadline is not None or finish_at is not None:
+                raise UsageError(
+                    "deadline= and finish_at= are not taken with backend='ray' (each shard "
+                    "runs when Ray starts it); run locally, or stop the job and run it again"
+                )
             if retry_on_resume is not None and not callable(retry_on_resume):
                 raise UsageError(f"retry_on_resume={retry_on_resume!r} must be a function")
             from .on_ray import run_on_ray, sharded_job  # Ray is imported only when it runs
@@ -469,7 +509,9 @@ class Pipeline:
 
                 job = crawl_sharded_job(self)
             else:
-                job = sharded_job(self, LocalShard(self._key, self._stages, retry_on_resume))
+                job = sharded_job(
+                    self, LocalShard(self._key, self._stages, retry_on_resume, stall_after)
+                )
             return run_on_ray(
                 job,
                 sink,
@@ -496,6 +538,7 @@ class Pipeline:
                 interrupts=interrupts,
                 loops=loops,
                 retry_on_resume=retry_on_resume,
+                tail=Tail(deadline, finish_at, stall_after),
             )
         )
         if interrupts.count:
@@ -579,6 +622,7 @@ class LocalShard:
     key: Callable[[Any], Hashable] | None
     stages: tuple[StageSpec, ...]
     retry_on_resume: RetryOnResume | None = None
+    stall_after: float = 60.0
 
     def __call__(
         self,
@@ -596,7 +640,17 @@ class LocalShard:
             retry_failed=retry_failed,
             loops=1,
             retry_on_resume=self.retry_on_resume,
+            stall_after=self.stall_after,
         )
+
+
+@dataclass(frozen=True)
+class Tail:
+    """A run's tail flags (``Pipeline.run``): ``deadline``, ``finish_at``, ``stall_after``."""
+
+    deadline: float | None = None
+    finish_at: float | None = None
+    stall_after: float = 60.0
 
 
 def _fed(source: Any) -> bool:

@@ -137,8 +137,9 @@ def run_sharded(
     if tick is not None:
         tick.tick()  # the last stretch, up to the end
     counts = [n or 0 for n in records]
-    write_manifest(layout, plan.fingerprint, counts)
     result = combine([o.result for o in outcomes], skipped, time.monotonic() - started)
+    if not result.deferred:  # else the job is not complete: its next run goes on with it
+        write_manifest(layout, plan.fingerprint, counts)
     return ShardedRun(
         result, layout, counts, len(ran), was_complete=False, tallies=[o.tally for o in outcomes]
     )

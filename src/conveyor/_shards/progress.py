@@ -85,10 +85,13 @@ def combine(results: Sequence[RunResult], skipped_records: int, wall: float) -> 
     """The shards' results as one run's: counts added; per stage, counts added and the
     percentiles of the shard that ran the most (there is no shared histogram to merge)."""
     kinds: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     by_name: dict[str, list[StageStatistics]] = {}
     for result in results:
         for kind, n in result.failures_by_kind.items():
             kinds[kind] = kinds.get(kind, 0) + n
+        for reason, n in result.deferred_by_reason.items():
+            reasons[reason] = reasons.get(reason, 0) + n
         for stage in result.stages:
             by_name.setdefault(stage.name, []).append(stage)
     stages = []
@@ -105,6 +108,7 @@ def combine(results: Sequence[RunResult], skipped_records: int, wall: float) -> 
                 succeeded=sum(s.succeeded for s in group),
                 failed=sum(s.failed for s in group),
                 filtered=sum(s.filtered for s in group),
+                deferred=sum(s.deferred for s in group),
                 retried=sum(s.retried for s in group),
                 in_flight=0,
                 queue_depth=0,
@@ -123,4 +127,7 @@ def combine(results: Sequence[RunResult], skipped_records: int, wall: float) -> 
         failures_by_kind=kinds,
         stages=tuple(stages),
         wall_seconds=wall,
+        deferred=sum(r.deferred for r in results),
+        deferred_by_reason=reasons,
+        unread=sum(r.unread for r in results),
     )

@@ -181,8 +181,11 @@ def run_shard(spec: ShardSpec) -> ShardOutcome:
         fence.check()  # replaced while running: the newer attempt reports this shard
         telling.tell()
         records = count_rows(part)
-        done = {"attempt": fence.attempt, "records": records}
-        write_atomic(layout.done(index), orjson.dumps(done))
+        if not result.deferred:
+            # A shard with items deferred is not done: the job's next run takes it up
+            # (its journal admits only those items again).
+            done = {"attempt": fence.attempt, "records": records}
+            write_atomic(layout.done(index), orjson.dumps(done))
     # Failures stay in the part and in failures_by_kind; their exception objects need not
     # cross to the driver (some cannot be pickled).
     result = dataclasses.replace(result, failures=())

@@ -31,7 +31,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from ..placement import Placement
-from ..ports import StageReport
+from ..ports import Peered, StageReport
 from ..spec import StageSpec
 from .fold import in_transit
 from .head import Head
@@ -185,6 +185,12 @@ class GrowingLoops(Placement):
         if here is None or there is None:
             return here or there
         return here.merge(there)
+
+    def tell(self, notice: Any) -> None:
+        service = None if self._head is None else self._head.service
+        if isinstance(service, Peered):
+            service.hear(notice)
+        self.pool.tell(notice)
 
     @property
     def restarts(self) -> int:

@@ -61,7 +61,7 @@ class Head:
                     stage = name  # named in the failure if this one raises
                     value = fn(value)
             if carried is not None:  # the parent's stage takes the extra off again
-                value = Carry(value, carried.extra, carried.drop)
+                value = carried._replace(value=value)
         except Exception as exc:
             failure = RemoteFailure.describe(exc, stage=stage)
             if carried is not None:  # a later stage failed: the extra still goes back

@@ -320,6 +320,15 @@ class LoopPool:
         except (asyncio.IncompleteReadError, ConnectionError):
             return
 
+    def tell(self, notice: Any) -> None:
+        """A notice from the run (``ports.WindDown``) to every loop's service, at once."""
+        if self._closing:
+            return
+        data = frame(("notice", notice))
+        for loop in self._loops:
+            if loop.writer is not None and loop.ready:
+                loop.writer.write(data)
+
     def _relay(self, source: _Loop, notice: Any) -> None:
         """What ``source``'s service told its peers (``ports.Peered``), to every other
         loop, at once."""

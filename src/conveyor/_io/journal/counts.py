@@ -18,16 +18,19 @@ from pathlib import Path
 from .journal import JournalStatistics
 from .schema import COUNTERS
 
-_QUERY = "SELECT name, value FROM meta WHERE name IN ('done', 'failed', 'filtered', 'duplicates')"
+_QUERY = (
+    "SELECT name, value FROM meta"
+    " WHERE name IN ('done', 'failed', 'filtered', 'deferred', 'duplicates')"
+)
 
 
 def read_counts(path: str | os.PathLike[str]) -> JournalStatistics | None:
-    """The finished keys (done, failed, filtered) and duplicates the journal at ``path``
-    has committed: zeros when the file does not exist yet, None when it cannot be read
-    now (busy, damaged, not a journal)."""
+    """The finished keys (done, failed, filtered), the deferred ones (left for the next
+    run) and the duplicates the journal at ``path`` has committed: zeros when the file
+    does not exist yet, None when it cannot be read now (busy, damaged, not a journal)."""
     target = Path(path)
     if not target.exists():
-        return JournalStatistics(done=0, failed=0, filtered=0, duplicates=0)
+        return JournalStatistics(done=0, failed=0, filtered=0, duplicates=0, deferred=0)
     try:
         # A short busy timeout: a progress line must not wait behind a commit.
         db = sqlite3.connect(f"{target.absolute().as_uri()}?mode=ro", uri=True, timeout=0.1)

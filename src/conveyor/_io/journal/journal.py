@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, TypeGuard, cast
 
 import orjson
 
-from ..._engine.ports import KeyOutcome, Taken
+from ..._engine.ports import Holds, KeyOutcome, Taken
 from ..._errors import JobMismatchError, JournalError, SinkError, UsageError
 from .._files import describe_oserror, fsync_file
 from ..filesystems import sqlite_journal_mode
@@ -72,6 +73,17 @@ class JournalStatistics:
     failed: int
     filtered: int
     duplicates: int
+    deferred: int = 0  # keys left for the next run (``Deferred``), which admits them again
+
+
+def _unexpired(holds: Mapping[str, Any]) -> dict[str, tuple[str, float]]:
+    """The holds whose time has not passed, as ``(reason, until)`` pairs."""
+    now = time.time()
+    kept = {}
+    for key, (reason, until) in holds.items():
+        if float(until) > now:
+            kept[str(key)] = (str(reason), float(until))
+    return kept
 
 
 def _canonical(fingerprint: Mapping[str, Any]) -> str:
@@ -197,6 +209,7 @@ class Journal:
         self._fingerprint_stored = not created  # else stored with the next meta rows
         # A new journal holds what the defaults above say: nothing to read. Its file and
         # the connection that writes are made on the writer's thread (see prepare).
+        self._holds: dict[str, tuple[str, float]] = {}  # kept by the last run (meta "holds")
         self._db: sqlite3.Connection | None = None if created else self._load()
         self._duplicates = 0
         self._next = 0  # the input position of the next key admitted
@@ -205,6 +218,10 @@ class Journal:
         # they finish, so the failed counter drops then. Updated by admit and record on
         # their two threads, each with one atomic set operation.
         self._retried: set[Any] = set()
+        # Deferred keys admitted again (every run does: no flag), kept as failed ones are
+        # for retry_failed: their row says deferred until they end again.
+        self._again: set[Any] = set()
+        self._new_holds: dict[str, tuple[str, float]] | None = None  # for the next commit
         # How keys are admitted and kept: by a key function's keys (the default), or, once
         # admit is given the input positions, as spans of them.
         self._keyed = KeyedKeys(self)
@@ -233,6 +250,15 @@ class Journal:
             self._last_duplicates = int(meta.get("duplicates") or 0)
             self._spans_end = spans_end or 0
             self._keys_stored = bool(keys_stored)
+            self._holds = _unexpired(orjson.loads(meta.get("holds") or "{}"))
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version == 3:
+                # Brought up to format 4 (schema.UPGRADE_3); from now on it may hold
+                # deferred keys, which an older conveyor would take for finished.
+                db.execute("BEGIN IMMEDIATE")
+                for statement in schema.UPGRADE_3:
+                    db.execute(statement)
+                db.execute("COMMIT")
         except (JournalError, UsageError):
             db.close()
             raise
@@ -421,6 +447,10 @@ class Journal:
         self._strategy.committed(codes)
         if self._retried:
             self._retried.difference_update(codes)
+        if self._again:
+            self._again.difference_update(codes)
+        if self._new_holds is not None:
+            self._holds, self._new_holds = self._new_holds, None
         self._position = position
 
     def take(self, limit: int) -> Taken:
@@ -446,6 +476,9 @@ class Journal:
             self._attached = True
             retried = self._hook.attach(db, retry_failed=self.retry_failed)
             self._counts["failed"] -= min(retried, self._counts["failed"])
+            # The hook gives every deferred item back to this run (a crawl's frontier
+            # reopens them): none is left deferred until this run defers it again.
+            self._counts["deferred"] = 0
             self._dirty = True
         return db
 
@@ -466,8 +499,10 @@ class Journal:
                 plain.append(outcome.key)
             else:
                 others.append(outcome)
-        retried = self._retried
-        finished = self._strategy.finished(plain, others, retried)
+        retried, again = self._retried, self._again
+        # Keys admitted again (failed, deferred) are treated alike: a row and a span each
+        # already.
+        finished = self._strategy.finished(plain, others, retried | again if again else retried)
         staged = self._staged
         # Made into spans at the commit, once: a batch alone is rarely one run of them.
         staged.positions += finished.positions
@@ -477,7 +512,9 @@ class Journal:
             counts[outcome.status] += 1
         if retried:  # failures from an earlier run that are now replaced
             counts["failed"] -= sum(code in retried for code in finished.codes)
-        if finished.remember:
+        if again:  # deferred keys of an earlier run that ended now (perhaps deferred again)
+            counts["deferred"] -= sum(code in again for code in finished.codes)
+        if finished.remember or again:
             staged.codes += finished.codes
         if finished.done_rows or finished.rows:
             self._keys_stored = True  # before the commit: see admit
@@ -497,6 +534,9 @@ class Journal:
 
     def _meta(self, position: str | None) -> list[tuple[str, Any]]:
         fingerprint = [] if self._fingerprint_stored else [("fingerprint", self._canonical)]
+        holds = self._new_holds
+        if holds is not None:
+            fingerprint.append(("holds", orjson.dumps(holds).decode()))
         return [
             *fingerprint,
             ("position", position),
@@ -561,7 +601,30 @@ class Journal:
             failed=self._counts["failed"] - len(self._retried),
             filtered=self._counts["filtered"],
             duplicates=self._duplicates_now(),
+            deferred=self._counts["deferred"] - len(self._again),
         )
+
+    def deferred_keys(self) -> Iterator[tuple[Any, str | None, float | None]]:
+        """``(key, reason, until)`` for each key left deferred (keys as JSON gives them
+        back; ``until``: a Unix time, or None)."""
+        self._check()
+        try:
+            rows = self._writer().execute(schema.DEFERRED_KEYS)
+            for code, kind, until in rows:
+                yield decode_key(code), kind, until
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    # -- holds (``ports.KeepsHolds``) --------------------------------------------------------
+
+    def hold(self, holds: Holds) -> None:
+        """The services' holds now: written with the next ``record``, in its transaction,
+        replacing those kept before (the expired ones left out)."""
+        self._new_holds = _unexpired(holds)
+
+    def held(self) -> Holds:
+        """The holds the last run kept that have not expired."""
+        return _unexpired(self._holds)
 
     def failed_keys(self) -> Iterator[tuple[Any, str | None, int | None]]:
         """``(key, kind, attempts)`` for each failed key (keys as JSON gives them back:

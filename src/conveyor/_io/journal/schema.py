@@ -3,13 +3,18 @@
 One SQLite file, in WAL mode (a rollback journal on a network filesystem: ``journal.py``).
 Tables::
 
-    meta(name, value)                 fingerprint, sink position, counters
+    meta(name, value)                 fingerprint, sink position, counters, and "holds":
+                                      the services' holds ({host: [reason, until]},
+                                      ``ports.Holds``), written with each commit
     spans(start, stop)                finished input positions, as [start, stop) runs
-    keys(key, state, kind, attempts)  finished keys, when a key= function gives them
-                                      (with position keys, the default, only failures):
+    keys(key, state, kind, attempts, until)
+                                      finished keys, when a key= function gives them
+                                      (with position keys, the default, only failures
+                                      and deferred keys):
                                       key: as ``keys.encode_key`` stores it
-                                      state: 1 done, 2 failed, 3 filtered
-                                      kind, attempts: of a failure
+                                      state: 1 done, 2 failed, 3 filtered, 4 deferred
+                                      kind, attempts: of a failure; a deferral's reason
+                                      until: a deferral's (Unix time), or NULL
 
 A new journal is a copy of ``empty.journal`` (next to this package), which ``empty_journal``
 makes.
@@ -27,11 +32,16 @@ from ..._errors import JournalError
 from .._files import describe_oserror
 
 APPLICATION_ID = 0x436F6E76  # "Conv", in the SQLite header at offset 68
-SCHEMA_VERSION = 3  # PRAGMA user_version, at offset 60
+SCHEMA_VERSION = 4  # PRAGMA user_version, at offset 60
+# Formats this conveyor reads. Format 4 added deferred keys (state 4, with ``until``) and
+# the "deferred" and "holds" meta rows: a format-3 journal is brought up to it when opened
+# (``UPGRADE_3``), after which an older conveyor, which would take a deferred key for
+# finished, refuses it.
+READABLE = (3, SCHEMA_VERSION)
 
-DONE, FAILED, FILTERED = 1, 2, 3
-STATES = {"done": DONE, "failed": FAILED, "filtered": FILTERED}
-COUNTERS = ("done", "failed", "filtered")
+DONE, FAILED, FILTERED, DEFERRED = 1, 2, 3, 4
+STATES = {"done": DONE, "failed": FAILED, "filtered": FILTERED, "deferred": DEFERRED}
+COUNTERS = ("done", "failed", "filtered", "deferred")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 EMPTY_JOURNAL = Path(__file__).parent.with_name("empty.journal")  # see empty_journal()
 
@@ -54,20 +64,21 @@ KEY_OUT = "CASE typeof(key) WHEN 'blob' THEN json_object('b', CAST(key AS TEXT))
 SCHEMA = (
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
     "CREATE TABLE keys (key BLOB PRIMARY KEY, state INTEGER NOT NULL, kind TEXT,"
-    " attempts INTEGER) WITHOUT ROWID",
+    " attempts INTEGER, until REAL) WITHOUT ROWID",
     "CREATE TABLE spans (start INTEGER PRIMARY KEY, stop INTEGER NOT NULL)",
     "CREATE VIEW record (done, rows, spans, meta) AS SELECT NULL, NULL, NULL, NULL",
     f"""CREATE TRIGGER record INSTEAD OF INSERT ON record BEGIN
     INSERT INTO keys (key, state) SELECT {KEY_IN}, {DONE} FROM json_each(NEW.done) WHERE true
-        ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = NULL, attempts = NULL;
-    INSERT INTO keys (key, state, kind, attempts)
+        ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = NULL, attempts = NULL,
+            until = NULL;
+    INSERT INTO keys (key, state, kind, attempts, until)
         SELECT CASE json_type(value, '$[0]') WHEN 'object'
             THEN CAST(json_extract(value, '$[0].b') AS BLOB) ELSE json_extract(value, '$[0]')
             END, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-            json_extract(value, '$[3]')
+            json_extract(value, '$[3]'), json_extract(value, '$[4]')
         FROM json_each(NEW.rows) WHERE true
         ON CONFLICT (key) DO UPDATE SET state = excluded.state, kind = excluded.kind,
-            attempts = excluded.attempts;
+            attempts = excluded.attempts, until = excluded.until;
     INSERT INTO spans (start, stop)
         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
         FROM json_each(NEW.spans);
@@ -77,6 +88,14 @@ SCHEMA = (
 END""",
 )
 RECORD = "INSERT INTO record (done, rows, spans, meta) VALUES (?, ?, ?, ?)"
+# A format-3 journal brought up to format 4, in one transaction: the ``until`` column and
+# the trigger that writes it (the trigger's text is the one ``SCHEMA`` makes).
+UPGRADE_3 = (
+    "ALTER TABLE keys ADD COLUMN until REAL",
+    "DROP TRIGGER record",
+    SCHEMA[4],
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
 
 # Finished keys among a batch, as [[key, state], ...].
 LOOKUP = (
@@ -92,7 +111,14 @@ SPANS = (
 FAILED_IN = (
     f"SELECT json_group_array(key) FROM keys WHERE state = {FAILED} AND key >= ? AND key < ?"
 )
+# Positions in [?1, ?2) to admit again, as [[key, state], ...]: deferred ones always,
+# failed ones with retry_failed.
+AGAIN_IN = (
+    "SELECT json_group_array(json_array(key, state)) FROM keys"
+    f" WHERE state IN ({FAILED}, {DEFERRED}) AND key >= ? AND key < ?"
+)
 FAILED_KEYS = f"SELECT key, kind, attempts FROM keys WHERE state = {FAILED}"
+DEFERRED_KEYS = f"SELECT key, kind, until FROM keys WHERE state = {DEFERRED}"
 META = "SELECT name, value FROM meta"
 EXTENT = "SELECT (SELECT max(stop) FROM spans), EXISTS (SELECT 1 FROM keys)"
 
@@ -120,7 +146,7 @@ def check_header(path: Path, header: bytes) -> None:
             f"{RESTART_HINT}"
         )
     version = int.from_bytes(header[60:64], "big", signed=True)
-    if version != SCHEMA_VERSION:
+    if version not in READABLE:
         raise JournalError(
             f"journal {path} has format {version}, this conveyor reads format "
             f"{SCHEMA_VERSION}; finish that job with the conveyor that began it, or "
@@ -180,7 +206,7 @@ def empty_journal() -> bytes:
         db.executemany(
             "INSERT INTO meta (name, value) VALUES (?, ?)",
             [("position", None), ("done", 0), ("failed", 0), ("filtered", 0),
-             ("duplicates", 0)],
+             ("deferred", 0), ("duplicates", 0)],
         )  # fmt: skip
         db.execute("COMMIT")
         image = bytearray(db.serialize())

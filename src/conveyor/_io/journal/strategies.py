@@ -45,6 +45,12 @@ class JournalState(Protocol):
     def _retried(self) -> set[Any]: ...  # failed keys admitted again
 
     @property
+    def _again(self) -> set[Any]: ...  # deferred keys admitted again (always)
+
+    @property
+    def _counts(self) -> dict[str, int]: ...  # the committed counters
+
+    @property
     def _db(self) -> object: ...  # None until the file is made
 
     def _finished_in(self, start: int, stop: int) -> list[bool]: ...
@@ -83,11 +89,17 @@ class PositionKeys:
         if positions.start >= journal._spans_end:
             return [True] * len(positions)  # past every earlier run: all new
         answer = [not done for done in journal._finished_in(positions.start, positions.stop)]
-        if journal.retry_failed:
+        # Deferred positions are in spans, with a row (as failed ones are): every run
+        # admits them again; failed ones with retry_failed.
+        if journal.retry_failed or journal._counts["deferred"]:
             base = positions.start
-            for key in journal._read(schema.FAILED_IN, base, positions.stop):
-                answer[key - base] = True
-                journal._retried.add(key)
+            for key, state in journal._read(schema.AGAIN_IN, base, positions.stop):
+                if state == schema.DEFERRED:
+                    answer[key - base] = True
+                    journal._again.add(key)
+                elif journal.retry_failed:
+                    answer[key - base] = True
+                    journal._retried.add(key)
         return answer
 
     def finished(
@@ -99,7 +111,7 @@ class PositionKeys:
         # unless it replaces a failure.
         done_rows = [key for key in plain if key in retried] if retried else []
         rows = [
-            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts)
+            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts, outcome.until)
             for key, outcome in zip(keys[len(plain) :], others, strict=True)
             if not (outcome.status == "filtered" and key not in retried)
         ]
@@ -190,6 +202,9 @@ class KeyedKeys:
             elif state == schema.FAILED and journal.retry_failed:
                 answer[i] = True
                 journal._retried.add(encoded[i])
+            elif state == schema.DEFERRED:  # left for this run: always admitted again
+                answer[i] = True
+                journal._again.add(encoded[i])
         return first
 
     def finished(
@@ -198,7 +213,7 @@ class KeyedKeys:
         keys = plain + [outcome.key for outcome in others] if others else plain
         codes, travelling = encode_keys(keys)
         rows = [
-            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts)
+            (key, schema.STATES[outcome.status], outcome.kind, outcome.attempts, outcome.until)
             for key, outcome in zip(travelling[len(plain) :], others, strict=True)
         ]
         positions: list[Any] = list(map(self.pending.get, codes))

@@ -149,12 +149,19 @@ class CrawlHook:
         sitemaps: list[Link] = []
         robots: list[tuple[str, str]] = []
         pages = fetched = 0
-        for key, status in [*((key, "done") for key in done), *((o.key, o.status) for o in others)]:
+        finished = [
+            *((key, "done", None) for key in done),
+            *((o.key, o.status, o.kind) for o in others),
+        ]
+        for key, status, reason in finished:
             assert isinstance(key, PageKey)
             what = found.get(key)
             if what is None or not what.verdict.startswith("sitemap"):
                 pages += 1
-            if what is None:  # the page's fetch failed: nothing came back
+            if what is None and status == "deferred":  # its fetch deferred it (a paused host)
+                frontier.defer([key.key], reason or "deferred")
+                state = State.DEFERRED
+            elif what is None:  # the page's fetch failed: nothing came back
                 state = State.FAILED if status == "failed" else State.DONE
             elif what.verdict == "held":
                 frontier.hold([key.key], host_key(str(key)), what.until)

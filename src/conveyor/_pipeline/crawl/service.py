@@ -222,7 +222,8 @@ class CrawlService:
             return Carry(None, self._found("held", until=until), drop=True)
         self._counts.deferred += 1
         reason = policy.defer_reason or "robots.txt"
-        return Carry(None, self._found("deferred", note=reason), drop=True)
+        # Deferred (not filtered) for the run's counts; the note says why, in the frontier.
+        return Carry(None, self._found("deferred", note=reason), drop=True, deferred="robots")
 
     async def _sitemap(self, item: CrawlItem) -> Carry:
         try:
