@@ -179,3 +179,24 @@ class WindFactory:
 
     def bind(self, budget: Budget) -> WindFactory:
         return self
+
+
+class GatedHoldService(HoldService):
+    """A ``HoldService`` whose items wait for ``gate``: nothing finishes meanwhile."""
+
+    def __init__(self, given: Holds, hold: Holds, gate: asyncio.Event) -> None:
+        super().__init__(given, hold)
+        self._gate = gate
+
+    async def _call(self, item: Any) -> Any:
+        await self._gate.wait()
+        return {"item": item, "given": sorted(self.given)}
+
+
+@dataclass(frozen=True)
+class GatedHoldFactory(HoldFactory):
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[HoldService]:
+        yield GatedHoldService(self.given, self.hold, self.gate)

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from conveyor._errors import UsageError
 from conveyor._io import open_journal, read_counts
 
 from . import defer_fns
-from .defer_fns import HoldFactory, WindFactory
+from .defer_fns import GatedHoldFactory, HoldFactory, WindFactory
 
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs instead
@@ -69,6 +71,32 @@ async def test_holds_are_kept_in_the_journal_and_given_to_the_next_runs_factory(
     assert [row["given"] for row in sink.out] == [["a.example:80"]] * 3
     with open_journal(journal, fingerprint={"job": "tail"}) as opened:
         assert opened.held() == {}
+
+
+async def test_a_hold_is_kept_while_nothing_finishes(tmp_path: Path) -> None:
+    """A site's pause must reach the journal even when no item has finished since (every
+    host paused): a SIGKILL then must not let the next run hit the host early."""
+    journal = tmp_path / "job.journal"
+    later = time.time() + 3600
+    factory = GatedHoldFactory(hold={"a.example:80": ("paused", later)})
+    stage = make_stage("map", _unused, on="loop", factory=factory)
+    runner = Runner(range(3), [stage], open_ledger=_journal(journal), commit_interval=0.01)
+    run = asyncio.create_task(runner.run())
+    kept = None
+    for _ in range(2000):  # bounded: the run writes it within a few of its ticks
+        await asyncio.sleep(0.01)
+        if journal.exists():
+            with contextlib.closing(sqlite3.connect(journal)) as db:
+                with contextlib.suppress(sqlite3.OperationalError):  # not made yet
+                    kept = db.execute("SELECT value FROM meta WHERE name = 'holds'").fetchone()
+        if kept and kept[0] and "a.example" in kept[0]:
+            break
+    assert runner.statistics().results == 0  # nothing finished: the hold alone was written
+    factory.gate.set()
+    result = await run
+    assert result.results == 3
+    assert kept is not None
+    assert "a.example:80" in kept[0]
 
 
 async def test_the_deadline_winds_down_and_what_is_left_is_deferred(tmp_path: Path) -> None:

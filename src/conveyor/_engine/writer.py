@@ -57,6 +57,9 @@ class Writer:
         # The services' holds now (``ports.Holds``), asked at each commit for a ledger
         # that keeps them (``ports.KeepsHolds``); None: no service says.
         self._holds = holds
+        # What the last commit wrote; None before the first (which writes what the
+        # services say, so holds an earlier run kept and nobody holds now are dropped).
+        self._holds_kept: dict[str, tuple[str, float]] | None = None
         self._open_ledger = open_ledger
         self._ledger: Ledger | None = None
         self._thread = thread
@@ -152,10 +155,16 @@ class Writer:
         return True
 
     def timely(self) -> bool:
-        """Whether something waits and ``commit_interval`` has passed since the last commit."""
-        if not (self._gathered or len(self.finished)):
+        """Whether something waits (holds that changed count: a site's pause must be kept
+        even while nothing finishes) and ``commit_interval`` has passed since the last
+        commit."""
+        if time.monotonic() - self._last_commit < self._interval:
             return False
-        return time.monotonic() - self._last_commit >= self._interval
+        return bool(self._gathered or len(self.finished)) or self._holds_changed()
+
+    def _holds_changed(self) -> bool:
+        holds = self.holds_now()
+        return holds is not None and dict(holds) != self._holds_kept
 
     async def commit(self, *, final: bool = False) -> None:
         """Hand what has gathered to the thread, as a commit when one is due (or ``final``).
@@ -176,14 +185,24 @@ class Writer:
         durable = self._ledger is not None and (timely or self._uncommitted >= self._every)
         if durable or timely:
             self._last_commit = now
+        holds = self.holds_now() if durable else None
+        if holds is not None and dict(holds) == self._holds_kept:
+            holds = None  # unchanged: nothing to write
         if durable:
-            if not (results or failures or self._uncommitted or (final and self._final_record)):
+            if not (
+                results
+                or failures
+                or self._uncommitted
+                or holds is not None
+                or (final and self._final_record)
+            ):
                 return
             self._uncommitted = 0
         elif not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
             return
         await self._wait_in_flight()
-        holds = self.holds_now() if durable else None
+        if holds is not None:
+            self._holds_kept = dict(holds)
         loop = asyncio.get_running_loop()
         self._in_flight = in_thread(
             loop.run_in_executor(
