@@ -20,7 +20,9 @@ once a second (the tail, held-back hosts) and what it tells the other loops.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -114,6 +116,7 @@ class HttpClient:
         holds: Holds | None = None,
         parts: int = 1,
         rate_window: float = RATE_WINDOW,
+        control: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         self.config = FetchConfig.coerce(config, options)
@@ -122,6 +125,8 @@ class HttpClient:
         # how many loop processes each host is spread over (``ClientFactory.share``).
         self._holds = dict(holds) if holds else {}
         self._parts = parts
+        # ``ControlSettings`` fields to replace (tests: short breaker and pause times).
+        self._control = dict(control) if control else {}
         self._refusals = refusal_statuses(refuse_403=self.config.refuse_403)
         # Loop processes share the global slots (a ``Budget``); one client has its own.
         self._budget = budget
@@ -155,7 +160,7 @@ class HttpClient:
         holds a part of every per-host total: ``share`` divided the ceilings already)."""
         cfg = self.config
         parts = self._parts
-        return ControlSettings(
+        settings = ControlSettings(
             adapt=cfg.adapt,
             per_host=cfg.per_host,
             host_rate=cfg.host_rate_per_second,
@@ -166,6 +171,7 @@ class HttpClient:
             fixed_backoff=cfg.backoff,
             parts=parts,
         )
+        return dataclasses.replace(settings, **self._control) if self._control else settings
 
     async def __aenter__(self) -> HttpClient:
         cfg = self.config
@@ -258,7 +264,11 @@ class HttpClient:
                     continue
                 resp = hop.response
                 if hop.retry:
-                    await self._sleep_before_retry(attempt, self._retry_after(resp))
+                    # With the controller the host's pause (its Retry-After) is kept at
+                    # the gate, for every request, and a pause beyond max_pause defers the
+                    # item there: the retry itself only backs off.
+                    after = None if self.config.adapt else self._retry_after(resp)
+                    await self._sleep_before_retry(attempt, after)
                     continue
                 self._responses += 1
                 plain = not chain and not req.params  # then final_url is the URL asked
