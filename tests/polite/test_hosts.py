@@ -41,7 +41,9 @@ async def test_without_adapt_the_per_host_limit_stays_fixed() -> None:
             report = c.details().hosts[arena.host("A")]
         counters = arena.stats["A"]
     assert all(isinstance(r, Response) and r.status == 200 for r in results)
-    assert counters.max_in_flight == 8  # the controller would have started at 2
+    # All 8 left at once: A answered the 5 beyond its 3 with a 429 right away (the
+    # controller starts a host at 2 and grows it by its answers).
+    assert counters.statuses[429] >= 4
     assert report.pause_count >= 1 and report.refusals == len(counters.refused_at)
 
 
