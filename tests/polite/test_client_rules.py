@@ -1,0 +1,88 @@
+"""The retry budget, a site's quota, the minimum transfer rate and the run's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from conveyor._engine.ports import WindDown
+from conveyor._errors import Deferred, FetchError
+from conveyor._http.breaker import BreakerSettings
+from conveyor.http import Response
+from conveyor.testing import ArenaSettings, run_arena, run_site
+
+from .conftest import client, gather, until
+
+
+async def test_the_retry_budget_caps_retries_on_a_failing_host() -> None:
+    """Every answer a 500: retries add about 20% and a few to the host's load, not 3x.
+    (The breaker is set out of reach: this is the budget's test.)"""
+    quiet = BreakerSettings(volume=1024, ratio=1.0)
+    async with run_site(("127.0.0.1",)) as site:
+        urls = [site.url(f"/flaky/b{n}?fail=99&status=500") for n in range(40)]
+        async with client(retries=3, per_host=4, control={"breaker": quiet}) as c:
+            results = await gather(c, urls)
+            report = c.details().hosts[site.host(0)]
+        hits = sum(site.stats.hits[f"/flaky/b{n}"] for n in range(40))
+    assert all(isinstance(r, Response) and r.status == 500 for r in results)
+    assert hits <= 40 + 3 + 0.2 * 40 + 1  # without the budget: 160
+    assert report.retries_denied > 0
+    assert report.requests == hits
+
+
+async def test_a_sites_quota_is_paced_to_its_reset() -> None:
+    """Host G sends RateLimit-Remaining and -Reset (5 per second): the client spends the
+    quota up to the reset and waits for it, so G never has to refuse."""
+    async with run_arena(ArenaSettings(quota=5, quota_window=1.0)) as arena:
+        urls = [arena.url("G", f"/item/{n}") for n in range(12)]
+        async with client(per_host=1, retries=0) as c:
+            results = await gather(c, urls)
+        counters = arena.stats["G"]
+    assert all(isinstance(r, Response) and r.status == 200 for r in results)
+    assert counters.statuses[429] == 0
+    assert counters.requests == 12
+
+
+async def test_a_trickling_body_fails_too_slow() -> None:
+    """Host D sends a head and then a byte now and then: under min_rate over the window
+    the attempt fails with its own kind (the window is short here)."""
+    async with run_arena(ArenaSettings(trickle_every=0.2)) as arena:
+        async with client(retries=0, min_rate=1024, rate_window=0.5) as c:
+            with pytest.raises(FetchError) as caught:
+                await c.fetch(arena.url("D", "/trickle/1"))
+            ok = await c.fetch(arena.url("D", "/item/1"))
+    assert caught.value.kind == "too-slow"
+    assert ok.status == 200
+
+
+async def test_the_deadline_defers_every_waiting_item_and_every_new_one() -> None:
+    """WindDown("deadline"): items waiting in the client (here on a held host) raise
+    Deferred at once, and so does every later call; the host saw nothing."""
+    async with run_arena() as arena:
+        host = arena.host("F")
+        async with client(holds={host: ("paused", time.time() + 60)}) as c:
+            waiting = [
+                asyncio.ensure_future(c.fetch(arena.url("F", f"/item/{n}"))) for n in range(5)
+            ]
+            await until(lambda: sum(c._limits.queued().values()) == 5)  # type: ignore[union-attr]
+            c.hear(WindDown("deadline", 1.0))
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+            with pytest.raises(Deferred) as later:
+                await c.fetch(arena.url("G", "/item/1"))
+            report = c.details()
+    assert all(isinstance(r, Deferred) and r.reason == "deadline" for r in results)
+    assert later.value.reason == "deadline"
+    assert arena.stats["F"].requests == 0 and arena.stats["G"].requests == 0
+    assert report.deferred == {"deadline": 6}
+
+
+async def test_the_report_names_held_hosts_and_holds_to_keep() -> None:
+    async with run_arena() as arena:
+        host = arena.host("F")
+        async with client(holds={host: ("breaker", time.time() + 60)}) as c:
+            report = c.details()
+    assert report.held[host][0] == "breaker" and report.held[host][1] > 50
+    assert report.paused[host] > 50
+    assert report.holds[host][0] == "breaker"
