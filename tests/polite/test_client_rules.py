@@ -86,3 +86,41 @@ async def test_the_report_names_held_hosts_and_holds_to_keep() -> None:
     assert report.held[host][0] == "breaker" and report.held[host][1] > 50
     assert report.paused[host] > 50
     assert report.holds[host][0] == "breaker"
+
+
+async def test_the_tail_defers_a_host_that_would_hold_the_end() -> None:
+    """WindDown("tail"): a host whose items cannot drain in time (held back for a minute,
+    no rate known) has its waiting items and its new ones deferred as "tail"; another
+    host's items are fetched."""
+    async with run_arena() as arena:
+        host = arena.host("F")
+        async with client(holds={host: ("paused", time.time() + 60)}) as c:
+            waiting = [
+                asyncio.ensure_future(c.fetch(arena.url("F", f"/item/{n}"))) for n in range(3)
+            ]
+            await until(lambda: sum(c._limits.queued().values()) == 3)  # type: ignore[union-attr]
+            c.hear(WindDown("tail", 0.5))
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+            with pytest.raises(Deferred) as later:
+                await c.fetch(arena.url("F", "/item/9"))
+            other = await c.fetch(arena.url("G", "/item/1"))
+    assert all(isinstance(r, Deferred) and r.reason == "tail" for r in results)
+    assert later.value.reason == "tail"
+    assert other.status == 200
+    assert arena.stats["F"].requests == 0
+
+
+async def test_a_spread_host_holds_its_part_of_every_per_host_total() -> None:
+    """share(spread=True): the loop's client holds per_host in parts, and the controller's
+    start, retry-budget floor and quota share with it."""
+    from conveyor._pipeline.fetch import ClientFactory
+    from conveyor.http import FetchConfig
+
+    whole = ClientFactory(FetchConfig(per_host=4))
+    part = whole.share(0, 2, spread=True).holding({"h:80": ("paused", time.time() + 60)})
+    async with part() as service:
+        settings = service.client.controller.settings
+        assert service.report().holds["h:80"][0] == "paused"
+    assert (settings.per_host, settings.parts) == (2, 2)
+    assert settings.gradient.start <= 2
+    assert settings.budget.floor == 1.5

@@ -88,14 +88,10 @@ async def test_a_hold_from_an_earlier_run_keeps_the_host_untouched() -> None:
         host = arena.host("F")
         until = time.time() + 1.5
         until_server = time.monotonic() + 1.5  # the same moment on the arena's clock
-        factory = ClientFactory(FetchConfig(**{"backoff": 0.01})).holding(
-            {host: ("paused", until)}
-        )
+        factory = ClientFactory(FetchConfig(**{"backoff": 0.01})).holding({host: ("paused", until)})
         async with factory() as service:
             assert service.report().holds[host][0] == "paused"
-            results = await gather(
-                service.client, [arena.url("F", f"/item/{n}") for n in range(5)]
-            )
+            results = await gather(service.client, [arena.url("F", f"/item/{n}") for n in range(5)])
         arrivals = list(arena.stats["F"].arrivals)
     assert all(isinstance(r, Response) and r.status == 200 for r in results)
     assert len(arrivals) == 5
