@@ -74,7 +74,8 @@ async def test_the_deadline_defers_every_waiting_item_and_every_new_one() -> Non
             report = c.details()
     assert all(isinstance(r, Deferred) and r.reason == "deadline" for r in results)
     assert later.value.reason == "deadline"
-    assert arena.stats["F"].requests == 0 and arena.stats["G"].requests == 0
+    assert arena.stats["F"].requests == 0
+    assert arena.stats["G"].requests == 0
     assert report.deferred == {"deadline": 6}
 
 
@@ -83,7 +84,8 @@ async def test_the_report_names_held_hosts_and_holds_to_keep() -> None:
         host = arena.host("F")
         async with client(holds={host: ("breaker", time.time() + 60)}) as c:
             report = c.details()
-    assert report.held[host][0] == "breaker" and report.held[host][1] > 50
+    assert report.held[host][0] == "breaker"
+    assert report.held[host][1] > 50
     assert report.paused[host] > 50
     assert report.holds[host][0] == "breaker"
 

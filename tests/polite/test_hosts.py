@@ -44,7 +44,8 @@ async def test_without_adapt_the_per_host_limit_stays_fixed() -> None:
     # All 8 left at once: A answered the 5 beyond its 3 with a 429 right away (the
     # controller starts a host at 2 and grows it by its answers).
     assert counters.statuses[429] >= 4
-    assert report.pause_count >= 1 and report.refusals == len(counters.refused_at)
+    assert report.pause_count >= 1
+    assert report.refusals == len(counters.refused_at)
 
 
 async def test_retry_after_as_a_date_is_kept() -> None:
@@ -54,7 +55,8 @@ async def test_retry_after_as_a_date_is_kept() -> None:
             first = await c.fetch(arena.url("E", "/item/0"))
             rest = await gather(c, [arena.url("E", f"/item/{n}") for n in range(1, 8)])
         counters = arena.stats["E"]
-    assert first.status == 200 and first.attempts == 2
+    assert first.status == 200
+    assert first.attempts == 2
     assert all(isinstance(r, Response) and r.status == 200 for r in rest)
     assert counters.early == 0
     assert counters.statuses[503] == 1
@@ -72,7 +74,8 @@ async def test_a_retry_after_beyond_max_pause_defers_the_hosts_items() -> None:
     for error in results:
         assert isinstance(error, Deferred)
         assert error.reason == "paused-beyond-cap"
-        assert error.until is not None and error.until >= time.time() + 20
+        assert error.until is not None
+        assert error.until >= time.time() + 20
     assert counters.early <= 1  # the second of the first two requests out at once
     assert report.deferred == {"paused-beyond-cap": 4}
     assert report.holds[arena.host("E")][0] == "paused-beyond-cap"
@@ -88,7 +91,7 @@ async def test_a_hold_from_an_earlier_run_keeps_the_host_untouched() -> None:
         host = arena.host("F")
         until = time.time() + 1.5
         until_server = time.monotonic() + 1.5  # the same moment on the arena's clock
-        factory = ClientFactory(FetchConfig(**{"backoff": 0.01})).holding({host: ("paused", until)})
+        factory = ClientFactory(FetchConfig(backoff=0.01)).holding({host: ("paused", until)})
         async with factory() as service:
             assert service.report().holds[host][0] == "paused"
             results = await gather(service.client, [arena.url("F", f"/item/{n}") for n in range(5)])

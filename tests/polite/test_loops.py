@@ -32,7 +32,8 @@ async def test_a_pause_one_loop_hears_holds_every_loop() -> None:
             .run_async(sink=out, loops=2)
         )
         counters = arena.stats["E"]
-    assert result.results == 24 and result.failed == 0
+    assert result.results == 24
+    assert result.failed == 0
     assert sorted(out) == sorted((u, 200) for u in urls)
     first, *early = counters.refused_at  # E answers each request before its date 503
     assert counters.early == len(early)
