@@ -126,3 +126,24 @@ async def test_a_spread_host_holds_its_part_of_every_per_host_total() -> None:
     assert (settings.per_host, settings.parts) == (2, 2)
     assert settings.gradient.start <= 2
     assert settings.budget.floor == 1.5
+
+
+async def test_the_run_does_not_wait_on_held_hosts_alone() -> None:
+    """Whatever the flags: when every host with work is held back by its site longer than
+    the patience (short here) and than the run so far, their items are deferred with the
+    hold's reason and end, rather than the run sitting idle."""
+    from conveyor._http.tail import TailSettings
+
+    async with run_arena() as arena:
+        host = arena.host("F")
+        until_wall = time.time() + 60
+        async with client(
+            holds={host: ("paused", until_wall)}, tail=TailSettings(patience=0.2)
+        ) as c:
+            results = await gather(c, [arena.url("F", f"/item/{n}") for n in range(3)])
+    assert all(isinstance(r, Deferred) and r.reason == "paused" for r in results)
+    for error in results:
+        assert isinstance(error, Deferred)
+        assert error.until is not None
+        assert abs(error.until - until_wall) < 1.0
+    assert arena.stats["F"].requests == 0

@@ -72,7 +72,7 @@ from .safety import (
     without_body_headers,
 )
 from .stats import FetchReport, HttpStats
-from .tail import RATE_WINDOW
+from .tail import RATE_WINDOW, TailSettings
 from .verdicts import Reason
 from .watch import Watch
 from .wire import Response as WireResponse
@@ -117,6 +117,7 @@ class HttpClient:
         parts: int = 1,
         rate_window: float = RATE_WINDOW,
         control: Mapping[str, Any] | None = None,
+        tail: TailSettings | None = None,
         **options: Any,
     ) -> None:
         self.config = FetchConfig.coerce(config, options)
@@ -143,7 +144,7 @@ class HttpClient:
         )
         self.controller = HostController(self.settings(), clock=clock)
         self._book = HostBook()  # forgotten hosts' final reports (the report's ``hosts``)
-        self._watch = Watch(self)
+        self._watch = Watch(self, tail)
         self._deferred: dict[str, int] = {}
         self._report: FetchReport | None = None  # the last report, while nothing changed
         self._answers = 0  # requests ended so far: a new one makes a new per-host report
