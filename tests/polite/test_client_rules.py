@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -147,3 +148,17 @@ async def test_the_run_does_not_wait_on_held_hosts_alone() -> None:
         assert error.until is not None
         assert abs(error.until - until_wall) < 1.0
     assert arena.stats["F"].requests == 0
+
+
+async def test_a_crawl_delay_spaces_the_hosts_requests() -> None:
+    """``set_host_interval`` (a crawl's robots.txt Crawl-delay) goes through the
+    controller's interval: no two requests to the host closer than it."""
+    async with run_arena() as arena:
+        host = arena.host("F")
+        async with client() as c:
+            c.set_host_interval(host, 0.3)
+            results = await gather(c, [arena.url("F", f"/item/{n}") for n in range(4)])
+        times = sorted(a.at for a in arena.stats["F"].arrivals)
+    assert all(isinstance(r, Response) and r.status == 200 for r in results)
+    assert len(times) == 4
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))
