@@ -338,7 +338,7 @@ class HttpClient:
             # our waits for slots (deadlines.py says why they are not aiohttp's).
             deadline = self._deadlines.enter()
             ticket = controller.start(host, retry=retry)
-            self._watch.sent(ticket)
+            task = self._watch.sent(ticket)
             retry = False  # the next hops are redirects of this try
             outcome: Outcome | None = None
             resp: Answer | None = None
@@ -402,7 +402,7 @@ class HttpClient:
                 raise error from exc
             finally:
                 self._deadlines.exit(deadline)
-                self._watch.ended(ticket)
+                self._watch.ended(task)
                 if resp is None:
                     controller.finish(ticket, outcome)
                 else:
@@ -418,7 +418,7 @@ class HttpClient:
                     self._watch.answered(host)  # a pause or a breaker to tell the other loops
                 self._answers += 1
                 limits.release(host)
-                limits.answered(host)
+                limits.answered(host)  # after release: a grown limit admitted its waiters
             location = hop.response.headers.get("Location")
             if hop.response.status not in REDIRECTS or location is None:
                 return hop, tuple(chain)

@@ -161,14 +161,13 @@ class Limits:
 
     def answered(self, host: str) -> None:
         """The host's answer came in: wake the requests waiting on its verdict (a probe's
-        answer ends a breaker's wait; a grown limit lets waiters in)."""
+        answer ends a breaker's wait). Its waiters for a slot were let in by ``release``,
+        up to the limit the answer set."""
         sleeping = self._sleeping.get(host)
         if sleeping is not None:
             for future, early in list(sleeping.items()):
                 if early and not future.done():
                     future.set_result(None)
-        if host in self._host_waiters:
-            self._admit(host)
 
     # -- host slots ---------------------------------------------------------------------
 

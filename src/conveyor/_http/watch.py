@@ -57,13 +57,14 @@ class Watch:
 
     # -- the client's requests ----------------------------------------------------------
 
-    def sent(self, ticket: Ticket) -> None:
+    def sent(self, ticket: Ticket) -> asyncio.Task[Any] | None:
+        """A request left; returns its task, for ``ended``."""
         task = asyncio.current_task()
         if task is not None:
             self._out[task] = ticket
+        return task
 
-    def ended(self, ticket: Ticket) -> None:
-        task = asyncio.current_task()
+    def ended(self, task: asyncio.Task[Any] | None) -> None:
         if task is not None:
             self._out.pop(task, None)
 
