@@ -557,18 +557,21 @@ class HttpClient:
         times a second: requests out against the limits, requests waiting for a busy host,
         hosts held back (why, seconds left), per-host health (bounded: ``health.py``),
         holds to keep across runs, items deferred. It pickles and merges: it crosses from
-        loop processes too. While no answer came in since the last one, the per-host part
-        is the last one's (it is the costly part)."""
+        loop processes too. While no request ended since the last one (and nothing was
+        heard), the per-host part and the holds are the last one's (the costly parts:
+        each is a pass over the hosts the controller remembers, which ``forget_idle``
+        keeps to the hosts worked on in the last minute or holding something)."""
         limits = self._limits
         cfg = self.config
         if limits is None:
             return FetchReport(concurrency=cfg.concurrency, per_host=cfg.per_host)
         controller = self.controller
         last = self._report
-        if last is not None and last.requests == self._requests and self._answers == self._seen:
-            hosts = last.hosts
+        if last is not None and self._answers == self._seen:
+            hosts, holds = last.hosts, last.holds
         else:
             hosts = self._book.select(controller.reports())
+            holds = dict(controller.pauses_to_keep())
             self._seen = self._answers
         held = controller.paused()
         report = FetchReport(
@@ -582,7 +585,7 @@ class HttpClient:
             paused={host: left for host, (_, left) in held.items()},
             hosts=hosts,
             held=held,
-            holds=dict(controller.pauses_to_keep()),
+            holds=holds,
             deferred=dict(self._deferred),
         )
         self._report = report
@@ -595,6 +598,7 @@ class HttpClient:
     def hear(self, notice: Any) -> None:
         """A pause another loop's client was told of, or the run's ``WindDown``."""
         self._watch.hear(notice)
+        self._answers += 1  # the holds may have changed
 
     def forget_idle(self) -> None:
         """Drop the controller's idle hosts, keeping their final reports (``watch.py``
