@@ -162,3 +162,23 @@ async def test_a_crawl_delay_spaces_the_hosts_requests() -> None:
     assert all(isinstance(r, Response) and r.status == 200 for r in results)
     assert len(times) == 4
     assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))
+
+
+async def test_the_tail_cancels_a_straggler_as_deferred() -> None:
+    """After WindDown("tail"), a request out far longer than its host's latency (D's
+    stalled URL; a short straggler limit here) is cancelled and its item deferred."""
+    from conveyor._http.tail import TailSettings
+
+    async with run_arena() as arena:
+        tail = TailSettings(min_straggle=0.2, straggle=2.0)
+        async with client(retries=0, tail=tail) as c:
+            assert (await c.fetch(arena.url("D", "/item/1"))).status == 200
+            stalled = asyncio.ensure_future(c.fetch(arena.url("D", "/stall/0")))
+            await until(lambda: arena.stats["D"].stalled == 1)
+            await asyncio.sleep(0.5)  # older than the straggler limit (a lower bound)
+            c.hear(WindDown("tail", 5.0))
+            with pytest.raises(Deferred) as caught:
+                await stalled
+            report = c.details()
+    assert caught.value.reason == "tail"
+    assert report.deferred == {"tail": 1}
