@@ -570,7 +570,7 @@ class HttpClient:
         if last is not None and self._answers == self._seen:
             hosts, holds = last.hosts, last.holds
         else:
-            hosts = self._book.select(controller.reports())
+            hosts = self._book.select(controller.tallies())
             holds = dict(controller.pauses_to_keep())
             self._seen = self._answers
         held = controller.paused()

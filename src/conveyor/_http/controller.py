@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from .breaker import HostBreaker, State
-from .host_report import HostReport, Pause
+from .host_report import HostReport, HostTally, Pause
 from .host_state import ControlSettings, HostState, Ticket
 from .outcomes import Outcome
 from .pacing import HostPacer
@@ -290,6 +290,12 @@ class HostController:
     def report(self, host: str) -> HostReport:
         state = self._hosts.get(host)
         return state.tally.report(host) if state is not None else HostReport(host)
+
+    def tallies(self) -> Iterator[tuple[str, HostTally]]:
+        """Every remembered host's tally (``health.HostBook`` reports only the few that
+        matter, and adds up the rest from their counts)."""
+        for host, state in self._hosts.items():
+            yield host, state.tally
 
     def reports(self) -> dict[str, HostReport]:
         """Every remembered host's report (``forget_idle`` hands over the others')."""

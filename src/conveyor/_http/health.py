@@ -5,15 +5,17 @@ so it cannot hold every host of a job over millions of them. It holds the ``HOST
 hosts that matter most (the most wasted requests first: refusals, server errors, network
 failures; then the most requests), and one row, ``OTHER_HOSTS``, that adds up the rest.
 A host the controller forgot (``forget_idle``) keeps its final report here, under the
-same bound, so it is neither lost nor counted twice.
+same bound, so it is neither lost nor counted twice. Only the chosen hosts' reports are
+built; the rest are added up from their counts (the roll-up has no latency histogram,
+statuses or timeline of its own for live hosts).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from .host_report import HostReport
+from .host_report import HostReport, HostTally
 
 HOSTS_SHOWN = 32
 OTHER_HOSTS = "(other hosts)"
@@ -45,16 +47,25 @@ class HostBook:
             for host in [h for h in gone if h not in kept]:
                 self._other = self._other.merge(_renamed(gone.pop(host)))
 
-    def select(self, live: Mapping[str, HostReport]) -> dict[str, HostReport]:
-        """The live hosts' reports and the forgotten ones', at most ``limit`` by name plus
-        the roll-up of the rest (a host both live and forgotten is merged)."""
+    def select(self, live: Iterable[tuple[str, HostTally]]) -> dict[str, HostReport]:
+        """The reports of at most ``limit`` hosts, live (their tallies) or forgotten, and
+        ``OTHER_HOSTS``: the rest added up. Only the chosen live hosts' reports are built;
+        the others are added from their counts (a few operations per host)."""
+        limit = self.limit
+        tallies = list(live)
+        chosen = {host for host, _ in heapq.nlargest(limit, tallies, key=_tally_weight)}
         every = dict(self._gone)
-        for host, report in live.items():
+        rest = _Sum()
+        for host, tally in tallies:
+            if host not in chosen:
+                rest.add(tally)
+                continue
+            report = tally.report(host)
             seen = every.get(host)
             every[host] = report if seen is None else seen.merge(report)
-        other = self._other
-        if len(every) > self.limit:
-            keep = heapq.nlargest(self.limit, every.values(), key=_weight)
+        other = self._other.merge(rest.report()) if rest.hosts else self._other
+        if len(every) > limit:
+            keep = heapq.nlargest(limit, every.values(), key=_weight)
             kept = {report.host for report in keep}
             for host, report in every.items():
                 if host not in kept:
@@ -63,6 +74,52 @@ class HostBook:
         if other.requests or other.deferred:
             every[OTHER_HOSTS] = other
         return every
+
+
+def _tally_weight(item: tuple[str, HostTally]) -> tuple[int, int]:
+    counts = item[1].counts
+    wasted = counts[1] + counts[2] + counts[3]
+    return wasted, wasted + counts[0]
+
+
+class _Sum:
+    """Live hosts not shown by name, added up from their tallies' counts."""
+
+    __slots__ = ("bytes", "counts", "deferred", "hosts", "openings", "pauses", "retries")
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0, 0]
+        self.hosts = self.bytes = self.deferred = self.openings = self.pauses = 0
+        self.retries = [0, 0]
+
+    def add(self, tally: HostTally) -> None:
+        self.hosts += 1
+        counts = self.counts
+        for index, count in enumerate(tally.counts):
+            counts[index] += count
+        self.bytes += tally.bytes
+        self.deferred += tally.deferred
+        self.openings += tally.breaker_openings
+        self.pauses += tally.pause_count
+        self.retries[0] += tally.retries
+        self.retries[1] += tally.retries_denied
+
+    def report(self) -> HostReport:
+        ok, refusals, server_errors, net_fails = self.counts
+        return HostReport(
+            OTHER_HOSTS,
+            requests=ok + refusals + server_errors + net_fails,
+            ok=ok,
+            refusals=refusals,
+            server_errors=server_errors,
+            net_fails=net_fails,
+            bytes=self.bytes,
+            pause_count=self.pauses,
+            breaker_openings=self.openings,
+            retries=self.retries[0],
+            retries_denied=self.retries[1],
+            deferred=self.deferred,
+        )
 
 
 def _renamed(report: HostReport) -> HostReport:
