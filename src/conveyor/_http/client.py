@@ -73,8 +73,7 @@ from .safety import (
 )
 from .stats import FetchReport, HttpStats
 from .tail import RATE_WINDOW, TailSettings
-from .verdicts import Reason
-from .watch import Watch
+from .watch import Watch, as_reason
 from .wire import Response as WireResponse
 
 if TYPE_CHECKING:
@@ -179,7 +178,7 @@ class HttpClient:
         if cfg.save_to is not None:
             self._save_dir = await asyncio.to_thread(_prepare_dir, Path(cfg.save_to))
         for host, (reason, until) in self._holds.items():
-            self.controller.restore_pause(host, Reason(reason), until)
+            self.controller.restore_pause(host, as_reason(reason), until)
         self._limits = Limits(
             concurrency=cfg.concurrency,
             controller=self.controller,

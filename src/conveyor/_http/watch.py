@@ -207,12 +207,8 @@ class Watch:
             return
         if isinstance(notice, tuple) and len(notice) == 4 and notice[0] == "pause":
             _, host, until, reason = notice
-            try:
-                why = Reason(reason)
-            except ValueError:
-                why = Reason.PAUSED
             self._told[host] = max(self._told.get(host, 0.0), until)
-            self._client.controller.restore_pause(host, why, until)
+            self._client.controller.restore_pause(host, as_reason(reason), until)
 
     def wind_down(self, notice: WindDown) -> None:
         client = self._client
@@ -223,6 +219,15 @@ class Watch:
             self._tail = True
             self._origin = client.controller.now() - notice.elapsed
             self.check()
+
+
+def as_reason(text: str) -> Reason:
+    """A hold's reason as kept in a journal or told by a peer; one this version does not
+    know holds the host as a pause (the time is what matters)."""
+    try:
+        return Reason(text)
+    except ValueError:
+        return Reason.PAUSED
 
 
 def _deadline(host: str) -> Deferred:
