@@ -325,10 +325,9 @@ class HttpClient:
             limits = self._limits
             assert limits is not None
             host = host_key(current)
-            taken = limits.try_acquire_nowait(host)
-            if taken is not True:
+            if not limits.try_acquire_nowait(host):
                 try:
-                    await limits.acquire(host, taken)
+                    await limits.acquire(host)
                 except Deferred:
                     controller.deferred(host)
                     self._answers += 1  # the host's report changed

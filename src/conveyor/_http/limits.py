@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from .._engine.limits import TokenBucket
 from .._engine.ports import Budget
 from .._errors import Deferred
-from .controller import HostController
+from .controller import ControlSettings, HostController
 from .pacing import Clock, HostPacer
 from .verdicts import GO, Defer, Go, Probe, Verdict, Wait
 
@@ -45,11 +45,17 @@ class Limits:
         self,
         *,
         concurrency: int,
-        controller: HostController,
         rate: float | None,
+        controller: HostController | None = None,
+        per_host: int = 8,
+        host_rate: float | None = None,
         clock: Clock = time.monotonic,
         shared: Budget | None = None,
     ) -> None:
+        # Without a controller, today's fixed limits (``per_host``, ``host_rate``).
+        if controller is None:
+            settings = ControlSettings(adapt=False, per_host=per_host, host_rate=host_rate)
+            controller = HostController(settings, clock=clock)
         self.controller = controller
         # With loop processes, the global slots are a budget they share (the engine's
         # ``Budget`` port); a slot freed here still goes to a request waiting here first.
@@ -59,6 +65,10 @@ class Limits:
         # Host slots: how many each host holds, and the requests waiting for one.
         self._held: dict[str, int] = {}
         self._host_waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        # Verdicts ``try_acquire_nowait`` asked and could not go on with, by host, each
+        # with its host slot: the ``acquire`` that follows takes it up (a verdict is asked
+        # once: a ``Go`` reserved its time, a ``Probe`` is the breaker's one probe).
+        self._early: dict[str, list[Verdict]] = {}
         # Requests sleeping on a verdict (a Wait, or a Go's reserved time), by host;
         # True: woken early by the host's next answer (a Wait).
         self._sleeping: dict[str, dict[asyncio.Future[None], bool]] = {}
@@ -78,30 +88,31 @@ class Limits:
 
     # -- taking -------------------------------------------------------------------------
 
-    def try_acquire_nowait(self, host: str) -> bool | Verdict:
+    def try_acquire_nowait(self, host: str) -> bool:
         """Take every slot at once if nothing has to wait (the common case): True.
 
-        Else False (nothing taken), or the host's verdict when the host slot is taken
-        but the verdict (or the global slot) says wait: hand it to ``acquire``, which
-        goes on from there (a verdict is asked once: a ``Go`` reserved its time, a
-        ``Probe`` is the breaker's one probe).
+        False: call ``acquire`` next, at once (the client does). When the host's verdict
+        was asked and says wait, it is kept with the host's slot for that ``acquire``.
         """
         if self._slow or self._global_waiters:
             return False
         held = self._held.get(host, 0)
         if host in self._host_waiters or held >= self.controller.limit(host):
             return False
+        if not self._take_global():
+            return False
         self._held[host] = held + 1
         verdict = self.controller.verdict(host)
-        if verdict is GO and self._take_global():
+        if verdict is GO:
             self._in_flight += 1
             return True
-        return verdict
+        self._release_global()  # wait for the host without holding a global slot
+        self._early.setdefault(host, []).append(verdict)
+        return False
 
-    async def acquire(self, host: str, taken: bool | Verdict = False) -> None:
+    async def acquire(self, host: str) -> None:
         """Wait for a host slot, the host's verdict, a global slot and the global rate.
 
-        ``taken``: what ``try_acquire_nowait`` left (its verdict: the host slot is held).
         Every ``acquire`` that returns is paired with one ``release``. Each wait undoes
         what it took if it is cancelled or deferred, so a fetch never leaks a slot.
 
@@ -110,11 +121,14 @@ class Limits:
                 deadline or tail deferred it while it waited.
         """
         verdict: Verdict | None = None
-        if taken is False or taken is True:
+        early = self._early.get(host)
+        if early:
+            verdict = early.pop()
+            if not early:
+                del self._early[host]
+        else:
             self._check_stop(host)
             await self._acquire_host(host)
-        else:
-            verdict = taken
         try:
             while True:
                 if verdict is None:
