@@ -22,6 +22,7 @@
     │       ├── FetchTimeout (TimeoutError) connect, read or total deadline   "timeout"
     │       ├── ConnectionReset             the peer closed mid-response      "reset"
     │       ├── TooLarge                    body over max_bytes               "too-large"
+    │       ├── TooSlow                     a body slower than min_rate       "too-slow"
     │       ├── TooManyRedirects            redirect chain too long           "too-many-redirects"
     │       ├── DecodeError                 a corrupt gzip, deflate or br body "decode"
     │       ├── ProxyError                  the proxy refused the request     "proxy"
@@ -175,6 +176,12 @@ class ConnectionReset(FetchError):
 
 class TooLarge(FetchError):
     kind: ClassVar[str] = "too-large"
+
+
+class TooSlow(FetchError):
+    """The body arrived slower than ``min_rate`` bytes per second, averaged over 30 s."""
+
+    kind: ClassVar[str] = "too-slow"
 
 
 class TooManyRedirects(FetchError):

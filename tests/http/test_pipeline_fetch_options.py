@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -88,3 +89,29 @@ def test_mypy_catches_a_misspelt_or_mistyped_option(tmp_path: Path) -> None:
     assert "[call-arg]" in errors[0]
     assert "[arg-type]" in errors[1]
     assert "[arg-type]" in errors[2]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("min_rate", 0, "min_rate=0"),
+        ("min_rate", "fast", "min_rate='fast'"),
+        ("max_pause", -1, "max_pause=-1"),
+        ("adapt", "yes", "adapt='yes'"),
+        ("refuse_403", 1, "refuse_403=1"),
+    ],
+)
+def test_the_politeness_options_are_checked(option: str, value: object, named: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(named)):
+        FetchConfig(**{option: value})
+
+
+def test_the_politeness_options_have_their_defaults() -> None:
+    config = FetchConfig()
+    assert (config.adapt, config.refuse_403, config.min_rate, config.max_pause) == (
+        True,
+        False,
+        1024.0,
+        86400.0,
+    )
+    assert FetchConfig(min_rate=None).min_rate is None

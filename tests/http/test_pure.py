@@ -209,9 +209,11 @@ def test_response_build_sets_every_field() -> None:
 async def test_limits_hand_slots_over_and_survive_cancellation() -> None:
     import asyncio
 
+    from conveyor._http.controller import ControlSettings, HostController
     from conveyor._http.limits import Limits
 
-    limits = Limits(concurrency=1, per_host=5, rate=None, host_rate=None)
+    controller = HostController(ControlSettings(per_host=5))
+    limits = Limits(concurrency=1, controller=controller, rate=None)
     assert limits.try_acquire_nowait("a:80")
     assert not limits.try_acquire_nowait("b:80")  # the one global slot is taken
     waiting = asyncio.ensure_future(limits.acquire("b:80"))
@@ -224,7 +226,8 @@ async def test_limits_hand_slots_over_and_survive_cancellation() -> None:
     assert cancelled.cancelled()
     limits.release("b:80")
     assert limits.in_flight() == 0
-    assert limits.try_acquire_nowait("c:80")  # the cancelled waiter did not keep a slot
+    # the cancelled waiter did not keep a slot
+    assert limits.try_acquire_nowait("c:80")
 
 
 async def test_deadlines_time_out_only_what_is_theirs() -> None:

@@ -8,13 +8,21 @@ them alike.
 Per item the data flow is: ``fetch`` checks the URL (no network for a bad one) -> one
 *attempt* follows redirects itself (``allow_redirects=False``) so every hop is checked by
 ``safety`` and passes the ``Limits`` gate -> the final hop's body is read by ``body`` under
-``max_bytes`` -> a retryable status or error sleeps (``retry``) and tries again.
+``max_bytes`` -> a retryable status or error sleeps (``retry``) and tries again, if the
+host's retry budget allows.
+
+Each request that leaves is a *ticket* of the per-host controller (``controller.py``):
+``start`` right before it leaves, ``finish`` with its outcome (``outcomes.py``) when it
+ends, so the host's limits follow its own answers. ``watch.py`` holds what the client does
+once a second (the tail, held-back hosts) and what it tells the other loops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -22,23 +30,31 @@ from typing import TYPE_CHECKING, Any, Union
 
 from yarl import URL
 
-from .._engine.ports import Budget
-from .._engine.retry import wait_before_retry
+from .._engine.ports import Budget, Holds, Peers
 from .._errors import (
     Blocked,
+    Deferred,
     FetchError,
     FetchTimeout,
     TooLarge,
     TooManyRedirects,
+    TooSlow,
     UsageError,
 )
 from .auth import Netrc, basic, userinfo
 from .body import MemorySink, decoder_for, read_body, save_body
+from .breaker import BreakerSettings
+from .budget import BudgetSettings
 from .config import FetchConfig
+from .controller import HostController
 from .deadlines import Deadlines
 from .errors import NETWORK_ERRORS, to_fetch_error
+from .health import HostBook
+from .host_state import ControlSettings
 from .hosts import host_key
 from .limits import Clock, Limits
+from .outcomes import Outcome, classify_failure, classify_status, refusal_statuses
+from .pauses import PauseSettings
 from .pool import Pool, idle_cap
 from .proxy import routes_for
 from .request import Request
@@ -56,6 +72,8 @@ from .safety import (
     without_body_headers,
 )
 from .stats import FetchReport, HttpStats
+from .tail import RATE_WINDOW, TailSettings
+from .watch import Watch, as_reason
 from .wire import Response as WireResponse
 
 if TYPE_CHECKING:
@@ -66,8 +84,8 @@ if TYPE_CHECKING:
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br"
 SMALL_BODY = 64 * 1024
-# How a response's body is read (``HttpClient._plan``).
-_SKIP, _WHOLE, _DECODE, _SAVE = range(4)
+# How a response's body is read (``HttpClient._plan``); _RETRY: skipped, to retry.
+_SKIP, _WHOLE, _DECODE, _SAVE, _RETRY = range(5)
 
 
 # A response as the transport hands it over: the wire's, or aiohttp's (cookies).
@@ -82,6 +100,7 @@ class _Hop:
     body: bytes = b""
     path: Path | None = None
     raw: int = 0
+    retry: bool = False  # a retryable status the host's retry budget allows retrying
 
 
 class HttpClient:
@@ -93,10 +112,22 @@ class HttpClient:
         *,
         clock: Clock = time.monotonic,
         budget: Budget | None = None,
+        holds: Holds | None = None,
+        parts: int = 1,
+        rate_window: float = RATE_WINDOW,
+        control: Mapping[str, Any] | None = None,
+        tail: TailSettings | None = None,
         **options: Any,
     ) -> None:
         self.config = FetchConfig.coerce(config, options)
         self._clock = clock
+        # Holds an earlier run kept (``ClientFactory.holding``), restored on opening; and
+        # how many loop processes each host is spread over (``ClientFactory.share``).
+        self._holds = dict(holds) if holds else {}
+        self._parts = parts
+        # ``ControlSettings`` fields to replace (tests: short breaker and pause times).
+        self._control = dict(control) if control else {}
+        self._refusals = refusal_statuses(refuse_403=self.config.refuse_403)
         # Loop processes share the global slots (a ``Budget``); one client has its own.
         self._budget = budget
         self._transport: Pool | SessionTransport | None = None
@@ -104,7 +135,19 @@ class HttpClient:
         self._limits: Limits | None = None
         self._allowed = parse_networks(self.config.allow_networks)
         self._save_dir: Path | None = None
-        self._deadlines = Deadlines(self.config.timeout, read_timeout=self.config.read_timeout)
+        self._deadlines = Deadlines(
+            self.config.timeout,
+            read_timeout=self.config.read_timeout,
+            min_rate=self.config.min_rate,
+            rate_window=rate_window,
+        )
+        self.controller = HostController(self.settings(), clock=clock)
+        self._book = HostBook()  # forgotten hosts' final reports (the report's ``hosts``)
+        self._watch = Watch(self, tail)
+        self._deferred: dict[str, int] = {}
+        self._report: FetchReport | None = None  # the last report, while nothing changed
+        self._answers = 0  # requests ended so far: a new one makes a new per-host report
+        self._seen = -1  # ``_answers`` when the last per-host report was made
         # The run's own headers= (usually none: then there is nothing to merge).
         self._base_headers = tuple(self.config.header_pairs)
         self._netrc: Netrc | None = None  # logins from .netrc, with trust_env
@@ -112,18 +155,38 @@ class HttpClient:
         self._fetches = self._requests = self._retries = self._redirects = 0
         self._responses = self._failures = self._bytes = 0
 
+    def settings(self) -> ControlSettings:
+        """The controller's settings from the config (a host spread over ``parts`` loops
+        holds a part of every per-host total: ``share`` divided the ceilings already)."""
+        cfg = self.config
+        parts = self._parts
+        settings = ControlSettings(
+            adapt=cfg.adapt,
+            per_host=cfg.per_host,
+            host_rate=cfg.host_rate_per_second,
+            pauses=PauseSettings(cap=cfg.max_pause),
+            breaker=BreakerSettings(),
+            budget=BudgetSettings(floor=BudgetSettings().floor / parts),
+            fixed_pause_cap=cfg.max_retry_after,
+            fixed_backoff=cfg.backoff,
+            parts=parts,
+        )
+        return dataclasses.replace(settings, **self._control) if self._control else settings
+
     async def __aenter__(self) -> HttpClient:
         cfg = self.config
         if cfg.save_to is not None:
             self._save_dir = await asyncio.to_thread(_prepare_dir, Path(cfg.save_to))
+        for host, (reason, until) in self._holds.items():
+            self.controller.restore_pause(host, as_reason(reason), until)
         self._limits = Limits(
             concurrency=cfg.concurrency,
-            per_host=cfg.per_host,
+            controller=self.controller,
             rate=cfg.rate_per_second,
-            host_rate=cfg.host_rate_per_second,
             clock=self._clock,
             shared=self._budget,
         )
+        self._watch.start()
         if cfg.trust_env:
             self._netrc = await asyncio.to_thread(Netrc.load)
         routes = routes_for(cfg.proxies, trust_env=cfg.trust_env)
@@ -157,6 +220,7 @@ class HttpClient:
         tb: TracebackType | None,
     ) -> None:
         self._deadlines.close()
+        await self._watch.close()
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.close()
@@ -165,10 +229,13 @@ class HttpClient:
         """Fetch one URL or ``Request``, with the run's limits, retries and safety rules.
 
         Returns:
-            The ``Response``, also for 4xx and 5xx once the retries that apply are spent.
+            The ``Response``, also for 4xx and 5xx once the retries that apply are spent
+            (or the host's retry budget is).
 
         Raises:
             FetchError: a subclass naming the kind; ``attempts`` says how many tries ran.
+            Deferred: the item is left for the next run (its host parked beyond
+                ``max_pause``, the run's deadline, the tail); ``reason`` says which.
         """
         if self._transport is None or self._limits is None:
             raise UsageError("use the client inside `async with HttpClient(...) as client:`")
@@ -183,22 +250,25 @@ class HttpClient:
             while True:
                 attempt += 1
                 try:
-                    hop, chain = await self._attempt(req, url, final=attempt > self.config.retries)
+                    hop, chain = await self._attempt(
+                        req, url, final=attempt > self.config.retries, retry=attempt > 1
+                    )
                 except FetchError as exc:
-                    if attempt > self.config.retries or not error_is_retryable(
-                        self.config, req.method, exc
+                    if (
+                        attempt > self.config.retries
+                        or not error_is_retryable(self.config, req.method, exc)
+                        or not self.controller.allow_retry(host_key(exc.url or req.url))
                     ):
                         raise
                     await self._sleep_before_retry(attempt, None)
                     continue
                 resp = hop.response
-                status = resp.status
-                if (
-                    status in self.config.retry_statuses  # first: a cheap miss for most
-                    and hop.path is None
-                    and self._retry_this(req, status, attempt)
-                ):
-                    await self._sleep_before_retry(attempt, self._retry_after(resp))
+                if hop.retry:
+                    # With the controller the host's pause (its Retry-After) is kept at
+                    # the gate, for every request, and a pause beyond max_pause defers the
+                    # item there: the retry itself only backs off.
+                    after = None if self.config.adapt else self._retry_after(resp)
+                    await self._sleep_before_retry(attempt, after)
                     continue
                 self._responses += 1
                 plain = not chain and not req.params  # then final_url is the URL asked
@@ -220,11 +290,9 @@ class HttpClient:
             self._failures += 1
             exc.attempts = attempt
             raise
-
-    def _retry_this(self, req: Request, status: int, attempt: int) -> bool:
-        return attempt <= self.config.retries and status_is_retryable(
-            self.config, req.method, status
-        )
+        except Deferred as exc:
+            self._deferred[exc.reason] = self._deferred.get(exc.reason, 0) + 1
+            raise
 
     def _retry_after(self, resp: Answer) -> float | None:
         return parse_retry_after(resp.headers.get("Retry-After"), now=time.time())
@@ -236,7 +304,7 @@ class HttpClient:
             await asyncio.sleep(delay)
 
     async def _attempt(
-        self, req: Request, url: URL, *, final: bool
+        self, req: Request, url: URL, *, final: bool, retry: bool = False
     ) -> tuple[_Hop, tuple[str, ...]]:
         """One try: follow redirects hop by hop, each checked and gated, then read the body."""
         method = req.method
@@ -248,56 +316,107 @@ class HttpClient:
             headers, url = self._credentials(headers, url)
         chain: list[str] = []
         current = url
+        controller = self.controller
         while True:
             self._check_address(current)
             # The exchange is inline rather than a method: one coroutine frame less on
             # every resumption of every request.
             assert self._transport is not None
-            assert self._limits is not None
+            limits = self._limits
+            assert limits is not None
             host = host_key(current)
-            if not self._limits.try_acquire_nowait(host):
-                await self._limits.acquire(host)
+            if not limits.try_acquire_nowait(host):
+                try:
+                    await limits.acquire(host)
+                except Deferred:
+                    controller.deferred(host)
+                    self._answers += 1  # the host's report changed
+                    raise
             # The deadlines cover the connection, the request and reading the body, not
             # our waits for slots (deadlines.py says why they are not aiohttp's).
             deadline = self._deadlines.enter()
+            ticket = controller.start(host, retry=retry)
+            task = self._watch.sent(ticket)
+            retry = False  # the next hops are redirects of this try
+            outcome: Outcome | None = None
+            resp: Answer | None = None
+            latency: float | None = None
+            nbytes = 0
             try:
                 self._requests += 1
                 # Awaited rather than ``async with``: a body read to its end has given the
                 # connection back already, and leaving the context would only mark the
                 # response closed, through two more frames (~5% of the client's time).
                 resp = await self._transport.request(method, current, headers=headers, data=payload)
+                latency = self._clock() - ticket.sent_at
+                outcome = classify_status(resp.status, self._refusals)
                 try:
                     self._deadlines.watch(deadline, resp.content)
                     plan = self._plan(resp, req, method, host, final=final)
                     if plan == _WHOLE:
                         body = await resp.read()
-                        self._bytes += len(body)
-                        hop = _Hop(resp, body=body, raw=len(body))
+                        nbytes = len(body)
+                        self._bytes += nbytes
+                        hop = _Hop(resp, body=body, raw=nbytes)
                     else:
                         hop = await self._read(resp, req, plan)
+                        nbytes = hop.raw
                 finally:
                     if resp.connection is not None:  # the body is unread: as `async with`
                         resp.release()
                         await resp.wait_for_close()
             except asyncio.CancelledError:
+                outcome = None
                 expiry = self._deadlines.timed_out(deadline)
                 if expiry == "timeout":
+                    outcome = Outcome.NET_FAIL
                     raise FetchTimeout(
                         f"timeout for {current}: over timeout={self.config.timeout} s",
                         url=str(current),
                     ) from None
                 if expiry == "read_timeout":
+                    outcome = Outcome.NET_FAIL
                     raise FetchTimeout(
                         f"read timeout for {current}: no bytes for "
                         f"read_timeout={self.config.read_timeout} s",
                         url=str(current),
                     ) from None
+                if expiry == "too_slow":
+                    raise TooSlow(
+                        f"{current} sent its body slower than min_rate="
+                        f"{self.config.min_rate:g} bytes/s",
+                        url=str(current),
+                    ) from None
+                given_up = self._watch.given_up(ticket)
+                if given_up is not None:
+                    raise given_up from None
+                raise
+            except FetchError as exc:
+                outcome = classify_failure(exc.kind)
                 raise
             except self._errors as exc:
-                raise to_fetch_error(exc, str(current)) from exc
+                error = to_fetch_error(exc, str(current))
+                outcome = classify_failure(error.kind)
+                raise error from exc
             finally:
                 self._deadlines.exit(deadline)
-                self._limits.release(host)
+                self._watch.ended(task)
+                if resp is None:
+                    controller.finish(ticket, outcome)
+                else:
+                    controller.finish(
+                        ticket,
+                        outcome,
+                        status=resp.status,
+                        headers=resp.headers,
+                        latency=latency,
+                        nbytes=nbytes,
+                    )
+                if outcome is not None and outcome is not Outcome.OK:
+                    self._watch.answered(host)  # a pause or a breaker to tell the other loops
+                self._answers += 1
+                limits.release(host)
+                limits.answered(host)  # after release: a grown limit admitted its waiters
             location = hop.response.headers.get("Location")
             if hop.response.status not in REDIRECTS or location is None:
                 return hop, tuple(chain)
@@ -324,6 +443,12 @@ class HttpClient:
                 method, payload = "GET", None
                 headers = without_body_headers(headers)
             current = target
+
+    def _retry_this(self, req: Request, host: str, status: int) -> bool:
+        """Retry an answer with this status? Takes the retry from the host's budget."""
+        return status_is_retryable(self.config, req.method, status) and self.controller.allow_retry(
+            host
+        )
 
     def _credentials(
         self, headers: tuple[tuple[str, str], ...], url: URL
@@ -361,35 +486,24 @@ class HttpClient:
         return tuple(merged.values())
 
     def _plan(self, resp: Answer, req: Request, method: str, host: str, *, final: bool) -> int:
-        """How to read this response's body (``_SKIP``, ``_WHOLE``, ``_DECODE``, ``_SAVE``),
-        after the host's pacing learns from its status. Not a coroutine: the common answer,
-        ``_WHOLE``, is read right in ``_attempt``, with no frame of its own."""
-        assert self._limits is not None
+        """How to read this response's body (``_SKIP``, ``_WHOLE``, ``_DECODE``, ``_SAVE``,
+        or ``_RETRY``: skip it and retry, the host's retry budget allowing). Not a
+        coroutine: the common answer, ``_WHOLE``, is read right in ``_attempt``, with no
+        frame of its own."""
         cfg = self.config
-        if resp.status == 429:
-            # Slow the host down for every request, not only this one (even without retries).
-            wait = self._retry_after(resp)
-            # The host's pause is the server's own word (capped), with no backoff added:
-            # that belongs to the request being retried, not to everyone else's.
-            pause = (
-                wait_before_retry(0.0, wait, max_retry_after=cfg.max_retry_after)
-                if wait is not None
-                else cfg.backoff
-            )
-            self._limits.pacer.on_throttled(host, pause)
-        elif resp.status < 400:
-            self._limits.pacer.on_success(host)
         if method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
             # No body follows, whatever Content-Length says (it is the size of the body
             # a GET would have had): nothing to check against max_bytes, nothing to read.
             return _SKIP
         length = resp.content_length
-        if (resp.status in REDIRECTS and "Location" in resp.headers) or (
+        if resp.status in REDIRECTS and "Location" in resp.headers:
+            return _SKIP  # not the body we want
+        if (
             not final
             and resp.status in cfg.retry_statuses  # first: a cheap miss for most
-            and status_is_retryable(cfg, req.method, resp.status)
+            and self._retry_this(req, host, resp.status)
         ):
-            return _SKIP  # not the body we want
+            return _RETRY  # not the body we want: the retry's is
         if length is not None and length > cfg.max_bytes:
             raise TooLarge(
                 f"{req.url} announces {length} bytes, over max_bytes={cfg.max_bytes}", url=req.url
@@ -407,12 +521,12 @@ class HttpClient:
         """Read a body that is not ``_WHOLE``: skipped, decoded, or saved to a file."""
         cfg = self.config
         length = resp.content_length
-        if plan == _SKIP:
+        if plan == _SKIP or plan == _RETRY:
             # Read a small body anyway so the connection can be reused (an unread body
             # closes it, on the wire as in aiohttp's session); leave a big one unread.
             if length is not None and length <= SMALL_BODY:
                 await resp.read()
-            return _Hop(resp)
+            return _Hop(resp, retry=plan == _RETRY)
         decoder = decoder_for(resp.headers.get("Content-Encoding"))
         chunks = resp.content.iter_any()
         if plan == _SAVE:
@@ -434,18 +548,31 @@ class HttpClient:
         it. The one hook the crawl needs of the client's pacing."""
         if self._limits is None:
             raise UsageError("set_host_interval: the client is not open")
-        self._limits.pacer.set_interval(host, seconds)
+        self.controller.set_interval(host, seconds)
 
     def details(self) -> FetchReport:
         """What the fetch stage's statistics carry (``StageStatistics.details``), a few
         times a second: requests out against the limits, requests waiting for a busy host,
-        hosts paused by a 429 or Retry-After (seconds left). It pickles and merges: it
-        crosses from loop processes too."""
+        hosts held back (why, seconds left), per-host health (bounded: ``health.py``),
+        holds to keep across runs, items deferred. It pickles and merges: it crosses from
+        loop processes too. While no request ended since the last one (and nothing was
+        heard), the per-host part and the holds are the last one's (the costly parts:
+        each is a pass over the hosts the controller remembers, which ``forget_idle``
+        keeps to the hosts worked on in the last minute or holding something)."""
         limits = self._limits
         cfg = self.config
         if limits is None:
             return FetchReport(concurrency=cfg.concurrency, per_host=cfg.per_host)
-        return FetchReport(
+        controller = self.controller
+        last = self._report
+        if last is not None and self._answers == self._seen:
+            hosts, holds = last.hosts, last.holds
+        else:
+            hosts = self._book.select(controller.tallies())
+            holds = dict(controller.pauses_to_keep())
+            self._seen = self._answers
+        held = controller.paused()
+        report = FetchReport(
             requests=self._requests,
             retries=self._retries,
             in_flight=limits.in_flight(),
@@ -453,8 +580,30 @@ class HttpClient:
             per_host=cfg.per_host,
             waiting_for_host=limits.waiting(),
             hosts_at_limit=limits.hosts_at_limit(),
-            paused=limits.pacer.paused(),
+            paused={host: left for host, (_, left) in held.items()},
+            hosts=hosts,
+            held=held,
+            holds=holds,
+            deferred=dict(self._deferred),
         )
+        self._report = report
+        return report
+
+    def join(self, peers: Peers) -> None:
+        """Tell ``peers`` (the other loops' clients) of every pause a site asks for."""
+        self._watch.join(peers)
+
+    def hear(self, notice: Any) -> None:
+        """A pause another loop's client was told of, or the run's ``WindDown``."""
+        self._watch.hear(notice)
+        self._answers += 1  # the holds may have changed
+
+    def forget_idle(self) -> None:
+        """Drop the controller's idle hosts, keeping their final reports (``watch.py``
+        calls it once a second)."""
+        gone = self.controller.forget_idle()
+        if gone:
+            self._book.forgotten(gone)
 
     def statistics(self) -> HttpStats:
         limits = self._limits
@@ -469,7 +618,7 @@ class HttpClient:
             responses=self._responses,
             failures=self._failures,
             bytes_read=self._bytes,
-            slowed_hosts=limits.pacer.slowed_hosts() if limits else {},
+            slowed_hosts=self.controller.slowed_hosts(),
         )
 
 

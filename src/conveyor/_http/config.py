@@ -22,8 +22,10 @@ from .proxy import parse_proxy
 from .safety import parse_networks
 
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-DEFAULT_RETRY_KINDS = frozenset({"connect", "reset", "timeout"})
-RETRYABLE_KINDS = frozenset({"connect", "reset", "timeout", "dns", "tls", "decode", "proxy"})
+DEFAULT_RETRY_KINDS = frozenset({"connect", "reset", "timeout", "too-slow"})
+RETRYABLE_KINDS = frozenset(
+    {"connect", "reset", "timeout", "too-slow", "dns", "tls", "decode", "proxy"}
+)
 MiB = 1024 * 1024
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -84,7 +86,7 @@ class FetchConfig:
         jitter: random share (0 to 1) added or removed from each wait.
         retry_statuses: statuses retried (default 429, 500, 502, 503, 504); after the last
             retry the response itself is returned.
-        retry_kinds: failure kinds retried (default connect, reset, timeout). Only
+        retry_kinds: failure kinds retried (default connect, reset, timeout, too-slow). Only
             ``connect`` is retried for non-idempotent methods (POST, PATCH): the others may
             have reached the server.
         max_retry_after: the longest ``Retry-After`` honoured, in seconds (longer is capped).
@@ -107,6 +109,14 @@ class FetchConfig:
             exempt; the origins behind it are not.
         allow_networks: networks exempted from ``block_private`` (e.g. ``"10.1.0.0/16"``).
         save_to: a directory: bodies are streamed to files there instead of memory.
+        adapt: learn each host's concurrency and rate from its own answers (on by
+            default; ``per_host`` and ``host_rate`` are then ceilings). False: today's
+            fixed limits, ``--no-adapt``.
+        refuse_403: read a 403 as "too many requests" (some sites answer bots so).
+        min_rate: the slowest a body may arrive, in bytes per second averaged over 30 s
+            (default 1024); a slower one fails ``too-slow``. None: no minimum.
+        max_pause: the longest ``Retry-After`` (seconds) waited for (default a day);
+            beyond it the host's items are deferred to the next run instead.
     """
 
     concurrency: int = 100
@@ -134,6 +144,10 @@ class FetchConfig:
     block_private: bool = False
     allow_networks: Iterable[str] = ()
     save_to: str | Path | None = None
+    adapt: bool = True
+    refuse_403: bool = False
+    min_rate: float | None = 1024.0
+    max_pause: float = 86_400.0
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -176,7 +190,7 @@ class FetchConfig:
         set_("proxy", (proxies,) if isinstance(proxies, str) else tuple(proxies))
         for text in self.proxies:
             parse_proxy(text)  # fails early on a proxy URL the wire cannot use
-        for name in ("cookies", "verify_tls", "trust_env", "block_private"):
+        for name in ("cookies", "verify_tls", "trust_env", "block_private", "adapt", "refuse_403"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name}={getattr(self, name)!r} must be True or False")
         if self.block_private and self.cookies and (self.trust_env or self.proxies):
@@ -184,6 +198,19 @@ class FetchConfig:
                 "block_private=True cannot check where a proxy connects with cookies=True "
                 "(aiohttp's session): drop cookies, or the proxy"
             )
+        if self.min_rate is not None and (
+            isinstance(self.min_rate, bool)
+            or not isinstance(self.min_rate, int | float)
+            or not 0 < self.min_rate < float("inf")
+        ):
+            raise UsageError(
+                f"min_rate={self.min_rate!r} must be bytes per second above 0, "
+                "or None for no minimum"
+            )
+        _seconds("max_pause", self.max_pause, optional=False)
+        if self.min_rate is not None:
+            set_("min_rate", float(self.min_rate))
+        set_("max_pause", float(self.max_pause))
         if isinstance(self.allow_networks, str):
             set_("allow_networks", (self.allow_networks,))
         set_("allow_networks", tuple(str(n) for n in self.allow_networks))

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from .breaker import HostBreaker, State
-from .host_report import HostReport, Pause
+from .host_report import HostReport, HostTally, Pause
 from .host_state import ControlSettings, HostState, Ticket
 from .outcomes import Outcome
 from .pacing import HostPacer
@@ -223,6 +223,16 @@ class HostController:
         elif status is not None and status < 400:
             self._fixed.on_success(host)
 
+    def set_interval(self, host: str, seconds: float) -> None:
+        """Space requests to ``host`` at least ``seconds`` apart (robots.txt ``Crawl-delay``)
+        while the run lasts; 0 lifts it. Other pacing still applies when it spaces more."""
+        if self._fixed is not None:
+            self._fixed.set_interval(host, seconds)
+            return
+        if seconds <= 0 and host not in self._hosts:
+            return
+        self._state(host).floor = max(0.0, seconds)
+
     def allow_retry(self, host: str) -> bool:
         """May an item of ``host`` be retried now? Takes the retry from the host's budget."""
         state = self._hosts.get(host)
@@ -258,6 +268,19 @@ class HostController:
                 held[host] = (str(hold[0]), hold[1] - now)
         return dict(sorted(held.items(), key=lambda item: -item[1][1])[:limit])
 
+    def slowed_hosts(self) -> dict[str, float]:
+        """With ``adapt=False``, hosts slowed by a 429 and their interval in seconds; with
+        the controller, hosts whose refused rate holds them back: their interval."""
+        if self._fixed is not None:
+            return self._fixed.slowed_hosts()
+        now = self._clock()
+        slowed = {}
+        for host, state in self._hosts.items():
+            rate = state.cubic.rate(now, forgive=self.settings.forgive)
+            if rate is not None:
+                slowed[host] = 1.0 / rate
+        return slowed
+
     def drain_rate(self, host: str) -> float | None:
         """Requests per second the host allows now (for the tail's forecast), or None
         before any ok answer."""
@@ -267,6 +290,12 @@ class HostController:
     def report(self, host: str) -> HostReport:
         state = self._hosts.get(host)
         return state.tally.report(host) if state is not None else HostReport(host)
+
+    def tallies(self) -> Iterator[tuple[str, HostTally]]:
+        """Every remembered host's tally (``health.HostBook`` reports only the few that
+        matter, and adds up the rest from their counts)."""
+        for host, state in self._hosts.items():
+            yield host, state.tally
 
     def reports(self) -> dict[str, HostReport]:
         """Every remembered host's report (``forget_idle`` hands over the others')."""
@@ -287,6 +316,10 @@ class HostController:
         if self._fixed is not None:
             self._fixed.forget_idle()
         return gone
+
+    def now(self) -> float:
+        """The controller's clock now."""
+        return self._clock()
 
     def to_wall(self, when: float) -> float:
         """A time on the controller's clock as a Unix time (for the journal)."""

@@ -38,6 +38,10 @@ class ControlSettings:
         idle_after: seconds a host must be quiet before ``forget_idle`` may drop it.
         fixed_pause_cap: with ``adapt=False``, the longest ``Retry-After`` honoured
             (``max_retry_after``); fixed_backoff: the pause of a 429 without one.
+        parts: how many clients send to each host at once (loop processes a host is
+            spread over, each holding ``1/parts`` of ``per_host`` and ``host_rate``): a
+            host's ``RateLimit`` quota is the site's for all of them, so each paces
+            ``1/parts`` of it.
     """
 
     adapt: bool = True
@@ -53,8 +57,11 @@ class ControlSettings:
     idle_after: float = 60.0
     fixed_pause_cap: float = 60.0
     fixed_backoff: float = 0.5
+    parts: int = 1
 
     def __post_init__(self) -> None:
+        if self.parts < 1:
+            raise UsageError(f"parts={self.parts} must be at least 1")
         if self.per_host < 1:
             raise UsageError(f"per_host={self.per_host} must be at least 1")
         if self.host_rate is not None and not self.host_rate > 0:
@@ -80,6 +87,7 @@ class HostState:
         "breaker",
         "budget",
         "cubic",
+        "floor",
         "gradient",
         "in_flight",
         "last_active",
@@ -104,12 +112,14 @@ class HostState:
         self.breaker: HostBreaker | None = None
         self.quota: Quota | None = None
         self.quota_until = 0.0
+        self.floor = 0.0  # the spacing the site asks for (robots.txt Crawl-delay); 0: none
 
     def interval(self, settings: ControlSettings, now: float) -> float:
         """Seconds between two requests to the host now: the longest its ceiling, its
-        refused rate and its quota ask for (``inf``: its quota is spent until the reset)."""
+        site's own spacing (``floor``), its refused rate and its quota ask for (``inf``:
+        its quota is spent until the reset)."""
         rate = settings.host_rate
-        interval = 1.0 / rate if rate else 0.0
+        interval = max(1.0 / rate if rate else 0.0, self.floor)
         refused = self.cubic.rate(now, forgive=settings.forgive)
         if refused is not None:
             interval = max(interval, 1.0 / refused)
@@ -117,7 +127,7 @@ class HostState:
             if now < self.quota_until:
                 paced = quota_interval(self.quota, self.in_flight)
                 if paced is not None:
-                    interval = max(interval, paced)
+                    interval = max(interval, paced * settings.parts)
             else:
                 self.quota = None
         return interval
@@ -151,6 +161,7 @@ class HostState:
         breaker, refused level or rate, quota or reserved send time."""
         return not (
             self.in_flight
+            or self.floor
             or now - self.last_active < settings.idle_after
             or self.tat > now
             or self.gradient.remembers(settings.gradient, now)

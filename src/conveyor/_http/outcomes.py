@@ -13,8 +13,9 @@ this one classification, so that each signal goes to the one mechanism built for
 - ``net_fail``: no answer at all (``dns``, ``connect``, ``tls``, ``reset``, ``timeout``,
   the failure kinds of ``_errors.py``). The host may be down; the breaker counts these.
 
-Other failure kinds (``too-large``, ``blocked``, ``bad-url``, ``too-many-redirects``) are
-our own decisions about an answer or a URL and say nothing about the host: ``None``.
+Other failure kinds (``too-large``, ``too-slow``, ``blocked``, ``bad-url``,
+``too-many-redirects``) are our own decisions about an answer or a URL and say nothing
+about the host: ``None``.
 """
 
 from __future__ import annotations

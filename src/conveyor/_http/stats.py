@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from .._engine.ports import StageReport, by_key, larger, merge_by, same
+from .._engine.ports import Holds, StageReport, add, by_key, larger, merge_by, nested, same
+from .host_report import HostReport
+
+
+def later(a: tuple[Any, float], b: tuple[Any, float]) -> tuple[Any, float]:
+    """Of two ``(reason, time)`` holds of one host, the one that ends later."""
+    return a if a[1] >= b[1] else b
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,17 @@ class FetchReport(StageReport):
         per_host: the limit on requests out at once to one host.
         waiting_for_host: requests waiting for a slot of their host.
         hosts_at_limit: hosts with all their ``per_host`` slots taken.
-        paused: hosts paused now by a 429 or Retry-After, with the seconds left.
+        paused: hosts held back now (a pause, its breaker, its quota), with the seconds
+            left: ``held`` without the reasons, kept for readers of before.
+        hosts: per-host health (``HostReport``), at most ``health.HOSTS_SHOWN`` hosts by
+            name (the most wasteful, then the busiest) plus ``"(other hosts)"``, the rest
+            added up; hosts the controller forgot keep their final report.
+        held: up to 5 hosts held back now, per client: why and the seconds left (the
+            live display's "held back" line).
+        holds: site pauses and open breakers running now, with their ends as Unix times:
+            what the journal keeps across runs (``ports.HoldingReport``).
+        deferred: items the client deferred, by reason ("paused-beyond-cap", "deadline",
+            "tail", "breaker", ...).
     """
 
     requests: int = 0
@@ -55,3 +72,9 @@ class FetchReport(StageReport):
     waiting_for_host: int = 0
     hosts_at_limit: int = 0
     paused: Mapping[str, float] = field(default_factory=dict, metadata=merge_by(by_key(larger)))
+    hosts: Mapping[str, HostReport] = field(default_factory=dict, metadata=merge_by(by_key(nested)))
+    held: Mapping[str, tuple[str, float]] = field(
+        default_factory=dict, metadata=merge_by(by_key(later))
+    )
+    holds: Holds = field(default_factory=dict, metadata=merge_by(by_key(later)))
+    deferred: Mapping[str, int] = field(default_factory=dict, metadata=merge_by(by_key(add)))

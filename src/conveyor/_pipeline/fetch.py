@@ -8,7 +8,10 @@ host (``_http/hosts.host_key``), the global rate is divided (``ClientFactory.sha
 and the concurrency is one budget the loops share (``ClientFactory.bind``).
 
 ``ClientFactory`` and ``FetchService`` implement the engine's ports for a stage's
-service (``_engine/ports.py``); the client's report is a ``FetchReport``.
+service (``_engine/ports.py``); the client's report is a ``FetchReport``. The factory is
+``Holding`` (an earlier run's site pauses are restored when the client opens) and the
+service is ``Peered``: a pause a site asks of a host in one loop is told to the others,
+and the run's ``WindDown`` (the deadline, the tail) is heard there too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._engine.ports import Budget
+from .._engine.ports import Budget, Holds, Peers
 from .._engine.spec import StageSpec, make_stage
 from .._http.hosts import host_key
 
@@ -54,28 +57,62 @@ class FetchService:
     def attempts(self, result: Response) -> int:
         return result.attempts
 
+    def join(self, peers: Peers) -> None:
+        """``ports.Peered``: tell ``peers`` of every pause a site asks for."""
+        self.client.join(peers)
+
+    def hear(self, notice: Any) -> None:
+        """``ports.Peered``: a pause another loop was told of (kept, not told again, no
+        refusal counted), or the run's ``WindDown``."""
+        self.client.hear(notice)
+
 
 class ClientFactory:
     """Opens the run's ``HttpClient``; picklable, so a loop process can open its own."""
 
     def __init__(
-        self, config: FetchConfig, budget: Budget | None = None, per_host: int | None = None
+        self,
+        config: FetchConfig,
+        budget: Budget | None = None,
+        per_host: int | None = None,
+        *,
+        holds: Holds | None = None,
+        parts: int = 1,
     ) -> None:
         self.config = config
         self.budget = budget
         self.per_host = per_host  # the whole limit, when ``config`` holds a part of it
+        self.holds = dict(holds) if holds else {}
+        self.parts = parts  # the loops each host is spread over (``share``)
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FetchService]:
         from .._http.client import HttpClient
 
-        async with HttpClient(self.config, budget=self.budget) as client:
+        async with HttpClient(
+            self.config, budget=self.budget, holds=self.holds, parts=self.parts
+        ) as client:
             yield FetchService(client, self.per_host)
+
+    def _with(self, **changes: Any) -> ClientFactory:
+        fields = {
+            "config": self.config,
+            "budget": self.budget,
+            "per_host": self.per_host,
+            "holds": self.holds,
+            "parts": self.parts,
+        }
+        return ClientFactory(**{**fields, **changes})
 
     def bind(self, budget: Budget) -> ClientFactory:
         """The factory for a loop process whose global slots are shared with the other
         loops (``_engine/loops/slots.py``): ``concurrency`` holds across all of them."""
-        return ClientFactory(self.config, budget, self.per_host)
+        return self._with(budget=budget)
+
+    def holding(self, holds: Holds) -> ClientFactory:
+        """``ports.Holding``: the factory whose clients hold these hosts back until their
+        times (site pauses and open breakers an earlier run kept in its journal)."""
+        return self._with(holds={**self.holds, **holds})
 
     def share(self, index: int, loops: int, *, spread: bool = False) -> ClientFactory:
         """The factory for loop ``index`` of ``loops``. The global rate is divided, so the
@@ -83,7 +120,9 @@ class ClientFactory:
         slots (``bind``), so a loop with the busy hosts may use all of it. Per-host limits
         stay whole when each host has one loop; with ``spread`` (every host's URLs go to
         every loop) each loop holds its part of them: ``per_host`` in parts that add up to
-        it, ``host_rate`` divided."""
+        it, ``host_rate`` divided, and the controller's other per-host totals with them
+        (``HttpClient.settings``: its starting limit is at most the part, its retry
+        budget's floor and its share of a ``RateLimit`` quota are divided)."""
         config = self.config
         changes: dict[str, Any] = {}
         if config.rate_per_second is not None:
@@ -95,7 +134,11 @@ class ClientFactory:
         if not changes:
             return self
         whole = config.per_host if spread else self.per_host
-        return ClientFactory(dataclasses.replace(config, **changes), self.budget, whole)
+        return self._with(
+            config=dataclasses.replace(config, **changes),
+            per_host=whole,
+            parts=loops if spread else self.parts,
+        )
 
     def spreads(self, loops: int) -> bool:
         """A host may be spread over ``loops`` loops when each can hold a part of its

@@ -16,8 +16,12 @@ per-host limits see hosts), a port of its own, and one behaviour:
   head and then one byte every ``trickle_every`` seconds, forever.
 - **E** answers its first request 503 with ``Retry-After`` as an HTTP date
   ``e_retry_after`` (30) seconds ahead, and every request before that date the same way,
-  counted as ``early``; after it, 200.
-- **F**, **G**, ... are healthy and fast.
+  counted as ``early``; after it, 200. With ``e_refuse_after`` it answers that many
+  requests 200 first.
+- **G**, with ``quota`` > 0, sends its quota (``RateLimit-Remaining``,
+  ``RateLimit-Reset``): ``quota`` requests per ``quota_window`` seconds; a request over
+  it is answered 429 (counted in its statuses).
+- **F**, **G**, ... are otherwise healthy and fast.
 
 Every host serves ``/item/N`` (a small page) and ``/_arena`` (everyone's counters, JSON).
 In-process, for tests::
@@ -70,6 +74,9 @@ class ArenaSettings:
     c_down_for: float = 20.0
     c_outage: Literal["refuse", "reset"] = "refuse"
     e_retry_after: float = 30.0
+    e_refuse_after: int = 0
+    quota: int = 0
+    quota_window: float = 1.0
     trickle_every: float = 5.0
     page_bytes: int = 512
 
@@ -126,6 +133,8 @@ class _Host:
         self.down_event = arena.c_down
         self.outage_started = False
         self.e_until: float | None = None  # E: the wall time its Retry-After named
+        self.window_start = 0.0  # G: the start of its quota's window (time.monotonic())
+        self.used = 0  # G: requests in that window
         self.forever = asyncio.Event()  # never set: what D's stalled requests wait for
         self.tasks: set[asyncio.Task[None]] = set()
         app = web.Application(middlewares=[self._count])
@@ -170,10 +179,16 @@ class _Host:
         s, name, counters = self.settings, self.name, self.counters
         if name == "A" and counters.in_flight > s.k:
             return web.Response(status=429, headers={"Retry-After": str(s.a_retry_after)})
-        if name == "E":
+        if name == "E" and counters.requests > s.e_refuse_after:
             refusal = self._e_refusal()
             if refusal is not None:
                 return refusal
+        quota: dict[str, str] = {}
+        if name == "G" and s.quota:
+            quota = self._quota()
+            if int(quota["RateLimit-Remaining"]) < 0:
+                quota["RateLimit-Remaining"] = "0"
+                return web.Response(status=429, headers=quota)
         if name == "D" and request.match_info["kind"] in ("stall", "trickle"):
             return await self._stall(request)
         delay = s.latency
@@ -183,11 +198,24 @@ class _Host:
             delay = 0.0
         if delay:
             await asyncio.sleep(delay)
-        headers = {"X-Arena-Delay": repr(delay)}
+        headers = {"X-Arena-Delay": repr(delay), **quota}
         if name == "C" and counters.requests >= s.c_down_after and not self.outage_started:
             self.outage_started = True
             self._spawn(self._outage())
         return web.Response(body=b"x" * s.page_bytes, content_type="text/html", headers=headers)
+
+    def _quota(self) -> dict[str, str]:
+        """G's quota headers for this request (remaining below 0: over the quota)."""
+        now, window = time.monotonic(), self.settings.quota_window
+        if now - self.window_start >= window:
+            self.window_start, self.used = now, 0
+        self.used += 1
+        # Whole seconds, rounded up: a client waiting that long never comes back early.
+        reset = math.ceil(self.window_start + window - now)
+        return {
+            "RateLimit-Remaining": str(self.settings.quota - self.used),
+            "RateLimit-Reset": str(reset),
+        }
 
     def _e_refusal(self) -> web.Response | None:
         now = time.time()
