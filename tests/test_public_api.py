@@ -26,7 +26,7 @@ PUBLIC = [
 PUBLIC_HTTP = [
     "BadURL", "Blocked", "ConnectError", "ConnectionReset", "DNSError", "DecodeError",
     "FetchConfig", "FetchError", "FetchTimeout", "HttpClient", "HttpStats", "ProxyError",
-    "Request", "Response", "TLSError", "TooLarge", "TooManyRedirects", "fetch",
+    "Request", "Response", "TLSError", "TooLarge", "TooManyRedirects", "TooSlow", "fetch",
 ]  # fmt: skip
 
 # The package face (``conveyor/__init__.py``, ``conveyor.http``): it imports every layer, so

@@ -29,6 +29,7 @@ from ._errors import (
     TLSError,
     TooLarge,
     TooManyRedirects,
+    TooSlow,
 )
 from ._http.client import HttpClient
 from ._http.config import FetchConfig
@@ -54,6 +55,7 @@ __all__ = [
     "TLSError",
     "TooLarge",
     "TooManyRedirects",
+    "TooSlow",
     "fetch",
 ]
 

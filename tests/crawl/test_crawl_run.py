@@ -274,7 +274,9 @@ async def test_a_host_whose_robots_txt_stays_down_is_deferred_then_crawled_next_
         seen.append(request.path)
         if request.path == "/robots.txt":
             if down["robots"]:
-                return web.Response(status=503)
+                # "Retry-After: 0": the host is not paused by the client's controller (a
+                # bare 503 pauses it a minute), so the crawl's robots.txt retries decide.
+                return web.Response(status=503, headers={"Retry-After": "0"})
             return web.Response(text="User-agent: *\nAllow: /\n")
         return web.Response(text='<a href="/b">b</a>', content_type="text/html")
 

@@ -6,15 +6,14 @@ import math
 
 import pytest
 
+from conveyor._engine.stall import StallWatch, oldest_in_flight
 from conveyor._errors import UsageError
 from conveyor._http.host_report import HostTally, Step, quantile, thin
 from conveyor._http.tail import (
     HostTail,
-    StallWatch,
     TailSettings,
     TransferRate,
     forecast,
-    oldest_in_flight,
     tail_deferrals,
 )
 from conveyor._http.verdicts import Reason
@@ -67,8 +66,13 @@ def test_a_run_waiting_on_paused_hosts_alone_defers_the_long_waits() -> None:
     assert tail_deferrals(hosts, settings, elapsed=100.0, ended=0, total=None) == {
         "c:80": Reason.BREAKER
     }
-    # The same waits in a run of 300 s so far: both are waited out.
-    assert tail_deferrals(hosts, settings, elapsed=300.0, ended=0, total=None) == {}
+    # The same waits in a run of 300 s so far: the site's pause is waited out; the
+    # breaker's is not (beyond patience: its probes keep failing, its openings grow).
+    assert tail_deferrals(hosts, settings, elapsed=300.0, ended=0, total=None) == {
+        "c:80": Reason.BREAKER
+    }
+    short = {"c:80": HostTail(queued=9, rate=10.0, held=Reason.BREAKER, held_for=45.0)}
+    assert tail_deferrals(short, settings, elapsed=300.0, ended=0, total=None) == {}
     # While some host still works, nobody waits alone: nothing is deferred.
     busy = {**hosts, "f:80": HostTail(queued=100, rate=50.0)}
     assert tail_deferrals(busy, settings, elapsed=100.0, ended=0, total=None) == {}

@@ -1,6 +1,7 @@
-"""No hanging tail: which hosts' items to defer, when a run is stalled, when a body trickles.
+"""No hanging tail: which hosts' items to defer, and when a body trickles.
 
-Three pure decisions, each on numbers the caller hands in:
+Two pure decisions, each on numbers the caller hands in (the third piece of the tail, the
+stall watchdog, is the engine's: ``_engine/stall.py``, as it watches any stage):
 
 - ``tail_deferrals``: at ``--deadline``, every host's remaining items; with
   ``--finish-at 99%``, once that share of the input has ended, the items of hosts whose
@@ -9,11 +10,8 @@ Three pure decisions, each on numbers the caller hands in:
   would more than double it (Nutch's time limit and throughput threshold send the rest
   back to the next cycle in the same way); and, whatever the flags, the items of hosts
   the run would otherwise wait on alone -- every host with work is held back by its site
-  or its breaker -- when the wait is longer than ``patience`` and than the run so far.
-- ``StallWatch``: nothing has finished for ``after`` seconds (60) of time during which
-  some host with work was *not* held back: a stall to report. Time spent waiting politely
-  on paused hosts does not count (Ray Data's no-progress guard stops its clock in the
-  same way while the consumer is the bottleneck).
+  or its breaker -- when the wait is longer than ``patience`` and than the run so far
+  (a breaker's: longer than ``patience`` alone).
 - ``TransferRate``: a body arriving slower than ``min_rate`` bytes per second (1 KiB/s)
   averaged over ``window`` seconds (30) is too slow, so a body that trickles forever
   cannot hold the tail (img2dataset#437: a redirect to a livestream that never ends).
@@ -21,16 +19,12 @@ Three pure decisions, each on numbers the caller hands in:
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from .._errors import UsageError
 from .verdicts import Reason
-
-K = TypeVar("K", bound=Hashable)
 
 MIN_RATE = 1024.0  # bytes per second a body must average
 RATE_WINDOW = 30.0  # seconds it is averaged over
@@ -127,50 +121,18 @@ def tail_deferrals(
                 deferred[host] = Reason.TAIL
     waiting = {host: tail for host, tail in busy.items() if host not in deferred}
     if waiting and all(tail.held is not None and not tail.in_flight for tail in waiting.values()):
-        longest_wait = max(settings.patience, elapsed)
         for host, tail in waiting.items():
+            # A site's pause is waited out in proportion to the run; a breaker's is not:
+            # its probes keep failing, and its openings grow (30 s x n) as fast as the run,
+            # so a run left with a dead host alone would probe it item by item for ever.
+            longest_wait = (
+                settings.patience
+                if tail.held is Reason.BREAKER
+                else max(settings.patience, elapsed)
+            )
             if tail.held_for > longest_wait and tail.held is not None:
                 deferred[host] = tail.held
     return deferred
-
-
-class StallWatch:
-    """Reports a run that makes no progress while it could. Pure: times are arguments."""
-
-    __slots__ = ("_checked", "_reports", "after", "stalled")
-
-    def __init__(self, now: float, *, after: float = 60.0) -> None:
-        self.after = after
-        self.stalled = 0.0  # seconds without progress, polite waiting left out
-        self._checked = now
-        self._reports = 0
-
-    def progress(self, now: float) -> None:
-        """An item finished."""
-        self.stalled = 0.0
-        self._checked = now
-        self._reports = 0
-
-    def check(self, now: float, *, polite: bool) -> float | None:
-        """Call every second or so; ``polite``: every host with work is held back now.
-
-        Returns:
-            The seconds stalled, when a report is due (after ``after`` seconds of stall,
-            then after each further ``after``); else None.
-        """
-        if not polite:
-            self.stalled += max(0.0, now - self._checked)
-        self._checked = now
-        if self.stalled >= self.after * (self._reports + 1):
-            self._reports += 1
-            return self.stalled
-        return None
-
-
-def oldest_in_flight(started: Mapping[K, float], now: float, n: int = 5) -> list[tuple[K, float]]:
-    """The ``n`` oldest requests out, with their ages in seconds, oldest first."""
-    oldest = heapq.nsmallest(n, started.items(), key=lambda item: item[1])
-    return [(key, now - at) for key, at in oldest]
 
 
 class TransferRate:

@@ -41,8 +41,8 @@ class CrawlFigures:
     redirects: int = 0
     robots_fetched: int = 0
     disallowed: int = 0
-    held: int = 0
-    deferred: int = 0
+    robots_held: int = 0
+    robots_deferred: int = 0
     sitemaps_read: int = 0
     sitemap_listed: int = 0
     sitemap_dropped: Mapping[str, int] = field(default_factory=dict)
@@ -75,8 +75,8 @@ class CrawlFigures:
         rows += [
             ("robots.txt fetched", self.robots_fetched),
             ("pages robots.txt disallowed", self.disallowed),
-            ("pages put aside (robots.txt unreachable)", self.held),
-            ("pages deferred to the next run", self.deferred),
+            ("pages put aside (robots.txt unreachable)", self.robots_held),
+            ("pages deferred (robots.txt unreachable)", self.robots_deferred),
         ]
         if self.sitemaps_read or self.sitemap_pages:
             rows += [

@@ -221,7 +221,7 @@ class Pipeline:
         max_backoff: float = 30.0,
         jitter: float = 0.5,
         retry_statuses: Iterable[int] = frozenset({429, 500, 502, 503, 504}),
-        retry_kinds: Iterable[str] = frozenset({"connect", "reset", "timeout"}),
+        retry_kinds: Iterable[str] = frozenset({"connect", "reset", "timeout", "too-slow"}),
         max_retry_after: float = 60.0,
         timeout: float | None = 30.0,
         connect_timeout: float | None = 10.0,
@@ -237,6 +237,10 @@ class Pipeline:
         block_private: bool = False,
         allow_networks: Iterable[str] = (),
         save_to: str | Path | None = None,
+        adapt: bool = True,
+        refuse_403: bool = False,
+        min_rate: float | None = 1024.0,
+        max_pause: float = 86_400.0,
         name: str = "fetch",
     ) -> Pipeline:
         """Fetch each URL or ``Request`` over HTTP, giving a ``conveyor.http.Response``.
@@ -247,16 +251,17 @@ class Pipeline:
 
         Args:
             concurrency: requests in flight in all.
-            per_host: requests in flight per host (``host:port``).
+            per_host: requests in flight per host (``host:port``); with ``adapt``, the
+                ceiling of what the controller allows each host.
             rate: requests per second in all: a number, ``"20/s"``, ``"600/min"``.
-            host_rate: requests per second per host, same forms; a 429 halves it.
+            host_rate: requests per second per host, same forms (a ceiling, as per_host).
             retries: retries after the first attempt, with exponential backoff.
             backoff: seconds before the first retry, doubled after each.
             max_backoff: the longest backoff wait, in seconds.
             jitter: the random share (0 to 1) added to or taken from each wait.
             retry_statuses: statuses retried; after the last retry the response is returned.
-            retry_kinds: failure kinds retried (of connect, reset, timeout, dns, tls, decode,
-                proxy).
+            retry_kinds: failure kinds retried (of connect, reset, timeout, too-slow, dns,
+                tls, decode, proxy).
             max_retry_after: the longest ``Retry-After`` honoured, in seconds.
             timeout: seconds for one attempt, body included (None: no limit).
             connect_timeout: seconds to open a connection.
@@ -274,6 +279,15 @@ class Pipeline:
             block_private: refuse non-global addresses after DNS, on every hop.
             allow_networks: networks exempt from ``block_private``, e.g. ``"10.1.0.0/16"``.
             save_to: a directory: bodies are streamed to files there instead of memory.
+            adapt: set each host's concurrency and rate from what the host says (latency,
+                refusals, Retry-After, RateLimit headers), with ``per_host`` and
+                ``host_rate`` as ceilings, a breaker, a retry budget; False: fixed limits
+                (docs/politeness.md).
+            refuse_403: count a 403 as a refusal (slow down), as 429 and 503 are.
+            min_rate: bytes per second a body must average over 30 s (None: no floor);
+                slower fails the attempt as ``too-slow``.
+            max_pause: the longest ``Retry-After`` waited for, in seconds; a host that asks
+                for longer has its items deferred to the next run.
             name: the stage's name in statistics and failures.
         """
         # Every parameter but self and name is a FetchConfig field (a test keeps them equal).

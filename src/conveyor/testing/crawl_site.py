@@ -19,7 +19,8 @@ Hosts (each its own loopback address, ``hosts[i]``): the first ``content`` hosts
   ``/case/K``, two pages that must stay two; ``/private/K``, which robots.txt disallows;
   ``/nf/N`` with ``rel=nofollow``; ``mailto:`` and ``javascript:`` links; a page of the
   ``outside`` host (out of scope: never fetched); a page of the ``flaky`` host, whose
-  robots.txt answers 503 the first ``robots_503`` times, then allows everything; and
+  robots.txt answers 503 (with ``Retry-After: 1``, as a site down for a moment says) the
+  first ``robots_503`` times, then allows everything; and
   ``/trap/``, whose every page links ``a/`` (an endless ``/trap/a/a/a/...``: the
   repeated-segment defence stops it at ``/trap/a/a/``).
 - robots.txt of the first host names a gzipped sitemap index, whose two sitemaps list
@@ -277,7 +278,10 @@ async def _serve_page(request: web.Request) -> web.StreamResponse:
     delay = request.app[_DELAY]
     if delay and content_type.startswith("text/html"):
         await asyncio.sleep(delay)
-    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type}
+    if status == 503:
+        headers["Retry-After"] = "1"
+    return web.Response(status=status, body=body, headers=headers)
 
 
 def make_crawl_app(site: CrawlSite, stats: CrawlStats, delay: float = 0.0) -> web.Application:

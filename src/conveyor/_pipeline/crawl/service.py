@@ -72,7 +72,7 @@ class CrawlReport(FetchReport):
         rejected: links turned away, by reason (``out-of-scope``, ``too-deep``, traps ...).
         resent: admitted links this loop had sent already (``resent_raw`` spelt the same).
         sent: links sent to the frontier.
-        robots_fetched, disallowed, held, deferred: robots.txt fetched, and pages it
+        robots_fetched, disallowed, robots_held, robots_deferred: robots.txt fetched, and pages it
             disallowed, put aside (unreachable, asked again later) or deferred.
         sitemaps_read: sitemaps read; sitemap_listed: the URLs they listed;
             sitemap_dropped: of those, dropped by reason.
@@ -90,8 +90,8 @@ class CrawlReport(FetchReport):
     sent: int = 0
     robots_fetched: int = 0
     disallowed: int = 0
-    held: int = 0
-    deferred: int = 0
+    robots_held: int = 0
+    robots_deferred: int = 0
     sitemaps_read: int = 0
     sitemap_listed: int = 0
     sitemap_dropped: Mapping[str, int] = field(default_factory=dict, metadata=merge_by(by_key(add)))
@@ -301,8 +301,8 @@ class CrawlService:
             sent=counts.sent,
             robots_fetched=0 if robots is None else robots.fetched,
             disallowed=0 if robots is None else robots.disallowed,
-            held=counts.held,
-            deferred=counts.deferred,
+            robots_held=counts.held,
+            robots_deferred=counts.deferred,
             sitemaps_read=counts.sitemaps_read,
             sitemap_listed=counts.sitemap_listed,
             sitemap_dropped=dict(counts.sitemap_dropped),
