@@ -8,6 +8,7 @@ import click
 
 from .errors import INTERRUPTED_EXIT, fail
 from .options import HEADER, LOOPS, RATE, SIZE, TARGET
+from .polite import polite_fetch_options, polite_options, refuse_on_ray, run_options_of
 
 
 @click.command("fetch")
@@ -118,6 +119,7 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
     "and those that ended 5xx or 429 after their retries; a URL that ended 4xx (other than "
     "429) or 1xx-3xx is done and is not fetched again.",
 )
+@polite_options
 @click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML report with charts.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option(
@@ -182,6 +184,7 @@ def _fetch(
         journal=journal,
         restart=options["restart"],
         retry_failed=options["retry_failed"],
+        run_options=run_options_of(options),
     )
     if options["backend"] == "ray":
         return _run_on_ray(job, options)
@@ -211,6 +214,7 @@ def fetch_options_of(options: dict[str, Any]) -> dict[str, Any]:
         fetch_options["proxy"] = tuple(options["proxies"])
     if options["trust_env"]:
         fetch_options["trust_env"] = True
+    fetch_options.update(polite_fetch_options(options))
     return fetch_options
 
 
@@ -235,6 +239,7 @@ def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> A
 
 
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:
+    refuse_on_ray(options)
     if job.output == "-":
         fail("--backend ray writes a folder of parts; give -o a folder name, e.g. -o pages.jsonl")
     if job.output.lower().endswith((".warc", ".warc.gz")):

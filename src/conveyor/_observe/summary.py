@@ -15,6 +15,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from .._engine.stats import RunResult
+from .health import deferred_by_reason, deferred_count, host_health
+from .host_tables import health_tables
 from .series import ReportData
 
 # The width of a summary console without a terminal: more than any summary line needs, so
@@ -57,6 +59,9 @@ def counts_table(result: RunResult, data: ReportData) -> Table:
     else:
         cells.append(("results", f"{result.results:,}", "green"))
         cells.append(("failed", f"{result.failed:,}", "red" if result.failed else None))
+    deferred = deferred_count(result)
+    if deferred:  # not fetched this time, kept for the next run: not in the output
+        cells.append(("deferred", f"{deferred:,}", "yellow"))
     cells += [
         ("filtered", f"{result.filtered:,}", None),
         ("skipped", f"{result.skipped:,}", None),
@@ -159,6 +164,9 @@ def summary_group(result: RunResult, data: ReportData) -> Group:
         parts.append(status_table(data))
     if data.hosts:
         parts.append(hosts_table(data))
+    parts += health_tables(
+        host_health(result.stages), deferred_by_reason(result), data.records_by_host or None
+    )
     if data.crawl is not None:
         from .crawl import crawl_tables
 
