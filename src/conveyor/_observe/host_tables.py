@@ -22,7 +22,7 @@ def _table(title: str) -> Table:
 
 def deferred_table(by_reason: Mapping[str, int]) -> Table:
     """Items deferred to the next run, by reason, most first."""
-    table = _table("Deferred to the next run (run the same command again to finish them)")
+    table = _table("Deferred to the next run")
     table.add_column("reason", style="yellow")
     table.add_column("items", justify="right")
     for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0])):
