@@ -103,17 +103,22 @@ class DemoHost:
 
     async def _answer(self, n: int) -> web.Response:
         c, s = self.counters, self.settings
-        if self.kind == "refusing" and c.in_flight > s.limit:
+        met = c.in_flight  # the load this request arrived into, itself counted
+        if self.kind == "refusing" and met > s.limit:
             c.refused += 1
             return web.Response(status=429, text="slow down", headers={"Retry-After": "1"})
         delay = s.latency
         if self.kind == "slowing":
-            delay *= max(1.0, c.in_flight / s.knee)
+            delay *= max(1.0, met / s.knee)
         await asyncio.sleep(delay)
         answered = sum(c.statuses.values()) + 1
         if self.kind == "flapping" and answered == s.down_after:
             self._spawn(self._outage())
-        return web.Response(text=page_html(n, self.pages), content_type="text/html")
+        # What the host did, for tests to check each answer without timing it.
+        headers = {"X-Demo-Delay": repr(delay), "X-Demo-In-Flight": str(met)}
+        return web.Response(
+            text=page_html(n, self.pages), content_type="text/html", headers=headers
+        )
 
     def _spawn(self, coro: Coroutine[None, None, None]) -> None:
         # Owned here: cancelled and awaited by ``close``.
