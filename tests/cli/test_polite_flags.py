@@ -99,9 +99,7 @@ def test_crawl_takes_the_same_flags_from_one_definition() -> None:
         (["--min-rate", "fast"], "write it like 1KiB/s"),
     ],
 )
-def test_bad_values_are_one_line_naming_the_fix(
-    tmp_path: Path, args: list[str], says: str
-) -> None:
+def test_bad_values_are_one_line_naming_the_fix(tmp_path: Path, args: list[str], says: str) -> None:
     write_urls(tmp_path / "urls.txt", ["http://127.0.0.1:9/x"])
     result = run_cli("fetch", "urls.txt", "-o", "o.jsonl", *args, cwd=tmp_path)
     assert result.code == 2

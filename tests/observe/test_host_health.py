@@ -41,9 +41,7 @@ def controller_reports(extra_hosts: int = 0) -> dict[str, HostReport]:
             if i < 3:
                 control.finish(ticket, Outcome.OK, status=200, nbytes=1_000)
             else:
-                control.finish(
-                    ticket, Outcome.REFUSAL, status=429, headers={"Retry-After": "5"}
-                )
+                control.finish(ticket, Outcome.REFUSAL, status=429, headers={"Retry-After": "5"})
         clock.advance(6.0 + round_)
     for _ in range(6):
         ticket = control.start(DOWN)
@@ -66,14 +64,18 @@ def _text(tables: list[object]) -> str:
 
 def test_the_summary_names_the_held_hosts_and_the_wasteful_ones() -> None:
     hosts = controller_reports()
-    assert hosts[REFUSING].refusals == 12 and hosts[DOWN].net_fails == 6
+    assert hosts[REFUSING].refusals == 12
+    assert hosts[DOWN].net_fails == 6
     records = {GOOD: 40, REFUSING: 18, DOWN: 0}
     text = _text(health_tables(hosts, {"breaker": 4}, records))
     assert "Deferred to the next run" in text
-    assert "host failing (breaker open)" in text and " 4" in text
+    assert "host failing (breaker open)" in text
+    assert " 4" in text
     held = text.split("Hosts held back", 1)[1].split("Hosts with most wasted", 1)[0]
-    assert REFUSING in held and "last Retry-After: 5" in held
-    assert DOWN in held and "breaker opened 1x" in held
+    assert REFUSING in held
+    assert "last Retry-After: 5" in held
+    assert DOWN in held
+    assert "breaker opened 1x" in held
     assert GOOD not in held
     wasted = text.split("Hosts with most wasted requests", 1)[1]
     lines = {line.split()[0]: line.split() for line in wasted.splitlines() if ".example" in line}
@@ -93,7 +95,8 @@ def test_nothing_to_say_gives_no_table() -> None:
 def test_rows_are_bounded_and_add_up_to_the_totals() -> None:
     hosts = controller_reports(extra_hosts=30)
     rows = ranked_rows(hosts, top=6)
-    assert len(rows) == 7 and rows[-1].host == OTHERS
+    assert len(rows) == 7
+    assert rows[-1].host == OTHERS
     assert [r.host for r in rows[:2]] == [REFUSING, DOWN]  # the wasteful ones first
     assert rows[2].host == GOOD  # then the busiest
     assert rows[-1].hosts == len(hosts) - 6
@@ -116,7 +119,8 @@ def test_the_report_section_shows_every_figure_of_a_host() -> None:
     # pauses, breaker, deferred
     assert cells[:7] == ["30", "18", "18", "12", "0", "0", "12"]
     assert cells[7] == "200 (18), 429 (12)"
-    assert cells[8] != "-" and cells[9] != "-"
+    assert cells[8] != "-"
+    assert cells[9] != "-"
     assert cells[11].startswith("6 (Retry-After: 5)")
     down = page.split(f"<td>{DOWN}</td>", 1)[1].split("</tr>", 1)[0]
     assert down.endswith("<td>1</td><td>4</td>")  # breaker openings, deferred
