@@ -8,7 +8,13 @@ import click
 
 from .errors import INTERRUPTED_EXIT, fail
 from .options import HEADER, LOOPS, RATE, SIZE, TARGET
-from .polite import polite_fetch_options, polite_options, refuse_on_ray, run_options_of
+from .polite import (
+    polite_fetch_options,
+    polite_options,
+    refuse_on_ray,
+    require_supported,
+    run_options_of,
+)
 
 
 @click.command("fetch")
@@ -167,6 +173,7 @@ def _fetch(
     from .running import run_with_display
 
     fetch_options = fetch_options_of(options)
+    require_supported(fetch_options, run_options_of(options))
     if options["save_bodies"]:
         fetch_options["save_to"] = options["save_bodies"]
     journal = (
