@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from conveyor._engine.stats import RunStatistics, StageStatistics
 from conveyor._http.controller import ControlSettings, HostController
 from conveyor._http.host_report import HostReport
 from conveyor._http.outcomes import Outcome
+from conveyor._http.stats import FetchReport
+from conveyor._observe.health import held_hosts
 from conveyor._observe.host_page import health_html, timeline_chart
 from conveyor._observe.host_rows import OTHERS, ranked_rows
 from conveyor._observe.host_tables import health_tables
-from conveyor._observe.progress import held_text, stall_text
+from conveyor._observe.progress import ProgressView, held_text, plain_line, render, stall_text
 from conveyor.testing.clock import FakeClock
 
 from .helpers import StrictHTML
@@ -171,3 +174,27 @@ def test_the_stall_notice_names_stage_hosts_and_oldest_items() -> None:
         "stalled: nothing finished for 75 s in fetch (hosts: d:80); "
         "oldest in flight: http://d/stall/0 (80 s)"
     )
+
+
+def _fetch_stats(report: FetchReport) -> RunStatistics:
+    stage = StageStatistics(
+        name="fetch", place="loop", workers=8, started=10, succeeded=4, failed=0, filtered=0,
+        retried=0, in_flight=6, queue_depth=0, busy_seconds=1.0, abandoned_threads=0,
+        p50=None, p95=None, p99=None, details=report,
+    )  # fmt: skip
+    return RunStatistics(
+        elapsed=12.0, total=20, admitted=10, skipped=0, results=4, failed=0, filtered=0,
+        stages=(stage,),
+    )  # fmt: skip
+
+
+def test_the_live_display_names_the_hosts_the_fetch_holds_back() -> None:
+    stats = _fetch_stats(FetchReport(requests=10, paused={"a:80": 7.2}))
+    assert held_hosts(stats) == {"a:80": ("paused", 7.2)}
+    view = ProgressView(stats, 1.0, None)
+    line = plain_line("conveyor fetch", view, 0)
+    assert line.endswith("| paused by the server (429 / Retry-After): a:80 7 s")
+    console = Console(record=True, width=160)
+    console.print(render("conveyor fetch", view, 0, 0))
+    assert "paused by the server (429 / Retry-After): a:80 7 s" in console.export_text()
+    assert held_hosts(_fetch_stats(FetchReport(requests=10))) == {}
