@@ -320,6 +320,9 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Run]:
             (f"Scrapy AutoThrottle (target {args.scrapy_target:g})", "scrapy", (),
              args.scrapy_target),
         ]  # fmt: skip
+    wanted = set(args.clients.split(","))
+    keys = ("conveyor", "no-adapt", "scrapy", "scrapy-tuned")
+    variants = [v for key, v in zip(keys, variants, strict=False) if key in wanted]
     for label, client, extra, target in variants:
         folder = work / label.split()[0].lower() / str(len(runs))
         folder.mkdir(parents=True)
@@ -424,6 +427,11 @@ def main() -> None:
     parser.add_argument("--per-host-urls", type=int, help="URLs per host [400; quick: 120]")
     parser.add_argument("--b-urls", type=int, help="URLs for B alone [600; quick: 200]")
     parser.add_argument("--only", choices=("compare", "b", "e", "d"), action="append")
+    parser.add_argument(
+        "--clients",
+        default="conveyor,no-adapt,scrapy,scrapy-tuned",
+        help="which clients the comparison runs (comma-separated)",
+    )
     args = parser.parse_args()
     if args.serve:
         asyncio.run(_serve(args.serve))
