@@ -60,6 +60,10 @@ class ListSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.urls_path = urls
 
+    async def start(self):  # Scrapy 2.13's way (start_requests alone yielded none here)
+        for request in self.start_requests():
+            yield request
+
     def start_requests(self):
         with open(self.urls_path) as lines:
             for line in lines:
