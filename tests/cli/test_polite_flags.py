@@ -165,3 +165,18 @@ def test_a_fetch_with_the_flags_at_their_defaults_runs_as_before(
     assert result.code == 0, result.err
     rows = [orjson.loads(line) for line in (tmp_path / "o.jsonl").read_bytes().splitlines()]
     assert sorted(r["status"] for r in rows) == [200] * 5
+
+
+def test_a_flag_the_library_lacks_is_one_line_else_it_runs(site: Site, tmp_path: Path) -> None:
+    """Before issue 21's client lands, --no-adapt is a one-line error; after, it runs."""
+    write_urls(tmp_path / "urls.txt", [site.url(f"/page/{i}") for i in range(3)])
+    result = run_cli("fetch", "urls.txt", "-o", "o.jsonl", "-q", "--no-adapt", cwd=tmp_path)
+    if "adapt" in {f.name for f in dataclasses.fields(FetchConfig)}:
+        assert result.code == 0, result.err
+        assert len((tmp_path / "o.jsonl").read_bytes().splitlines()) == 3
+    else:
+        assert result.code == 2
+        assert (
+            result.err
+            == "conveyor: error: --no-adapt: not in this build of conveyor yet; drop it\n"
+        )

@@ -172,6 +172,8 @@ def _fetch(
     from .job import FetchJob, default_journal
     from .running import run_with_display
 
+    if options["backend"] == "ray":
+        refuse_on_ray(options)  # before asking the library: this holds whatever it takes
     fetch_options = fetch_options_of(options)
     require_supported(fetch_options, run_options_of(options))
     if options["save_bodies"]:
@@ -246,7 +248,6 @@ def _start_loops_early(input_path: str, loops: int | str, concurrency: int) -> A
 
 
 def _run_on_ray(job: Any, options: dict[str, Any]) -> int:
-    refuse_on_ray(options)
     if job.output == "-":
         fail("--backend ray writes a folder of parts; give -o a folder name, e.g. -o pages.jsonl")
     if job.output.lower().endswith((".warc", ".warc.gz")):
