@@ -5,6 +5,7 @@ hold, and the exit code of a run that ended with deferred items."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import click
@@ -146,6 +147,18 @@ def test_deferred_items_exit_75_and_say_why() -> None:
     assert line.endswith("run the same command again to finish them")
 
 
+def test_items_a_deadline_left_unread_exit_75_too() -> None:
+    if "unread" not in {f.name for f in dataclasses.fields(RunResult)}:
+        pytest.skip("RunResult.unread comes with the engine's branch")
+    result = dataclasses.replace(_a_real_result(), unread=7)  # type: ignore[call-arg]
+    assert ended_code(result, interrupted=False) == DEFERRED_EXIT
+    line = deferred_line(result, resumable=False)
+    assert line == (
+        "7 URLs not read (the deadline came first); no journal: give one (drop "
+        "--no-journal) to finish them in a second run"
+    )
+
+
 def test_the_help_lists_the_flags() -> None:
     for command in (fetch_command, crawl_command):
         text = command.get_help(click.Context(command))
@@ -171,7 +184,7 @@ def test_a_flag_the_library_lacks_is_one_line_else_it_runs(site: Site, tmp_path:
     """Before issue 21's client lands, --no-adapt is a one-line error; after, it runs."""
     write_urls(tmp_path / "urls.txt", [site.url(f"/page/{i}") for i in range(3)])
     result = run_cli("fetch", "urls.txt", "-o", "o.jsonl", "-q", "--no-adapt", cwd=tmp_path)
-    if "adapt" in {f.name for f in dataclasses.fields(FetchConfig)}:
+    if "adapt" in inspect.signature(cv.Pipeline.fetch).parameters:
         assert result.code == 0, result.err
         assert len((tmp_path / "o.jsonl").read_bytes().splitlines()) == 3
     else:

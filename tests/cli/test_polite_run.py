@@ -4,7 +4,7 @@ and are fetched exactly once by running the same command again."""
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 import re
 import subprocess
 import sys
@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conveyor._http.config import FetchConfig
+import conveyor as cv
 
 from .conftest import ROOT, run_cli, write_urls
 
@@ -83,8 +83,8 @@ def test_the_summary_reconciles_with_the_records_written(
 
 
 @pytest.mark.skipif(
-    "max_pause" not in {f.name for f in dataclasses.fields(FetchConfig)},
-    reason="FetchConfig.max_pause comes with the http branch",
+    "max_pause" not in inspect.signature(cv.Pipeline.fetch).parameters,
+    reason="Pipeline.fetch(max_pause=) comes with issue 21's other branches",
 )
 def test_deferred_items_exit_75_and_a_second_run_finishes_them_once(
     arena: dict[str, str], tmp_path: Path

@@ -198,3 +198,18 @@ def test_the_live_display_names_the_hosts_the_fetch_holds_back() -> None:
     console.print(render("conveyor fetch", view, 0, 0))
     assert "paused by the server (429 / Retry-After): a:80 7 s" in console.export_text()
     assert held_hosts(_fetch_stats(FetchReport(requests=10))) == {}
+
+
+def test_hosts_the_client_summed_already_join_the_others_row() -> None:
+    hosts = controller_reports(extra_hosts=10)
+    lumped = HostReport(OTHERS, requests=50, ok=45, net_fails=5, pause_count=2)
+    hosts[OTHERS] = lumped
+    rows = ranked_rows(hosts, top=6)
+    assert [r.host for r in rows].count(OTHERS) == 1
+    assert rows[-1].host == OTHERS
+    assert rows[-1].hosts is None  # how many hosts it sums is not known
+    assert sum(r.requests for r in rows) == sum(h.requests for h in hosts.values())
+    text = _text(health_tables(hosts, {}))
+    assert OTHERS not in text  # a sum is not a host to name as held back or wasteful
+    page = health_html(hosts, {})
+    assert f"<td>{OTHERS}</td>" in page

@@ -162,7 +162,7 @@ def _job(
 ) -> Any:
     from .crawl_job import CrawlJob
 
-    require_supported(fetch_options_of(options), run_options_of(options))
+    require_supported(fetch_options_of(options), run_options_of(options), crawl=True)
     return CrawlJob(
         seeds=seeds,
         output=output,

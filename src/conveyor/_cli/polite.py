@@ -110,17 +110,23 @@ _FLAGS = {
 }
 
 
-def require_supported(fetch_options: dict[str, Any], run_options: dict[str, Any]) -> None:
-    """One line, not a traceback, for a flag this build's library does not take yet.
-    (Issue 21 lands the client's options and the run's in other branches; once merged,
-    every name is taken and this never fails.)"""
+def require_supported(
+    fetch_options: dict[str, Any], run_options: dict[str, Any], *, crawl: bool = False
+) -> None:
+    """One line, not a traceback, for a flag this build's library does not take yet: the
+    fetch's options as ``Pipeline.fetch`` takes them (a crawl's as ``FetchConfig`` does,
+    which ``conveyor.crawl`` passes them to), the run's as ``Pipeline.run``. (Issue 21
+    lands them in other branches; once merged, every name is taken and this never fails.)"""
     import dataclasses
     import inspect
 
     from .._http.config import FetchConfig
     from .._pipeline.pipeline import Pipeline
 
-    taken = {f.name for f in dataclasses.fields(FetchConfig)}
+    if crawl:
+        taken = {f.name for f in dataclasses.fields(FetchConfig)}
+    else:
+        taken = set(inspect.signature(Pipeline.fetch).parameters)
     taken |= set(inspect.signature(Pipeline.run).parameters)
     missing = [_FLAGS[name] for name in (*fetch_options, *run_options)
                if name in _FLAGS and name not in taken]  # fmt: skip

@@ -1,7 +1,7 @@
 """Host health and deferred items as the display, the summary and the report read them.
 
 The ONE place that reads the politeness figures off the run: ``RunResult.deferred`` /
-``deferred_by_reason``, ``RunStatistics.deferred`` / ``stall``, and the fetch report's
+``deferred_by_reason``, ``unread``, ``RunStatistics.deferred`` / ``stall``, and the fetch report's
 ``hosts`` (a ``HostReport`` per host), ``held`` and ``deferred``. Everything else in
 ``_observe`` and ``_cli`` asks these functions, so how the figures are found is decided here.
 
@@ -123,8 +123,8 @@ def held_hosts(stats: RunStatistics | None) -> dict[str, tuple[str, float]]:
     A report without ``held`` gives its ``paused`` hosts (held because the site said so)."""
     found: dict[str, tuple[str, float]] = {}
     for report in fetch_reports(stats.stages if stats is not None else ()):
-        held: Mapping[str, tuple[str, float]] | None = getattr(report, "held", None)
-        if held:
+        held = getattr(report, "held", None)
+        if isinstance(held, Mapping) and held:
             found.update(held)
         else:
             found.update({host: ("paused", left) for host, left in report.paused.items()})
@@ -146,6 +146,13 @@ def deferred_count(result: RunResult) -> int:
     if isinstance(counted, int):
         return counted
     return sum(deferred_by_reason(result).values())
+
+
+def unread_count(result: RunResult) -> int:
+    """Input items the run did not read because its deadline came (``RunResult.unread``):
+    like deferred items, the next run takes them up."""
+    unread = getattr(result, "unread", None)
+    return unread if isinstance(unread, int) else 0
 
 
 def live_deferred(stats: RunStatistics | None) -> int:

@@ -34,7 +34,7 @@ def _pauses(row: HostRow) -> str:
 
 
 def _row_cells(row: HostRow, with_records: bool) -> list[str]:
-    name = f"{row.host} ({row.hosts:,})" if row.host == OTHERS else row.host
+    name = f"{row.host} ({row.hosts:,})" if row.host == OTHERS and row.hosts else row.host
     cells = [name, f"{row.requests:,}"]
     if with_records:
         cells.append("-" if row.records is None else f"{row.records:,}")

@@ -49,7 +49,7 @@ class HostRow:
     p50: float | None = None
     p95: float | None = None
     statuses: tuple[tuple[int, int], ...] = ()
-    hosts: int = 1  # hosts behind this row
+    hosts: int | None = 1  # hosts behind this row (None: more than counted, not known)
 
     @property
     def wasted(self) -> int:
@@ -78,7 +78,7 @@ def host_row(health: HostHealth, records: int | None = None) -> HostRow:
     )
 
 
-def _summed(rows: list[HostRow]) -> HostRow:
+def _summed(rows: list[HostRow], *, known: bool = True) -> HostRow:
     statuses: dict[int, int] = {}
     for row in rows:
         for status, n in row.statuses:
@@ -97,7 +97,7 @@ def _summed(rows: list[HostRow]) -> HostRow:
         breaker_openings=sum(r.breaker_openings for r in rows),
         deferred=sum(r.deferred for r in rows),
         statuses=tuple(sorted(statuses.items())),
-        hosts=len(rows),
+        hosts=len(rows) if known else None,
     )
 
 
@@ -111,8 +111,13 @@ def ranked_rows(
     most wasted requests (those that need a look), then the busiest. Every host is in
     exactly one row, so the rows add up to the run's totals."""
     rows = [
-        host_row(h, None if records is None else records.get(host, 0)) for host, h in hosts.items()
+        host_row(h, None if records is None else records.get(host, 0))
+        for host, h in hosts.items()
+        if host != OTHERS
     ]
+    # The client may already have summed the hosts it could not keep one by one: that
+    # row joins ours, and the count of hosts behind it is then not known.
+    lumped = hosts.get(OTHERS)
     rows.sort(key=lambda r: (-r.wasted, -r.requests, r.host))
     wasteful = [r for r in rows if r.wasted][: (top + 1) // 2]
     chosen = {r.host for r in wasteful}
@@ -120,20 +125,26 @@ def ranked_rows(
     busiest.sort(key=lambda r: (-r.requests, r.host))
     shown = wasteful + busiest[: top - len(wasteful)]
     rest = busiest[top - len(wasteful) :]
-    return shown + ([_summed(rest)] if rest else [])
+    if lumped is not None:
+        rest.append(host_row(lumped))
+    return shown + ([_summed(rest, known=lumped is None)] if rest else [])
 
 
 def held_rows(hosts: Mapping[str, HostHealth], *, top: int = 5) -> list[HostRow]:
     """The hosts that were held back (paused by the site, or their breaker opened), those
     that cost the most items first."""
-    rows = [host_row(h) for h in hosts.values() if h.pause_count or h.breaker_openings]
+    rows = [
+        host_row(h)
+        for host, h in hosts.items()
+        if (h.pause_count or h.breaker_openings) and host != OTHERS
+    ]
     rows.sort(key=lambda r: (-r.deferred, -(r.pause_count + r.breaker_openings), r.host))
     return rows[:top]
 
 
 def wasted_rows(hosts: Mapping[str, HostHealth], *, top: int = 5) -> list[HostRow]:
     """The hosts with the most wasted requests (refusals and failures), most first."""
-    rows = [host_row(h) for h in hosts.values() if h.wasted]
+    rows = [host_row(h) for host, h in hosts.items() if h.wasted and host != OTHERS]
     rows.sort(key=lambda r: (-r.wasted, r.host))
     return rows[:top]
 

@@ -13,7 +13,7 @@ from html import escape
 
 from .._engine.stats import RunResult, StageStatistics
 from .charts import RED, Series, bar_chart, empty_chart, hbar_chart, line_chart, status_color
-from .health import deferred_by_reason, deferred_count, host_health
+from .health import deferred_by_reason, deferred_count, host_health, unread_count
 from .host_page import health_html
 from .series import ReportData, format_seconds
 
@@ -71,6 +71,8 @@ def _cards(result: RunResult, data: ReportData) -> str:
     deferred = deferred_count(result)
     if deferred:
         cards.append(("deferred", f"{deferred:,}", True))
+    if unread_count(result):
+        cards.append(("unread", f"{unread_count(result):,}", True))
     cards += [
         ("filtered", f"{result.filtered:,}", False),
         ("skipped", f"{result.skipped:,}", False),

@@ -15,7 +15,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from .._engine.stats import RunResult
-from .health import deferred_by_reason, deferred_count, host_health
+from .health import deferred_by_reason, deferred_count, host_health, unread_count
 from .host_tables import health_tables
 from .series import ReportData
 
@@ -62,6 +62,9 @@ def counts_table(result: RunResult, data: ReportData) -> Table:
     deferred = deferred_count(result)
     if deferred:  # not fetched this time, kept for the next run: not in the output
         cells.append(("deferred", f"{deferred:,}", "yellow"))
+    unread = unread_count(result)
+    if unread:  # the deadline came before they were read: the next run reads them
+        cells.append(("unread", f"{unread:,}", "yellow"))
     cells += [
         ("filtered", f"{result.filtered:,}", None),
         ("skipped", f"{result.skipped:,}", None),
