@@ -225,8 +225,8 @@ def scrapy_command(urls: Path, work: Path, out: Path, args: argparse.Namespace,
 def run(name: str, command: list[str], the_arena: Arena, out: Path, *,
         kill_when: str | None = None) -> Run:  # fmt: skip
     """Run ``command`` to its end (or SIGKILL it once host ``kill_when`` has answered a
-    request and a record is written): records written, wall time, exit code, and what
-    every host saw."""
+    request and records were written after that, so a commit has kept what the answer
+    said): records written, wall time, exit code, and what every host saw."""
     the_arena.mark()
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -236,13 +236,17 @@ def run(name: str, command: list[str], the_arena: Arena, out: Path, *,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
+    written_at_answer: int | None = None
     while proc.poll() is None:
-        if kill_when is not None and lines(out) > 0:
-            seen = the_arena.stats()[kill_when]
-            if int(seen["requests"]) > 0:  # type: ignore[call-overload]
+        if kill_when is not None:
+            if written_at_answer is None:
+                seen = the_arena.stats()[kill_when]
+                if int(seen["requests"]) > 0:  # type: ignore[call-overload]
+                    written_at_answer = lines(out)
+            elif lines(out) > written_at_answer:
                 proc.send_signal(signal.SIGKILL)
                 break
-        time.sleep(0.1)
+        time.sleep(0.05)
     _, err = proc.communicate()
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 75, -signal.SIGKILL):

@@ -4,7 +4,10 @@
 over the loop processes). When requests wait for a busy host while slots of
 ``--concurrency`` stand free, the per-host limit is what holds the job back; when that
 lasts a second or more, the hint is given once: live (``Progress.note``) and in the
-summary, with the flag that changes it.
+summary, with the flag that changes it. With the per-host controller, ``--per-host`` is a
+ceiling: the hint is given only while some host's limit has reached it (its report's
+latest step), since a host the controller keeps lower, or one paused by its site or its
+breaker, would not go faster for a higher ceiling.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class PerHostHint:
         free = concurrency - report.in_flight
         # Held back by the hosts: requests wait for their host's slots while at least a
         # tenth of the global slots (and one) stand idle.
-        if waiting > 0 and free >= max(1, concurrency // 10):
+        if waiting > 0 and free >= max(1, concurrency // 10) and _ceiling_binds(report):
             self._streak += 1
         else:
             self._streak = 0
@@ -53,3 +56,16 @@ class PerHostHint:
         )
         if self._tell is not None:
             self._tell(self.message)
+
+
+def _ceiling_binds(report: FetchReport) -> bool:
+    """Whether ``--per-host`` itself limits a host: always without the controller's
+    per-host reports; with them, when a host's latest limit is the ceiling."""
+    hosts = getattr(report, "hosts", None)
+    if not hosts:
+        return True
+    return any(
+        steps[-1].limit >= report.per_host
+        for steps in (getattr(h, "timeline", ()) for h in hosts.values())
+        if steps
+    )
