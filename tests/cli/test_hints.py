@@ -57,8 +57,8 @@ def _tick(report: object) -> object:
 
 
 def test_with_the_controller_the_hint_needs_a_host_at_the_ceiling() -> None:
-    """A host the controller keeps below --per-host (or that its site paused) would not go
-    faster for a higher ceiling: no hint then; one at the ceiling: the hint."""
+    """A host the controller cut down (refusals, slowness) would not go faster for a
+    higher ceiling: no hint then; one whose limit stands at its highest: the hint."""
     import dataclasses
 
     from conveyor._cli.hints import PerHostHint
@@ -68,8 +68,9 @@ def test_with_the_controller_the_hint_needs_a_host_at_the_ceiling() -> None:
     if "hosts" not in {f.name for f in dataclasses.fields(FetchReport)}:
         pytest.skip("FetchReport.hosts comes with the http branch")
 
-    def report(limit: int) -> FetchReport:
-        host = HostReport("a:80", requests=10, ok=10, timeline=(Step(0.0, limit, None),))
+    def report(*limits: int) -> FetchReport:
+        steps = tuple(Step(float(at), limit, None) for at, limit in enumerate(limits))
+        host = HostReport("a:80", requests=10, ok=10, timeline=steps)
         return FetchReport(  # type: ignore[call-arg]
             requests=10, in_flight=4, concurrency=100, per_host=8, waiting_for_host=50,
             hosts={"a:80": host},
@@ -77,10 +78,10 @@ def test_with_the_controller_the_hint_needs_a_host_at_the_ceiling() -> None:
 
     held_low = PerHostHint()
     for _ in range(8):
-        held_low.on_event(_tick(report(limit=4)))  # type: ignore[arg-type]
+        held_low.on_event(_tick(report(2, 8, 4)))  # grew, then cut down  # type: ignore[arg-type]
     assert held_low.message is None
     at_ceiling = PerHostHint()
     for _ in range(8):
-        at_ceiling.on_event(_tick(report(limit=8)))  # type: ignore[arg-type]
+        at_ceiling.on_event(_tick(report(2, 4, 8)))  # type: ignore[arg-type]
     assert at_ceiling.message is not None
     assert at_ceiling.message.startswith("--per-host 8 is what holds this job back")

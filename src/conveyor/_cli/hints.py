@@ -5,9 +5,10 @@ over the loop processes). When requests wait for a busy host while slots of
 ``--concurrency`` stand free, the per-host limit is what holds the job back; when that
 lasts a second or more, the hint is given once: live (``Progress.note``) and in the
 summary, with the flag that changes it. With the per-host controller, ``--per-host`` is a
-ceiling: the hint is given only while some host's limit has reached it (its report's
-latest step), since a host the controller keeps lower, or one paused by its site or its
-breaker, would not go faster for a higher ceiling.
+ceiling: the hint is given only while some host's limit stands at the highest it has
+been (its report's timeline), not cut down by the host's refusals or slowness: a host the
+controller keeps lower would not go faster for a higher ceiling. (The ceiling itself is
+not in the report: with loop processes each holds a part of it.)
 """
 
 from __future__ import annotations
@@ -59,13 +60,13 @@ class PerHostHint:
 
 
 def _ceiling_binds(report: FetchReport) -> bool:
-    """Whether ``--per-host`` itself limits a host: always without the controller's
-    per-host reports; with them, when a host's latest limit is the ceiling."""
+    """Whether ``--per-host`` may be what limits a host: always without the controller's
+    per-host reports; with them, when a host's latest limit is the highest it has had."""
     hosts = getattr(report, "hosts", None)
     if not hosts:
         return True
-    return any(
-        steps[-1].limit >= report.per_host
-        for steps in (getattr(h, "timeline", ()) for h in hosts.values())
-        if steps
-    )
+    for health in hosts.values():
+        steps = getattr(health, "timeline", ())
+        if steps and steps[-1].limit >= max(step.limit for step in steps):
+            return True
+    return False
