@@ -38,3 +38,50 @@ def test_no_hint_when_the_per_host_limit_is_not_what_holds_it_back(
     assert result.code == 0, result.err
     assert "hint:" not in result.out
     assert "per-host" not in result.err
+
+
+def _tick(report: object) -> object:
+    from conveyor._engine.events import Tick
+    from conveyor._engine.stats import RunStatistics, StageStatistics
+
+    stage = StageStatistics(
+        name="fetch", place="loop", workers=100, started=10, succeeded=4, failed=0,
+        filtered=0, retried=0, in_flight=4, queue_depth=50, busy_seconds=1.0,
+        abandoned_threads=0, p50=None, p95=None, p99=None, details=report,  # type: ignore[arg-type]
+    )  # fmt: skip
+    stats = RunStatistics(
+        elapsed=1.0, total=100, admitted=60, skipped=0, results=4, failed=0, filtered=0,
+        stages=(stage,),
+    )  # fmt: skip
+    return Tick(stats)
+
+
+def test_with_the_controller_the_hint_needs_a_host_at_the_ceiling() -> None:
+    """A host the controller cut down (refusals, slowness) would not go faster for a
+    higher ceiling: no hint then; one whose limit stands at its highest: the hint."""
+    import dataclasses
+
+    from conveyor._cli.hints import PerHostHint
+    from conveyor._http.host_report import HostReport, Step
+    from conveyor._http.stats import FetchReport
+
+    if "hosts" not in {f.name for f in dataclasses.fields(FetchReport)}:
+        pytest.skip("FetchReport.hosts comes with the http branch")
+
+    def report(*limits: int) -> FetchReport:
+        steps = tuple(Step(float(at), limit, None) for at, limit in enumerate(limits))
+        host = HostReport("a:80", requests=10, ok=10, timeline=steps)
+        return FetchReport(  # type: ignore[call-arg]
+            requests=10, in_flight=4, concurrency=100, per_host=8, waiting_for_host=50,
+            hosts={"a:80": host},
+        )  # fmt: skip
+
+    held_low = PerHostHint()
+    for _ in range(8):
+        held_low.on_event(_tick(report(2, 8, 4)))  # grew, then cut down  # type: ignore[arg-type]
+    assert held_low.message is None
+    at_ceiling = PerHostHint()
+    for _ in range(8):
+        at_ceiling.on_event(_tick(report(2, 4, 8)))  # type: ignore[arg-type]
+    assert at_ceiling.message is not None
+    assert at_ceiling.message.startswith("--per-host 8 is what holds this job back")

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
+import pytest
 
 from .conftest import ROOT, Site, run_cli, write_urls
 
@@ -54,12 +55,19 @@ class _Checker(HTMLParser):
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = run_cli("demo", "--pages", "400", "-q", cwd=tmp_path, timeout=120)
+    from conveyor._cli.demo import POLITE_HOSTS, _client_adapts, polite_share
+
+    result = run_cli("demo", "--pages", "400", "-q", cwd=tmp_path, timeout=180)
     assert result.code == 0, result.err
     folder = tmp_path / "demo-output"
     records = [orjson.loads(line) for line in (folder / "pages.jsonl").read_bytes().splitlines()]
     urls = [r["url"] for r in records]
-    assert len(urls) == len(set(urls)) == 403  # every page once, plus three malformed lines
+    # Every page once, plus three malformed lines, plus the misbehaving hosts' pages (shown
+    # once the client adapts to its hosts).
+    polite = len(POLITE_HOSTS) * polite_share(400) if _client_adapts() else 0
+    assert len(urls) == len(set(urls)) == 403 + polite
+    listed = [u for u in (folder / "urls.txt").read_text().split() if "://" in u]
+    assert sum(any(f"//{h}:" in u for h in POLITE_HOSTS) for u in listed) == polite
     assert sum(r["error_kind"] == "bad-url" for r in records) == 3
     statuses = {r["status"] for r in records}
     assert 200 in statuses
@@ -97,3 +105,23 @@ def test_serve_runs_the_demo_site_alone(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0
+
+
+def test_the_demo_summary_shows_the_misbehaving_hosts_handled(tmp_path: Path) -> None:
+    from conveyor._cli.demo import POLITE_HOSTS, _client_adapts
+
+    if not _client_adapts():
+        pytest.skip("the misbehaving hosts are shown once the client adapts (http branch)")
+    result = run_cli("demo", "--pages", "200", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.err
+    # The refusing host asked for pauses, and they were kept: it is named as held back.
+    held = result.out.split("Hosts held back", 1)[1]
+    assert f"{POLITE_HOSTS[0]}:" in held
+    assert "Retry-After: 1" in held
+    records = [
+        orjson.loads(line)
+        for line in (tmp_path / "demo-output" / "pages.jsonl").read_bytes().splitlines()
+    ]
+    for address in POLITE_HOSTS:  # every page of every misbehaving host has its record
+        mine = [r for r in records if f"//{address}:" in str(r["url"])]
+        assert len(mine) == len({r["url"] for r in mine}) >= 100

@@ -15,13 +15,15 @@ import click
 from .errors import fail
 from .fetch import fetch_command, fetch_options_of
 from .options import LOOPS
+from .polite import NAMES as POLITE
+from .polite import refuse_on_ray, require_supported, run_options_of
 
 # conveyor fetch's options that mean the same for a crawl, shared rather than repeated.
 SHARED = (
     "concurrency", "per_host", "rate", "host_rate", "retries", "timeout", "max_bytes",
     "headers", "user_agent", "proxies", "trust_env", "block_private", "process", "on",
     "workers", "journal_path", "no_journal", "restart", "report", "quiet", "backend",
-    "address", "shards",
+    "address", "shards", *POLITE,
 )  # fmt: skip
 # What a loop process of a crawl runs: imported while the parent builds the job.
 LOOP_MODULES = ("conveyor._pipeline.crawl.service", "conveyor._http.client", "conveyor._cli.record")
@@ -92,6 +94,7 @@ def crawl_command(seeds: tuple[str, ...], output: str, **options: Any) -> None:
     if not seed_list:
         fail("give seed URLs, e.g. conveyor crawl https://example.com/ -o pages.jsonl")
     if options["backend"] == "ray":
+        refuse_on_ray(options)
         code = _crawl_on_ray(seed_list, output, options)
         if code:
             raise SystemExit(code)
@@ -159,6 +162,7 @@ def _job(
 ) -> Any:
     from .crawl_job import CrawlJob
 
+    require_supported(fetch_options_of(options), run_options_of(options), crawl=True)
     return CrawlJob(
         seeds=seeds,
         output=output,
@@ -184,6 +188,7 @@ def _job(
         journal=journal,
         restart=options["restart"],
         retry_failed=options["retry_failed"],
+        run_options=run_options_of(options),
     )
 
 

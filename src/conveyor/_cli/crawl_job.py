@@ -41,6 +41,8 @@ class CrawlJob:
     journal: str | None = None
     restart: bool = False
     retry_failed: bool = False
+    # Pipeline.run's tail options (``polite.run_options_of``): deadline=, finish_at=.
+    run_options: dict[str, Any] = field(default_factory=dict)
     pipeline: Pipeline | None = None  # built by ``build``
 
     @property
@@ -88,6 +90,7 @@ class CrawlJob:
             retry_failed=self.retry_failed,
             observers=observers,
             loops=self.loops,
+            **self.run_options,
         )
 
     def finish_report(self, report: Any, result: RunResult) -> None:

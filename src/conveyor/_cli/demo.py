@@ -1,9 +1,11 @@
 """``conveyor demo`` and ``conveyor serve``: the main job on a built-in local site.
 
 The demo starts the demo site (``conveyor.testing.demo_site``) in its own process on free
-ports of three loopback addresses — three hosts, so per-host limits show — writes the list
-of its pages, and runs the same job as ``conveyor fetch`` over it, with a CPU-heavy
-analysis step on processes. Everything stays on 127.0.0.x; nothing reaches the internet.
+ports of three loopback addresses — three hosts, so per-host limits show — and three more
+that misbehave (``conveyor.testing.demo_hosts``: one refuses above 4 requests at once,
+one slows down under load, one goes away for 4 s and comes back), writes the list of its
+pages, and runs the same job as ``conveyor fetch`` over it, with a CPU-heavy analysis step
+on processes. Everything stays on 127.0.0.x; nothing reaches the internet.
 """
 
 from __future__ import annotations
@@ -17,22 +19,28 @@ import click
 from .errors import fail
 
 DEMO_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+# The refusing, slowing and flapping hosts (``testing/demo_hosts.py``), in that order.
+POLITE_HOSTS = ("127.0.0.4", "127.0.0.5", "127.0.0.6")
 # Lines a real URL list might hold by mistake: they become bad-url records, not a crash.
 MALFORMED = ("not a url", "ftp://files.example/archive.zip", "http://")
 
 
-def start_site(pages: int, hosts: tuple[str, ...]) -> tuple[subprocess.Popen[str], list[str]]:
-    """Start the demo site in its own process; return it and its base URLs."""
+def start_site(
+    pages: int, hosts: tuple[str, ...], polite: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start the demo site in its own process; return it and its base URLs (the
+    ``polite`` hosts' after the others, refusing, slowing, flapping)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "conveyor.testing.demo_site",
-         "--hosts", ",".join(hosts), "--pages", str(pages)],
+         "--hosts", ",".join(hosts), "--pages", str(pages),
+         "--polite-hosts", ",".join(polite)],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     assert proc.stdout is not None
     bases = []
     for line in proc.stdout:
-        if line.startswith("listening on "):
+        if "listening on " in line:
             bases.append(line.split()[-1])
         elif line.strip() == "ready":
             return proc, bases
@@ -41,13 +49,43 @@ def start_site(pages: int, hosts: tuple[str, ...]) -> tuple[subprocess.Popen[str
     fail("the demo site did not start (is 127.0.0.2 reachable on this machine?)")
 
 
-def write_urls(path: Path, bases: list[str], pages: int, *, malformed: bool = True) -> None:
+def write_urls(
+    path: Path,
+    bases: list[str],
+    pages: int,
+    *,
+    malformed: bool = True,
+    polite: list[str] | None = None,
+) -> None:
+    """The URL list: ``pages`` over ``bases``, then a share of them on each of the
+    ``polite`` hosts (a few hundred: enough to see each handled, few enough to stay quick)."""
     with path.open("w") as out:
         out.write("# the demo site's pages, spread over its hosts\n")
         for n in range(pages):
             out.write(f"{bases[n % len(bases)]}/p/{n}\n")
+        share = polite_share(pages)
+        for n in range(share * len(polite or ())):
+            assert polite is not None
+            out.write(f"{polite[n % len(polite)]}/p/{n}\n")
         for line in MALFORMED if malformed else ():
             out.write(line + "\n")
+
+
+def _client_adapts() -> bool:
+    """Whether the client sets each host's limits from its answers (``FetchConfig.adapt``).
+    A client with fixed limits takes minutes over the refusing host (each 429 of a burst
+    doubles its spacing, up to 30 s a request), so the demo shows those hosts only to a
+    client that adapts. (For the merge of issue 21; then always true.)"""
+    import dataclasses
+
+    from .._http.config import FetchConfig
+
+    return "adapt" in {f.name for f in dataclasses.fields(FetchConfig)}
+
+
+def polite_share(pages: int) -> int:
+    """Pages on each misbehaving host: a fortieth of the run, at least 100."""
+    return max(100, pages // 40)
 
 
 @click.command("demo")
@@ -81,18 +119,21 @@ def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool, crawl: bool) -
     """Run the main job on the built-in demo site, offline.
 
     The site has fast and slow pages (a few ms to a second), transient and permanent
-    500s, 429s with Retry-After, redirects, 404s and a few 4 MiB pages. Output, journal
-    and an HTML report go to demo-output/.
+    500s, 429s with Retry-After, redirects, 404s and a few 4 MiB pages, and three hosts
+    that misbehave: one refuses above 4 requests at once, one slows down under load, one
+    goes away for 4 s and comes back. Output, journal and an HTML report go to
+    demo-output/.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if crawl:
         _crawl_demo(folder, pages, fmt, quiet)
         return
-    proc, bases = start_site(pages, DEMO_HOSTS)
+    polite = POLITE_HOSTS if _client_adapts() else ()
+    proc, bases = start_site(pages, DEMO_HOSTS, polite)
     try:
         urls = folder / "urls.txt"
-        write_urls(urls, bases, pages)
+        write_urls(urls, bases[: len(DEMO_HOSTS)], pages, polite=bases[len(DEMO_HOSTS) :])
         from .job import FetchJob  # loaded here: `conveyor --help` must stay quick
         from .running import run_with_display
 

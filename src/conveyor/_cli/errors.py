@@ -8,6 +8,10 @@ from typing import NoReturn
 import click
 
 USAGE_EXIT = 2
+# The run ended with items deferred (a site's long pause, a breaker, --finish-at,
+# --deadline): run the same command again to finish them. 75 is EX_TEMPFAIL (sysexits.h),
+# "try again later", which is what it says.
+DEFERRED_EXIT = 75
 INTERRUPTED_EXIT = 130
 
 

@@ -8,6 +8,13 @@ import click
 
 from .errors import INTERRUPTED_EXIT, fail
 from .options import HEADER, LOOPS, RATE, SIZE, TARGET
+from .polite import (
+    polite_fetch_options,
+    polite_options,
+    refuse_on_ray,
+    require_supported,
+    run_options_of,
+)
 
 
 @click.command("fetch")
@@ -118,6 +125,7 @@ from .options import HEADER, LOOPS, RATE, SIZE, TARGET
     "and those that ended 5xx or 429 after their retries; a URL that ended 4xx (other than "
     "429) or 1xx-3xx is done and is not fetched again.",
 )
+@polite_options
 @click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML report with charts.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option(
@@ -164,7 +172,10 @@ def _fetch(
     from .job import FetchJob, default_journal
     from .running import run_with_display
 
+    if options["backend"] == "ray":
+        refuse_on_ray(options)  # before asking the library: this holds whatever it takes
     fetch_options = fetch_options_of(options)
+    require_supported(fetch_options, run_options_of(options))
     if options["save_bodies"]:
         fetch_options["save_to"] = options["save_bodies"]
     journal = (
@@ -182,6 +193,7 @@ def _fetch(
         journal=journal,
         restart=options["restart"],
         retry_failed=options["retry_failed"],
+        run_options=run_options_of(options),
     )
     if options["backend"] == "ray":
         return _run_on_ray(job, options)
@@ -211,6 +223,7 @@ def fetch_options_of(options: dict[str, Any]) -> dict[str, Any]:
         fetch_options["proxy"] = tuple(options["proxies"])
     if options["trust_env"]:
         fetch_options["trust_env"] = True
+    fetch_options.update(polite_fetch_options(options))
     return fetch_options
 
 

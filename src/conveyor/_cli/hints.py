@@ -4,7 +4,11 @@
 over the loop processes). When requests wait for a busy host while slots of
 ``--concurrency`` stand free, the per-host limit is what holds the job back; when that
 lasts a second or more, the hint is given once: live (``Progress.note``) and in the
-summary, with the flag that changes it.
+summary, with the flag that changes it. With the per-host controller, ``--per-host`` is a
+ceiling: the hint is given only while some host's limit stands at the highest it has
+been (its report's timeline), not cut down by the host's refusals or slowness: a host the
+controller keeps lower would not go faster for a higher ceiling. (The ceiling itself is
+not in the report: with loop processes each holds a part of it.)
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class PerHostHint:
         free = concurrency - report.in_flight
         # Held back by the hosts: requests wait for their host's slots while at least a
         # tenth of the global slots (and one) stand idle.
-        if waiting > 0 and free >= max(1, concurrency // 10):
+        if waiting > 0 and free >= max(1, concurrency // 10) and _ceiling_binds(report):
             self._streak += 1
         else:
             self._streak = 0
@@ -53,3 +57,16 @@ class PerHostHint:
         )
         if self._tell is not None:
             self._tell(self.message)
+
+
+def _ceiling_binds(report: FetchReport) -> bool:
+    """Whether ``--per-host`` may be what limits a host: always without the controller's
+    per-host reports; with them, when a host's latest limit is the highest it has had."""
+    hosts = getattr(report, "hosts", None)
+    if not hosts:
+        return True
+    for health in hosts.values():
+        steps = getattr(health, "timeline", ())
+        if steps and steps[-1].limit >= max(step.limit for step in steps):
+            return True
+    return False

@@ -42,6 +42,8 @@ class FetchJob:
     journal: str | None = None
     restart: bool = False
     retry_failed: bool = False
+    # Pipeline.run's tail options (``polite.run_options_of``): deadline=, finish_at=.
+    run_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -306,4 +308,5 @@ def run_job(job: FetchJob, sink: Sink, observers: tuple[Any, ...]) -> RunResult:
         observers=observers,
         loops=job.loops,
         retry_on_resume=retryable_status if job.journal is not None else None,
+        **job.run_options,
     )

@@ -78,8 +78,66 @@ class LoopsType(click.ParamType):  # type: ignore[type-arg]
         return int(text)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+            "d": 86400.0}  # fmt: skip
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]
+    """A time span in seconds: ``30s``, ``10m``, ``2h``, ``1d`` or a number of seconds."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value))
+        seconds = float(match[1]) * _SECONDS[(match[2] or "").lower()] if match else 0.0
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a duration: write it like 30s, 10m, 2h or 1d")
+        return seconds
+
+
+class PercentType(click.ParamType):  # type: ignore[type-arg]
+    """A share of the input, as a fraction: ``99%`` (or ``0.99``) gives 0.99."""
+
+    name = "PCT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            share = -1.0
+        if not 0 < share <= 1:
+            self.fail(f"{value!r} is not a share of the input: write it like 99% (0% to 100%)")
+        return share
+
+
+class ByteRateType(click.ParamType):  # type: ignore[type-arg]
+    """Bytes per second: ``1KiB/s``, ``1KiB`` (per second understood) or ``0`` (off: None)."""
+
+    name = "SIZE/s"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int | float):
+            return None if not value else float(value)
+        text = str(value).strip()
+        if text.lower().endswith("/s"):
+            text = text[:-2]
+        match = _SIZE.match(text)
+        if not match:
+            self.fail(f"{value!r} is not a transfer rate: write it like 1KiB/s, 500B/s, or 0 (off)")
+        number, unit = match.groups()
+        rate = float(number) * _UNITS[(unit or "").lower()]
+        return None if rate == 0 else rate
+
+
 RATE = RateType()
 LOOPS = LoopsType()
 SIZE = SizeType()
 HEADER = HeaderType()
 TARGET = TargetType()
+DURATION = DurationType()
+PERCENT = PercentType()
+BYTE_RATE = ByteRateType()

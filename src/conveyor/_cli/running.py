@@ -12,6 +12,7 @@ from .._engine.stats import RunResult
 from .._errors import ConveyorError, JobMismatchError, JournalError, RunInterrupted, SinkError
 from .._observe import Progress, RunReport
 from .._observe.summary import summary_console
+from .ending import deferred_line, ended_code
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .hints import PerHostHint
 from .record import record_host
@@ -41,7 +42,8 @@ def run_with_display(
     title: str = "conveyor fetch",
     hints: bool = True,
 ) -> int:
-    """Run ``job``; return the process exit code (0 done, 2 usage error, 130 interrupted).
+    """Run ``job``; return the process exit code (``ended_code``: 0 done, 75 done but
+    for deferred items, 2 usage error, 130 interrupted).
 
     ``hints``: name the flag to change when a setting holds the job back (the demo, whose
     settings are not the user's flags, has none)."""
@@ -100,4 +102,7 @@ def run_with_display(
         return INTERRUPTED_EXIT
     if job.output != "-":
         console.print(f"wrote {result.results + result.failed:,} records to {job.output}")
-    return 0
+    line = deferred_line(result, resumable=job.journal is not None)
+    if line:
+        console.print(line, style="yellow")
+    return ended_code(result, interrupted=False)

@@ -27,6 +27,7 @@ from .._observe import RunReport
 from .._observe.summary import summary_console
 from .._shards.driver import ShardedJob
 from .._shards.progress import ShardsProgress
+from .ending import deferred_line, ended_code
 from .errors import INTERRUPTED_EXIT, USAGE_EXIT, show_error
 from .job import (
     FetchJob,
@@ -184,4 +185,7 @@ def drive_with_display(
         f"wrote {sum(run.records):,} records to {output} in {run.layout.shards} parts "
         f"({run.ran} run now); join them with: conveyor merge {output} -o FILE"
     )
-    return 0
+    line = deferred_line(run.result, resumable=True)
+    if line:
+        console.print(line, style="yellow")
+    return ended_code(run.result, interrupted=False)

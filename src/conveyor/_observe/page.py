@@ -13,6 +13,8 @@ from html import escape
 
 from .._engine.stats import RunResult, StageStatistics
 from .charts import RED, Series, bar_chart, empty_chart, hbar_chart, line_chart, status_color
+from .health import deferred_by_reason, deferred_count, host_health, unread_count
+from .host_page import health_html
 from .series import ReportData, format_seconds
 
 _FAILURES_SHOWN = 20
@@ -21,6 +23,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111827;
 margin:2rem auto;max-width:780px;padding:0 1rem}
 h1{font-size:1.6rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:2rem 0 .5rem}
+h3{font-size:1rem;margin:1.2rem 0 .4rem}
 .meta{color:#6b7280;margin:0 0 1.2rem}
 .cards{display:flex;flex-wrap:wrap;gap:.6rem}
 .card{border:1px solid #e5e7eb;border-radius:6px;padding:.5rem .8rem;min-width:5.5rem}
@@ -65,6 +68,11 @@ def _cards(result: RunResult, data: ReportData) -> str:
             ("results", f"{result.results:,}", False),
             ("failed", f"{result.failed:,}", result.failed > 0),
         ]
+    deferred = deferred_count(result)
+    if deferred:
+        cards.append(("deferred", f"{deferred:,}", True))
+    if unread_count(result):
+        cards.append(("unread", f"{unread_count(result):,}", True))
     cards += [
         ("filtered", f"{result.filtered:,}", False),
         ("skipped", f"{result.skipped:,}", False),
@@ -161,6 +169,9 @@ def render_html(result: RunResult, data: ReportData, *, title: str) -> str:
             f'<p class="note">{data.hosts_dropped:,} requests to hosts beyond the tracked '
             "limit are counted together as “(other hosts)”.</p>"
         )
+    hosts, deferred = host_health(result.stages), deferred_by_reason(result)
+    if hosts or deferred:
+        body.append(health_html(hosts, deferred, data.records_by_host or None))
     if data.crawl is not None:
         from .crawl import crawl_html
 

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from .._engine.events import Event, ItemRetrying, ItemStarted, RunFinished, RunStarted, Tick
 from .._engine.stats import RunResult, RunStatistics
-from .._http.stats import FetchReport
+from .health import StallLike, held_hosts, live_deferred, stall_of
 
 Mode = Literal["auto", "live", "plain", "quiet"]
 
@@ -96,21 +96,48 @@ def _rate_text(rate: float | None) -> str:
     return "-/s" if rate is None else f"{rate:,.1f}/s" if rate < 100 else f"{rate:,.0f}/s"
 
 
-def paused_hosts(stats: RunStatistics | None) -> dict[str, float]:
-    """Hosts paused now by a 429 or Retry-After (seconds left), from the fetch stages'
-    reports (``FetchReport``)."""
-    found: dict[str, float] = {}
-    for stage in stats.stages if stats is not None else ():
-        report = stage.details
-        if isinstance(report, FetchReport) and report.paused:
-            found.update(report.paused)
-    return found
+# What holds a host back, in the live line's words (``health.held_hosts``'s reasons).
+_HELD = {
+    "paused": "paused by the server (429 / Retry-After)",
+    "paused-beyond-cap": "paused beyond --max-pause, deferred",
+    "breaker": "failing, breaker open",
+    "quota": "rate-limit quota spent",
+}
 
 
-def _paused_text(paused: dict[str, float]) -> str:
-    shown = ", ".join(f"{host} {seconds:.0f} s" for host, seconds in list(paused.items())[:3])
-    more = f" and {len(paused) - 3} more" if len(paused) > 3 else ""
-    return f"paused by the server (429 / Retry-After): {shown}{more}"
+def held_text(held: Mapping[str, tuple[str, float]]) -> str:
+    """Hosts held back, grouped by why, at most three named per reason."""
+    by_reason: dict[str, list[tuple[str, float]]] = {}
+    for host, (reason, left) in held.items():
+        by_reason.setdefault(reason, []).append((host, left))
+    parts = []
+    for reason, hosts in by_reason.items():
+        shown = ", ".join(f"{host} {left:.0f} s" for host, left in hosts[:3])
+        more = f" and {len(hosts) - 3} more" if len(hosts) > 3 else ""
+        parts.append(f"{_HELD.get(reason, reason)}: {shown}{more}")
+    return "; ".join(parts)
+
+
+def stall_text(stall: StallLike) -> str:
+    """The stall watchdog's notice: the stage, its hosts and its oldest items' ages."""
+    hosts = ", ".join(stall.hosts[:5]) or "-"
+    oldest = ", ".join(f"{key} ({age:.0f} s)" for key, age in stall.oldest[:5])
+    return (
+        f"stalled: nothing finished for {stall.seconds:.0f} s in {stall.stage} "
+        f"(hosts: {hosts}); oldest in flight: {oldest or '-'}"
+    )
+
+
+def _notices(stats: RunStatistics | None) -> list[tuple[str, str]]:
+    """The live lines below the table: hosts held back and a stall, with their styles."""
+    lines = []
+    held = held_hosts(stats)
+    if held:
+        lines.append((held_text(held), "yellow"))
+    stall = stall_of(stats)
+    if stall is not None:
+        lines.append((stall_text(stall), "bold red"))
+    return lines
 
 
 def plain_line(title: str, view: ProgressView, retrying: int) -> str:
@@ -144,9 +171,11 @@ def plain_line(title: str, view: ProgressView, retrying: int) -> str:
         + f" retrying {retrying:,} "
         f"retries {sum(st.retried for st in s.stages):,}"
     )
+    deferred = live_deferred(s)
+    if deferred:
+        line = f"{line} deferred {deferred:,}"
     line = f"{line} | {stages}" if stages else line
-    paused = paused_hosts(s)
-    return f"{line} | {_paused_text(paused)}" if paused else line
+    return " | ".join([line, *(text for text, _ in _notices(s))])
 
 
 def render(
@@ -199,6 +228,9 @@ def render(
         ("   elapsed ", "dim"),
         clock(elapsed),
     )
+    deferred = live_deferred(s) if result is None else 0
+    if deferred:  # items left for the next run (after the run, the summary says why)
+        counters.append_text(Text.assemble(("   deferred ", "dim"), (f"{deferred:,}", "yellow")))
     stages = result.stages if result is not None else s.stages if s is not None else ()
     table = Table(box=None, pad_edge=False, header_style="dim", padding=(0, 2, 0, 0))
     for name in ("stage", "on", "workers", "in flight", "queue", "ok", "failed", "retried"):
@@ -218,9 +250,8 @@ def render(
             "-" if st.p50 is None else f"{st.p50 * 1000:,.1f}",
         )
     lines: list[RenderableType] = [head, counters, table]
-    paused = paused_hosts(s) if result is None else {}
-    if paused:
-        lines.append(Text(_paused_text(paused), style="yellow"))
+    if result is None:
+        lines.extend(Text(text, style=style) for text, style in _notices(s))
     lines.extend(Text(note, style="yellow") for note in notes)
     return Group(*lines)
 

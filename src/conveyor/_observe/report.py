@@ -165,6 +165,7 @@ class RunReport:
             records, dropped = self._records, self._hosts_dropped
             depths = dict(self._depths)
             busiest = tuple(self._requests.most_common(self._top_hosts)) if depths else ()
+            by_host = dict(self._requests)
         names = self._stages or tuple(self._latency)
         latency = {name: self._latency[name].bars() for name in names if name in self._latency}
         return ReportData(
@@ -183,6 +184,7 @@ class RunReport:
             depths=depths,
             busiest=busiest,
             crawl=self.crawl,
+            records_by_host=by_host,
         )
 
     def outcomes(self) -> dict[str, int]:

@@ -164,6 +164,9 @@ class ReportData:
         depths: a crawl's records by depth (none for other jobs).
         busiest: the hosts with most records, most first (a crawl's pages per host).
         crawl: a crawl's figures (``crawl.CrawlFigures``), or None.
+        records_by_host: the fetch records by host (as ``add_record`` counted them, up to
+            its bound of hosts), so host health can say how many records a host's
+            requests made.
     """
 
     stages: tuple[str, ...] = ()
@@ -181,6 +184,7 @@ class ReportData:
     depths: Mapping[int, int] = field(default_factory=dict)
     busiest: tuple[tuple[str, int], ...] = ()
     crawl: Any = None  # ``crawl.CrawlFigures``, for a crawl
+    records_by_host: Mapping[str, int] = field(default_factory=dict)
 
 
 def format_seconds(seconds: float) -> str:

@@ -15,6 +15,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from .._engine.stats import RunResult
+from .health import deferred_by_reason, deferred_count, host_health, unread_count
+from .host_tables import health_tables
 from .series import ReportData
 
 # The width of a summary console without a terminal: more than any summary line needs, so
@@ -57,6 +59,12 @@ def counts_table(result: RunResult, data: ReportData) -> Table:
     else:
         cells.append(("results", f"{result.results:,}", "green"))
         cells.append(("failed", f"{result.failed:,}", "red" if result.failed else None))
+    deferred = deferred_count(result)
+    if deferred:  # not fetched this time, kept for the next run: not in the output
+        cells.append(("deferred", f"{deferred:,}", "yellow"))
+    unread = unread_count(result)
+    if unread:  # the deadline came before they were read: the next run reads them
+        cells.append(("unread", f"{unread:,}", "yellow"))
     cells += [
         ("filtered", f"{result.filtered:,}", None),
         ("skipped", f"{result.skipped:,}", None),
@@ -159,6 +167,9 @@ def summary_group(result: RunResult, data: ReportData) -> Group:
         parts.append(status_table(data))
     if data.hosts:
         parts.append(hosts_table(data))
+    parts += health_tables(
+        host_health(result.stages), deferred_by_reason(result), data.records_by_host or None
+    )
     if data.crawl is not None:
         from .crawl import crawl_tables
 

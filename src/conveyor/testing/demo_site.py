@@ -21,9 +21,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from .demo_hosts import DemoHost
 
 Kind = Literal["ok", "flaky", "broken", "throttled", "redirect", "missing", "huge"]
 HUGE_BYTES = 4 * 1024 * 1024
@@ -134,14 +137,21 @@ def make_demo_app(pages: int = 10_000) -> web.Application:
     return app
 
 
-async def serve(hosts: Sequence[str], pages: int, port: int = 0) -> None:
-    """Serve until SIGINT/SIGTERM, printing ``listening on URL`` once per address."""
+async def serve(
+    hosts: Sequence[str], pages: int, port: int = 0, polite: Sequence[str] = ()
+) -> None:
+    """Serve until SIGINT/SIGTERM, printing ``listening on URL`` once per address, and
+    ``KIND listening on URL`` for each of the three hosts of ``demo_hosts`` on the
+    ``polite`` addresses (none, or three: refusing, slowing, flapping)."""
+    from .demo_hosts import start_hosts  # it imports this module's pages
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(make_demo_app(pages), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
+    extra: list[DemoHost] = []
     try:
         for host in hosts:
             site = web.TCPSite(runner, host, port, backlog=1024)
@@ -149,10 +159,15 @@ async def serve(hosts: Sequence[str], pages: int, port: int = 0) -> None:
             sockets = getattr(site._server, "sockets", None) or ()
             bound = sockets[0].getsockname()[1] if sockets else port
             sys.stdout.write(f"listening on http://{host}:{bound}\n")
+        extra += await start_hosts(list(polite), pages) if polite else []
+        for demo_host in extra:
+            sys.stdout.write(f"{demo_host.kind} listening on {demo_host.base}\n")
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         await stop.wait()
     finally:
+        for demo_host in extra:
+            await demo_host.close()
         await runner.cleanup()
 
 
@@ -161,13 +176,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--hosts", default="127.0.0.1,127.0.0.2,127.0.0.3")
     parser.add_argument("--pages", type=int, default=10_000)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--polite-hosts",
+        default="",
+        help="three addresses for the refusing, slowing and flapping hosts (demo_hosts.py)",
+    )
     args = parser.parse_args(argv)
+    polite = [a for a in args.polite_hosts.split(",") if a]
+    if polite and len(polite) != 3:
+        parser.error("--polite-hosts takes three addresses (refusing, slowing, flapping)")
+    main_coro = serve(args.hosts.split(","), args.pages, args.port, polite)
     try:
         import uvloop
 
-        uvloop.run(serve(args.hosts.split(","), args.pages, args.port))
+        uvloop.run(main_coro)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        asyncio.run(serve(args.hosts.split(","), args.pages, args.port))
+        asyncio.run(main_coro)
 
 
 if __name__ == "__main__":
