@@ -11,9 +11,9 @@ hundred requests to a host rather than millions):
 - **Slow start.** Until the first drop or the first rise of latency, each ok answer adds
   1 (TCP's slow start: the limit doubles every round trip), so a healthy host reaches a
   ceiling of 8 from 2 in two round trips; Gradient2's ``queue`` of 4 is a 1 here.
-- **The baseline** is the latency of the host *lightly loaded*: it falls with any answer
-  faster than it, but rises only with answers to requests sent while at most half the
-  limit was out. Gradient2's baseline is an average of every answer, so the queueing we
+- **The baseline** is the latency of the host *lightly loaded*: it moves, up or down,
+  only with answers to requests sent while at most half the limit was out (falling with
+  every faster answer sank it to the host's fastest page where pages differ). Gradient2's baseline is an average of every answer, so the queueing we
   cause becomes the host's normal and the limit creeps up to the ceiling on a host that
   only gets slower for it (a knee at 4 requests out, a limit of 16: seen in the tests).
   Since a busy host always has its limit out, every ``light_every`` answers the limit is
@@ -160,10 +160,14 @@ class Gradient:
         self.heavy = 0 if light else self.heavy + 1
         if not self.baseline:
             self.baseline = latency
-        elif latency < self.baseline:
-            self.baseline += settings.fall * (latency - self.baseline)
         elif light:
-            self.baseline += settings.rise * (latency - self.baseline)
+            # Lightly loaded answers move the baseline both ways, loaded ones not at all.
+            # It used to fall with *any* answer faster than it: on a host whose pages
+            # differ (2-40 ms, a few 1 s) it sank to the fastest page, the p50 always
+            # looked 1.5 times "the baseline", and the limit sat at 2 (the demo ran 7x
+            # slower than with fixed limits).
+            gap = latency - self.baseline
+            self.baseline += (settings.rise if gap > 0 else settings.fall) * gap
         if self.baseline > 2.0 * short:
             self.baseline *= 0.95
         gradient = 1.0 if short <= 0 else settings.tolerance * self.baseline / short
