@@ -59,14 +59,10 @@ def _tick(report: object) -> object:
 def test_with_the_controller_the_hint_needs_a_host_at_the_ceiling() -> None:
     """A host the controller cut down (refusals, slowness) would not go faster for a
     higher ceiling: no hint then; one whose limit stands at its highest: the hint."""
-    import dataclasses
 
     from conveyor._cli.hints import PerHostHint
     from conveyor._http.host_report import HostReport, Step
     from conveyor._http.stats import FetchReport
-
-    if "hosts" not in {f.name for f in dataclasses.fields(FetchReport)}:
-        pytest.skip("FetchReport.hosts comes with the http branch")
 
     def report(*limits: int) -> FetchReport:
         steps = tuple(Step(float(at), limit, None) for at, limit in enumerate(limits))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from conveyor._cli.demo import POLITE_HOSTS, _client_adapts, polite_share
+from conveyor._cli.demo import POLITE_HOSTS, polite_share
 
 from .conftest import run_cli
 
@@ -24,7 +24,7 @@ def test_demo_summary_to_a_pipe_cuts_no_cell(tmp_path: Path) -> None:
                               "busy", "s"]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in result.out.splitlines() if line.strip()}
     # The misbehaving hosts' pages too, once the client adapts to its hosts.
-    pages = 1200 + (len(POLITE_HOSTS) * polite_share(1200) if _client_adapts() else 0)
+    pages = 1200 + len(POLITE_HOSTS) * polite_share(1200)
     assert rows["fetch"][3:5] == [f"{pages:,}", "3"]  # ok, failed, whole
     assert rows["process:analyze_text"][1:4] == ["processes", "x2", f"{pages:,}"]
     assert all(re.fullmatch(r"[\d,]+\.\d", cell) for cell in rows["fetch"][6:9])  # p50-p99

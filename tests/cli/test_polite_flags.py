@@ -5,7 +5,6 @@ hold, and the exit code of a run that ended with deferred items."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 
 import click
@@ -133,9 +132,7 @@ def test_a_run_that_ended_exits_0_and_an_interrupted_one_130() -> None:
 
 
 def test_deferred_items_exit_75_and_say_why() -> None:
-    if "deferred" not in {f.name for f in dataclasses.fields(RunResult)}:
-        pytest.skip("RunResult.deferred comes with the engine's branch")
-    result = dataclasses.replace(  # type: ignore[call-arg]
+    result = dataclasses.replace(
         _a_real_result(), deferred=5, deferred_by_reason={"breaker": 3, "tail": 2}
     )
     assert ended_code(result, interrupted=False) == DEFERRED_EXIT == 75
@@ -148,9 +145,7 @@ def test_deferred_items_exit_75_and_say_why() -> None:
 
 
 def test_items_a_deadline_left_unread_exit_75_too() -> None:
-    if "unread" not in {f.name for f in dataclasses.fields(RunResult)}:
-        pytest.skip("RunResult.unread comes with the engine's branch")
-    result = dataclasses.replace(_a_real_result(), unread=7)  # type: ignore[call-arg]
+    result = dataclasses.replace(_a_real_result(), unread=7)
     assert ended_code(result, interrupted=False) == DEFERRED_EXIT
     line = deferred_line(result, resumable=False)
     assert line == (
@@ -180,16 +175,8 @@ def test_a_fetch_with_the_flags_at_their_defaults_runs_as_before(
     assert sorted(r["status"] for r in rows) == [200] * 5
 
 
-def test_a_flag_the_library_lacks_is_one_line_else_it_runs(site: Site, tmp_path: Path) -> None:
-    """Before issue 21's client lands, --no-adapt is a one-line error; after, it runs."""
+def test_no_adapt_runs_with_fixed_limits(site: Site, tmp_path: Path) -> None:
     write_urls(tmp_path / "urls.txt", [site.url(f"/page/{i}") for i in range(3)])
     result = run_cli("fetch", "urls.txt", "-o", "o.jsonl", "-q", "--no-adapt", cwd=tmp_path)
-    if "adapt" in inspect.signature(cv.Pipeline.fetch).parameters:
-        assert result.code == 0, result.err
-        assert len((tmp_path / "o.jsonl").read_bytes().splitlines()) == 3
-    else:
-        assert result.code == 2
-        assert (
-            result.err
-            == "conveyor: error: --no-adapt: not in this build of conveyor yet; drop it\n"
-        )
+    assert result.code == 0, result.err
+    assert len((tmp_path / "o.jsonl").read_bytes().splitlines()) == 3

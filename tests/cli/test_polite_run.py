@@ -4,7 +4,6 @@ and are fetched exactly once by running the same command again."""
 
 from __future__ import annotations
 
-import inspect
 import re
 import subprocess
 import sys
@@ -17,8 +16,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-import conveyor as cv
 
 from .conftest import ROOT, run_cli, write_urls
 
@@ -85,10 +82,6 @@ def test_the_summary_reconciles_with_the_records_written(
                 assert int(cells[2].replace(",", "")) == per_host[cells[0]], line
 
 
-@pytest.mark.skipif(
-    "max_pause" not in inspect.signature(cv.Pipeline.fetch).parameters,
-    reason="Pipeline.fetch(max_pause=) comes with issue 21's other branches",
-)
 def test_deferred_items_exit_75_and_a_second_run_finishes_them_once(
     arena: dict[str, str], tmp_path: Path
 ) -> None:

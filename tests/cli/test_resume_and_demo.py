@@ -11,7 +11,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
-import pytest
 
 from .conftest import ROOT, Site, run_cli, write_urls
 
@@ -55,7 +54,7 @@ class _Checker(HTMLParser):
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    from conveyor._cli.demo import POLITE_HOSTS, _client_adapts, polite_share
+    from conveyor._cli.demo import POLITE_HOSTS, polite_share
 
     result = run_cli("demo", "--pages", "400", "-q", cwd=tmp_path, timeout=180)
     assert result.code == 0, result.err
@@ -64,7 +63,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     urls = [r["url"] for r in records]
     # Every page once, plus three malformed lines, plus the misbehaving hosts' pages (shown
     # once the client adapts to its hosts).
-    polite = len(POLITE_HOSTS) * polite_share(400) if _client_adapts() else 0
+    polite = len(POLITE_HOSTS) * polite_share(400)
     assert len(urls) == len(set(urls)) == 403 + polite
     listed = [u for u in (folder / "urls.txt").read_text().split() if "://" in u]
     assert sum(any(f"//{h}:" in u for h in POLITE_HOSTS) for u in listed) == polite
@@ -108,10 +107,8 @@ def test_serve_runs_the_demo_site_alone(tmp_path: Path) -> None:
 
 
 def test_the_demo_summary_shows_the_misbehaving_hosts_handled(tmp_path: Path) -> None:
-    from conveyor._cli.demo import POLITE_HOSTS, _client_adapts
+    from conveyor._cli.demo import POLITE_HOSTS
 
-    if not _client_adapts():
-        pytest.skip("the misbehaving hosts are shown once the client adapts (http branch)")
     result = run_cli("demo", "--pages", "200", cwd=tmp_path, timeout=240)
     assert result.code == 0, result.err
     # The refusing host asked for pauses, and they were kept: it is named as held back.

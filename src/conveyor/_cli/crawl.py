@@ -16,7 +16,7 @@ from .errors import fail
 from .fetch import fetch_command, fetch_options_of
 from .options import LOOPS
 from .polite import NAMES as POLITE
-from .polite import refuse_on_ray, require_supported, run_options_of
+from .polite import refuse_on_ray, run_options_of
 
 # conveyor fetch's options that mean the same for a crawl, shared rather than repeated.
 SHARED = (
@@ -162,7 +162,6 @@ def _job(
 ) -> Any:
     from .crawl_job import CrawlJob
 
-    require_supported(fetch_options_of(options), run_options_of(options), crawl=True)
     return CrawlJob(
         seeds=seeds,
         output=output,

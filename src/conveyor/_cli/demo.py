@@ -71,18 +71,6 @@ def write_urls(
             out.write(line + "\n")
 
 
-def _client_adapts() -> bool:
-    """Whether the client sets each host's limits from its answers (``FetchConfig.adapt``).
-    A client with fixed limits takes minutes over the refusing host (each 429 of a burst
-    doubles its spacing, up to 30 s a request), so the demo shows those hosts only to a
-    client that adapts. (For the merge of issue 21; then always true.)"""
-    import dataclasses
-
-    from .._http.config import FetchConfig
-
-    return "adapt" in {f.name for f in dataclasses.fields(FetchConfig)}
-
-
 def polite_share(pages: int) -> int:
     """Pages on each misbehaving host: a fortieth of the run, at least 100."""
     return max(100, pages // 40)
@@ -129,7 +117,7 @@ def demo_command(pages: int, out_dir: str, fmt: str, quiet: bool, crawl: bool) -
     if crawl:
         _crawl_demo(folder, pages, fmt, quiet)
         return
-    polite = POLITE_HOSTS if _client_adapts() else ()
+    polite = POLITE_HOSTS
     proc, bases = start_site(pages, DEMO_HOSTS, polite)
     try:
         urls = folder / "urls.txt"

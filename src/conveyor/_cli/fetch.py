@@ -12,7 +12,6 @@ from .polite import (
     polite_fetch_options,
     polite_options,
     refuse_on_ray,
-    require_supported,
     run_options_of,
 )
 
@@ -175,7 +174,6 @@ def _fetch(
     if options["backend"] == "ray":
         refuse_on_ray(options)  # before asking the library: this holds whatever it takes
     fetch_options = fetch_options_of(options)
-    require_supported(fetch_options, run_options_of(options))
     if options["save_bodies"]:
         fetch_options["save_to"] = options["save_bodies"]
     journal = (

@@ -100,40 +100,6 @@ def run_options_of(options: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-_FLAGS = {
-    "adapt": "--no-adapt",
-    "refuse_403": "--refuse-403",
-    "min_rate": "--min-rate",
-    "max_pause": "--max-pause",
-    "deadline": "--deadline",
-    "finish_at": "--finish-at",
-}
-
-
-def require_supported(
-    fetch_options: dict[str, Any], run_options: dict[str, Any], *, crawl: bool = False
-) -> None:
-    """One line, not a traceback, for a flag this build's library does not take yet: the
-    fetch's options as ``Pipeline.fetch`` takes them (a crawl's as ``FetchConfig`` does,
-    which ``conveyor.crawl`` passes them to), the run's as ``Pipeline.run``. (Issue 21
-    lands them in other branches; once merged, every name is taken and this never fails.)"""
-    import dataclasses
-    import inspect
-
-    from .._http.config import FetchConfig
-    from .._pipeline.pipeline import Pipeline
-
-    if crawl:
-        taken = {f.name for f in dataclasses.fields(FetchConfig)}
-    else:
-        taken = set(inspect.signature(Pipeline.fetch).parameters)
-    taken |= set(inspect.signature(Pipeline.run).parameters)
-    missing = [_FLAGS[name] for name in (*fetch_options, *run_options)
-               if name in _FLAGS and name not in taken]  # fmt: skip
-    if missing:
-        fail(f"{', '.join(missing)}: not in this build of conveyor yet; drop it")
-
-
 def refuse_on_ray(options: dict[str, Any]) -> None:
     """``--backend ray`` runs shards that each end on their own: a deadline or a share of
     the whole input is not theirs to keep (yet)."""

@@ -10,8 +10,10 @@ a refusal the rate it was getting is remembered as ``w_max`` and the rate drops 
 half of ``K`` -- flat around it, then convex above it, probing slowly for more. It is
 never above twice the rate the host was measured to take, so a host we had few items for
 does not get a licence for a burst. The AWS SDKs use ``C = 0.4`` for API calls, which
-recovers within seconds; a polite crawler wants minutes, so ``C`` is chosen per refusal
-so that ``K`` is ``recover`` seconds (60 by default) whatever the host's scale.
+recovers within seconds at their scale; ``C`` is chosen per refusal so that ``K`` is
+``recover`` seconds (10 by default) whatever the host's scale. (It was 60 s: a site's
+one-off 429s, a page at a time, ratcheted a host's rate down a little further each time
+and the demo ran 9x slower than with fixed limits.)
 
 The measured rate is the SDKs' too: answers are counted in half-second buckets and each
 full bucket moves the estimate 80% of the way to its own rate. Before the first bucket is

@@ -13,7 +13,8 @@ hundred requests to a host rather than millions):
   ceiling of 8 from 2 in two round trips; Gradient2's ``queue`` of 4 is a 1 here.
 - **The baseline** is the latency of the host *lightly loaded*: it moves, up or down,
   only with answers to requests sent while at most half the limit was out (falling with
-  every faster answer sank it to the host's fastest page where pages differ). Gradient2's baseline is an average of every answer, so the queueing we
+  every faster answer sank it to the host's fastest page where pages differ).
+  Gradient2's baseline is an average of every answer, so the queueing we
   cause becomes the host's normal and the limit creeps up to the ceiling on a host that
   only gets slower for it (a knee at 4 requests out, a limit of 16: seen in the tests).
   Since a busy host always has its limit out, every ``light_every`` answers the limit is
@@ -68,7 +69,7 @@ class GradientSettings:
     tolerance: float = 1.5
     smoothing: float = 0.2
     growth: float = 1.0
-    window: int = 8
+    window: int = 16
     rise: float = 0.25
     fall: float = 0.2
     light_every: int = 200

@@ -52,7 +52,7 @@ class ControlSettings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     beta: float = 0.7
-    recover: float = 60.0
+    recover: float = 10.0
     forgive: float = 1_800.0
     idle_after: float = 60.0
     fixed_pause_cap: float = 60.0
