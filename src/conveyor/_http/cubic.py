@@ -71,7 +71,11 @@ class CubicRate:
         """A refusal: remember the rate that was refused and fall to ``beta`` of it."""
         limit = self.rate(now)
         measured = self.measured_rate(now)
-        taken = measured if limit is None else min(measured, limit)
+        # The rate we allowed, as TCP's cubic takes its window, not what was measured:
+        # a pause (the site's Retry-After) empties the buckets, and a second one-off
+        # refusal right after one would take that trough as the refused rate, each time
+        # lower (the demo's hosts sank to 30 requests a second of 500).
+        taken = measured if limit is None else limit
         self.w_max = max(MIN_RATE, taken)
         self.refused_at = now
         self._k = recover

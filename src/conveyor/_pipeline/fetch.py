@@ -151,6 +151,18 @@ def _part(total: int, index: int, parts: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
+# Items waiting for their host (paused by the site, held to its rate, at its limit) wait
+# inside the client without a request slot; the stage has this many workers beyond
+# ``concurrency`` for them, so a held host's items do not take every worker and starve
+# the other hosts (the client's own limits keep ``concurrency`` on the wire).
+WAITING_ROOM = 1024
+
+
+def stage_workers(concurrency: int) -> int:
+    """The fetch stage's workers: the client's concurrency and a waiting room."""
+    return concurrency + WAITING_ROOM
+
+
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
     raise RuntimeError("the fetch stage runs only inside a run")
 
@@ -164,7 +176,7 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         "map",
         _fetch,
         on="loop",
-        concurrency=config.concurrency,
+        concurrency=stage_workers(config.concurrency),
         name=name or "fetch",
         factory=ClientFactory(config),
     )
