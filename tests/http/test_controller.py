@@ -289,3 +289,21 @@ def test_settings_are_checked() -> None:
     with pytest.raises(UsageError, match="per_host"):
         ControlSettings(per_host=0)
     assert ControlSettings(per_host=1).gradient.start == 1  # the start fits the ceiling
+
+
+def test_retries_of_broken_pages_do_not_open_the_breaker() -> None:
+    """At a run's end only retries of a few broken pages are left: their 500s were
+    counted when the items first failed, so they do not make the error ratio."""
+    clock = FakeClock(0.0)
+    c = _controller(clock)
+    for _ in range(30):
+        _answer(c, clock, 200)
+    for _ in range(40):
+        ticket = c.start(H, retry=True)
+        clock.advance(0.05)
+        c.finish(ticket, Outcome.SERVER_ERROR, status=500)
+    assert c.report(H).breaker_openings == 0
+    assert c.held(H) is None
+    for _ in range(20):  # first attempts failing: they do
+        _answer(c, clock, 500)
+    assert c.report(H).breaker_openings == 1

@@ -123,7 +123,7 @@ class HostController:
             state.tally.retries += 1
         else:
             state.budget.first_attempt(self.settings.budget, now)
-        return Ticket(host, now, state.in_flight)
+        return Ticket(host, now, state.in_flight, retry)
 
     def finish(
         self,
@@ -155,7 +155,12 @@ class HostController:
         settings = self.settings
         if state.breaker is None and outcome in _BREAKING:
             state.breaker = HostBreaker()
-        if state.breaker is not None:
+        # A retry's server error was counted when its item first failed: counted again,
+        # the retries of a few broken pages at the end of a run (all that is left then)
+        # made "half the last 20 answers are errors" and opened the breaker on a healthy
+        # host. Network failures count every time (the breaker's "5 in a row").
+        recount = ticket.retry and outcome is Outcome.SERVER_ERROR
+        if state.breaker is not None and not (recount and state.breaker.state == State.CLOSED):
             if state.breaker.record(
                 settings.breaker, outcome, sent_at=ticket.sent_at, now=now, rand=self._rand()
             ):

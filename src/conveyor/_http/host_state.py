@@ -80,6 +80,7 @@ class Ticket(NamedTuple):
     host: str
     sent_at: float
     level: int
+    retry: bool = False  # a retry of an item (its server error is not counted again)
 
 
 class HostState:
