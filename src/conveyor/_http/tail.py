@@ -47,7 +47,9 @@ class TailSettings:
     deadline: float | None = None
     patience: float = 60.0
     straggle: float = 10.0
-    min_straggle: float = 30.0
+    # Under the default 30 s attempt timeout, or a stalled request is cut and retried by
+    # its timeout before it could ever count as a straggler (and is never deferred).
+    min_straggle: float = 5.0
 
     def __post_init__(self) -> None:
         if self.finish_at is not None and not 0 < self.finish_at <= 1:
