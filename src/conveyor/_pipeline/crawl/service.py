@@ -50,8 +50,10 @@ if TYPE_CHECKING:
     from ..._http.config import FetchConfig
     from ..._http.response import Response
 
-# Keys this service sent, remembered in two generations of this many each.
-SENT_MEMORY = 1 << 16
+# Keys this service sent, remembered in two generations of this many each: enough for a
+# page's neighbourhood (the frontier drops the rest); 65,536 grew a crawl's peak RSS by
+# 25% from 10,000 to 100,000 pages (two loops, each with its two generations).
+SENT_MEMORY = 1 << 12
 # A sitemap bigger than this is read on a thread, not on the loop.
 _BIG_SITEMAP = 256 * 1024
 _PIECE = 1 << 20
