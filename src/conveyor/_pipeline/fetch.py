@@ -1,7 +1,9 @@
 """``Pipeline.fetch``: the HTTP client as a stage's service, on the event loop.
 
-The client applies its own limits and retries (per host, Retry-After, 429 slow-down), so
-the engine stage runs with retries off and as many workers as the client's concurrency.
+The client applies its own limits and retries (per host: its controller, pauses,
+breaker), so the engine stage runs with retries off, and with the client's concurrency of
+workers plus a waiting room (``stage_workers``): items waiting on a held host wait inside
+the client without a request slot, and must not take every worker from the other hosts.
 One client (one connection pool) is opened per run and closed when the run ends, in each
 loop process when the run has several: there, each item goes to the loop that owns its
 host (``_http/hosts.host_key``), the global rate is divided (``ClientFactory.share``)
