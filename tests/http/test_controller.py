@@ -307,3 +307,21 @@ def test_retries_of_broken_pages_do_not_open_the_breaker() -> None:
     for _ in range(20):  # first attempts failing: they do
         _answer(c, clock, 500)
     assert c.report(H).breaker_openings == 1
+
+
+def test_retries_of_stalled_pages_do_not_open_the_breaker() -> None:
+    """Two stalled pages retried over and over are two failures toward "5 in a row", not
+    one per attempt; five items failing in a row are (a host that is down)."""
+    clock = FakeClock(0.0)
+    c = _controller(clock)
+    _answer(c, clock, 200)
+    for retry in (False, True, True, True) * 2:
+        ticket = c.start(H, retry=retry)
+        clock.advance(0.05)
+        c.finish(ticket, Outcome.NET_FAIL)
+    assert c.report(H).breaker_openings == 0
+    for _ in range(5):
+        ticket = c.start(H)
+        clock.advance(0.05)
+        c.finish(ticket, Outcome.NET_FAIL)
+    assert c.report(H).breaker_openings == 1

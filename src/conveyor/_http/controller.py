@@ -155,11 +155,12 @@ class HostController:
         settings = self.settings
         if state.breaker is None and outcome in _BREAKING:
             state.breaker = HostBreaker()
-        # A retry's server error was counted when its item first failed: counted again,
-        # the retries of a few broken pages at the end of a run (all that is left then)
-        # made "half the last 20 answers are errors" and opened the breaker on a healthy
-        # host. Network failures count every time (the breaker's "5 in a row").
-        recount = ticket.retry and outcome is Outcome.SERVER_ERROR
+        # A retry's failure was counted when its item first failed: counted again, the
+        # retries of a few broken or stalled pages at the end of a run (all that is left
+        # then) made "half the last 20 answers are errors" or "5 network failures in a
+        # row" and opened the breaker on a healthy host, whose last items were then
+        # deferred run after run. Each item fails toward the breaker once.
+        recount = ticket.retry and outcome in _BREAKING
         if state.breaker is not None and not (recount and state.breaker.state == State.CLOSED):
             if state.breaker.record(
                 settings.breaker, outcome, sent_at=ticket.sent_at, now=now, rand=self._rand()
