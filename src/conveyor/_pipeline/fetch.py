@@ -1,9 +1,8 @@
 """``Pipeline.fetch``: the HTTP client as a stage's service, on the event loop.
 
 The client applies its own limits and retries (per host: its controller, pauses,
-breaker), so the engine stage runs with retries off, and with the client's concurrency of
-workers plus a waiting room (``stage_workers``): items waiting on a held host wait inside
-the client without a request slot, and must not take every worker from the other hosts.
+breaker), so the engine stage runs with retries off and as many workers as the client's
+concurrency. (Items waiting on a held host take workers too: see docs/politeness.md.)
 One client (one connection pool) is opened per run and closed when the run ends, in each
 loop process when the run has several: there, each item goes to the loop that owns its
 host (``_http/hosts.host_key``), the global rate is divided (``ClientFactory.share``)
@@ -153,18 +152,6 @@ def _part(total: int, index: int, parts: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
-# Items waiting for their host (paused by the site, held to its rate, at its limit) wait
-# inside the client without a request slot; the stage has this many workers beyond
-# ``concurrency`` for them, so a held host's items do not take every worker and starve
-# the other hosts (the client's own limits keep ``concurrency`` on the wire).
-WAITING_ROOM = 1024
-
-
-def stage_workers(concurrency: int) -> int:
-    """The fetch stage's workers: the client's concurrency and a waiting room."""
-    return concurrency + WAITING_ROOM
-
-
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
     raise RuntimeError("the fetch stage runs only inside a run")
 
@@ -178,7 +165,7 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         "map",
         _fetch,
         on="loop",
-        concurrency=stage_workers(config.concurrency),
+        concurrency=config.concurrency,
         name=name or "fetch",
         factory=ClientFactory(config),
     )

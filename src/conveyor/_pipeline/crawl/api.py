@@ -22,7 +22,6 @@ from ..._crawl.robots import RobotsRules
 from ..._crawl.urls import CanonicalRules
 from ..._engine.spec import StageSpec, make_stage
 from ..._errors import UsageError
-from ..fetch import stage_workers
 from .hook import CrawlHook
 from .plan import CrawlPlan, CrawlSource, item_host
 from .service import CrawlFactory
@@ -114,7 +113,7 @@ def crawl(
         "map",
         _crawl,
         on="loop",
-        concurrency=stage_workers(config.concurrency),
+        concurrency=config.concurrency,
         name=name or "crawl",
         factory=CrawlFactory(config, plan),
     )
