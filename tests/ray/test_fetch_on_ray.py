@@ -191,7 +191,9 @@ def test_retry_failed_runs_the_failed_urls_of_finished_shards_again(
     source = _write(tmp_path / "urls.txt", urls)
     outdir = tmp_path / "out.jsonl"
     args = ("fetch", str(source), "-o", str(outdir), "--backend", "ray", "--address",
-            ray_cluster, "--shards", "2", "--retries", "0", "-q")  # fmt: skip
+            ray_cluster, "--shards", "2", "--retries", "0", "--no-adapt", "-q")  # fmt: skip
+    # --no-adapt: the flaky URL's bare 503 would pause its host a minute and defer that
+    # host's other URLs when they come after it (the order varies on a busy machine).
     first = conveyor(*args, cwd=tmp_path)
     _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
