@@ -151,3 +151,26 @@ class ListSink:
 
     def close(self) -> None:
         return None
+
+
+class CollectingSink:
+    """The ``Sink`` port over its own list, failures ignored, the count of results as
+    the durable position (for journaled runs)."""
+
+    def __init__(self) -> None:
+        self.out: list[Any] = []
+
+    def open(self, position: Any = None) -> None:
+        pass
+
+    def write(self, results: Any) -> None:
+        self.out.extend(results)
+
+    def write_failures(self, failures: Any) -> None:
+        pass
+
+    def flush(self) -> int:
+        return len(self.out)
+
+    def close(self) -> None:
+        pass

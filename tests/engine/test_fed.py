@@ -11,6 +11,7 @@ from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 from conveyor._errors import UsageError
 
+from .counter_service import CollectingSink
 from .fed_service import Tree, TreeFactory, TreeLedger
 
 
@@ -27,29 +28,9 @@ def _stages(size: int, drop: frozenset[int] = frozenset(), *, double: bool = Fal
     return [stage, make_stage("flat_map", lambda n: [n, n], name="twice")]
 
 
-class _ListSink:
-    def __init__(self) -> None:
-        self.out: list[Any] = []
-
-    def open(self, position: Any = None) -> None:
-        pass
-
-    def write(self, results: Any) -> None:
-        self.out.extend(results)
-
-    def write_failures(self, failures: Any) -> None:
-        pass
-
-    def flush(self) -> int:
-        return len(self.out)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("loops", [1, 2])
 async def test_every_item_the_run_finds_is_run_once_and_the_run_ends(loops: int) -> None:
-    ledger, sink = TreeLedger(), _ListSink()
+    ledger, sink = TreeLedger(), CollectingSink()
     drop = frozenset({5, 9})
     runner = Runner(
         Tree(),
@@ -70,7 +51,7 @@ async def test_every_item_the_run_finds_is_run_once_and_the_run_ends(loops: int)
 
 
 async def test_extras_go_with_the_root_when_it_splits() -> None:
-    ledger, sink = TreeLedger(), _ListSink()
+    ledger, sink = TreeLedger(), CollectingSink()
     runner = Runner(
         Tree(), _stages(40, double=True), key=lambda n: n, sink=sink, open_ledger=lambda: ledger
     )
@@ -80,7 +61,7 @@ async def test_extras_go_with_the_root_when_it_splits() -> None:
 
 
 async def test_items_put_aside_are_waited_for() -> None:
-    ledger, sink = TreeLedger(hold=(1000, 1001)), _ListSink()
+    ledger, sink = TreeLedger(hold=(1000, 1001)), CollectingSink()
     runner = Runner(Tree(), _stages(20), key=lambda n: n, sink=sink, open_ledger=lambda: ledger)
     await runner.run()
     assert sorted(sink.out) == [*range(20), 1000, 1001]

@@ -23,31 +23,12 @@ from conveyor._errors import UsageError
 from conveyor._io import open_journal, read_counts
 
 from . import defer_fns
+from .counter_service import CollectingSink
 from .defer_fns import GatedHoldFactory, HoldFactory, WindFactory
 
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs instead
     raise AssertionError("the stage calls its service")
-
-
-class _ListSink:
-    def __init__(self) -> None:
-        self.out: list[Any] = []
-
-    def open(self, position: Any = None) -> None:
-        pass
-
-    def write(self, results: Any) -> None:
-        self.out.extend(results)
-
-    def write_failures(self, failures: Any) -> None:
-        pass
-
-    def flush(self) -> int:
-        return len(self.out)
-
-    def close(self) -> None:
-        pass
 
 
 def _journal(path: Path) -> Any:
@@ -66,7 +47,7 @@ async def test_holds_are_kept_in_the_journal_and_given_to_the_next_runs_factory(
     # The next run's factory is given the holds that have not expired (and its services
     # report none: the journal then keeps none).
     plain = make_stage("map", _unused, on="loop", factory=HoldFactory())
-    sink = _ListSink()
+    sink = CollectingSink()
     await Runner(range(8), [plain], sink=sink, open_ledger=_journal(journal)).run()
     assert [row["given"] for row in sink.out] == [["a.example:80"]] * 3
     with open_journal(journal, fingerprint={"job": "tail"}) as opened:
@@ -106,7 +87,7 @@ async def test_the_deadline_winds_down_and_what_is_left_is_deferred(tmp_path: Pa
     # and then defer themselves; 7 never ends by itself: the run cuts it after the grace.
     factory = WindFactory(quick=5, stubborn=frozenset({7}))
     stage = make_stage("map", _unused, on="loop", concurrency=4, factory=factory)
-    sink = _ListSink()
+    sink = CollectingSink()
     runner = Runner(
         list(range(1000)),
         [stage],
@@ -158,7 +139,7 @@ def test_the_deadline_on_loop_processes_reaches_every_loop(tmp_path: Path) -> No
 async def test_finish_at_tells_the_services_once_that_share_has_ended() -> None:
     defer_fns.HEARD.clear()
     stage = make_stage("map", _unused, on="loop", concurrency=4, factory=WindFactory(quick=9))
-    result = await Runner(list(range(10)), [stage], sink=_ListSink(), finish_at=0.9).run()
+    result = await Runner(list(range(10)), [stage], sink=CollectingSink(), finish_at=0.9).run()
     assert [notice.reason for notice in defer_fns.HEARD] == ["tail"]
     assert (result.results, result.deferred, result.deferred_by_reason) == (9, 1, {"tail": 1})
 
