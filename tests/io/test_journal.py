@@ -540,17 +540,33 @@ def test_keys_with_lone_surrogates_go_through_a_pipeline_once(tmp_path: Path) ->
         _one_record_per_key(tmp_path / "out.jsonl", lines)
 
 
+# Killed at the first item past ``kill_at`` once a commit has landed (the journal says so):
+# the moment comes from observed progress, so a busy machine whose writer thread lags
+# behind still dies midway, never before its first commit.
 _KILLED_MIDWAY = """
-import os, sys, threading
+import os, sqlite3, sys, threading, time
 import conveyor as cv
 from conveyor._io import JsonLines, read_lines
 seen = 0
 lock = threading.Lock()
+def committed():
+    db = sqlite3.connect(sys.argv[1] + ".journal")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'done'").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+    return bool(row and row[0])
 def work(line):
     global seen
     with lock:
         seen += 1
         if seen == int(sys.argv[3]):
+            for _ in range(6000):
+                if committed():
+                    break
+                time.sleep(0.01)
             os.kill(os.getpid(), 9)
     return {"key": ascii(line)}
 pipeline = cv.Pipeline(read_lines(sys.argv[1]), key=lambda line: line).map(work)

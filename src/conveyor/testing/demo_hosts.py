@@ -5,9 +5,9 @@ client must handle (``conveyor demo`` shows it handling them):
   requests are in flight, the refused one counted; else the page after ``latency``.
 - **slowing**: slows down with its load, ``latency * max(1, in_flight / knee)`` (knee 3):
   past the knee more requests at once buy no pages, only waiting.
-- **flapping**: goes away once it has answered ``down_after`` requests: its port is closed
-  (connections refused) and requests on connections kept from before are dropped, for
-  ``down_for`` seconds (4); then it listens on the same port again.
+- **flapping**: goes away once it has answered ``down_after`` requests (never when it is
+  None): its port is closed (connections refused) and requests on connections kept from
+  before are dropped, for ``down_for`` seconds (4); then it listens on the same port again.
 
 Each serves the demo's pages (``/p/N``, always 200) and ``/_host`` (its counters, JSON).
 """
@@ -43,7 +43,7 @@ class HostSettings:
     limit: int = 4
     knee: int = 3
     latency: float = 0.02
-    down_after: int = 60
+    down_after: int | None = 60
     down_for: float = 4.0
 
 

@@ -138,12 +138,16 @@ def make_demo_app(pages: int = 10_000) -> web.Application:
 
 
 async def serve(
-    hosts: Sequence[str], pages: int, port: int = 0, polite: Sequence[str] = ()
+    hosts: Sequence[str],
+    pages: int,
+    port: int = 0,
+    polite: Sequence[str] = (),
+    flap_after: int | None = 60,
 ) -> None:
     """Serve until SIGINT/SIGTERM, printing ``listening on URL`` once per address, and
     ``KIND listening on URL`` for each of the three hosts of ``demo_hosts`` on the
     ``polite`` addresses (none, or three: refusing, slowing, flapping)."""
-    from .demo_hosts import start_hosts  # it imports this module's pages
+    from .demo_hosts import HostSettings, start_hosts  # it imports this module's pages
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,7 +163,8 @@ async def serve(
             sockets = getattr(site._server, "sockets", None) or ()
             bound = sockets[0].getsockname()[1] if sockets else port
             sys.stdout.write(f"listening on http://{host}:{bound}\n")
-        extra += await start_hosts(list(polite), pages) if polite else []
+        settings = HostSettings(down_after=flap_after)
+        extra += await start_hosts(list(polite), pages, settings) if polite else []
         for demo_host in extra:
             sys.stdout.write(f"{demo_host.kind} listening on {demo_host.base}\n")
         sys.stdout.write("ready\n")
@@ -181,11 +186,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="",
         help="three addresses for the refusing, slowing and flapping hosts (demo_hosts.py)",
     )
+    parser.add_argument(
+        "--flap-after",
+        type=int,
+        default=60,
+        help="the flapping host goes away after this many answers (0: never)",
+    )
     args = parser.parse_args(argv)
     polite = [a for a in args.polite_hosts.split(",") if a]
     if polite and len(polite) != 3:
         parser.error("--polite-hosts takes three addresses (refusing, slowing, flapping)")
-    main_coro = serve(args.hosts.split(","), args.pages, args.port, polite)
+    main_coro = serve(args.hosts.split(","), args.pages, args.port, polite, args.flap_after or None)
     try:
         import uvloop
 
