@@ -26,7 +26,6 @@ Usage::
     .venv/bin/python benchmarks/polite.py --quick   # ~2 minutes, short arena timings
     .venv/bin/python benchmarks/polite.py           # the full arena (C down 20 s, E 30 s)
 
-Until the controller is merged, ``--no-adapt`` and the default behave the same.
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ limit grows; once it climbs past ``tolerance`` times the baseline, it shrinks.
 Differences from Gradient2, each for a crawler's scale (limits of 1 to 16 per host, a few
 hundred requests to a host rather than millions):
 
-- **Slow start.** Until the first drop or the first rise of latency, each ok answer adds
+- **Slow start.** A host begins with one request out: its first answer may ask for a
+  pause (a Retry-After date), and a second request sent beside it would arrive early (the
+  arena's host E). Until the first drop or the first rise of latency, each ok answer adds
   1 (TCP's slow start: the limit doubles every round trip), so a healthy host reaches a
-  ceiling of 8 from 2 in two round trips; Gradient2's ``queue`` of 4 is a 1 here.
+  ceiling of 8 in three round trips; Gradient2's ``queue`` of 4 is a 1 here.
 - **The baseline** is the latency of the host *lightly loaded*: it moves, up or down,
   only with answers to requests sent while at most half the limit was out (falling with
   every faster answer sank it to the host's fastest page where pages differ).
@@ -64,7 +66,7 @@ class GradientSettings:
         probe_every: seconds to the first probe one above a refused level.
     """
 
-    start: int = 2
+    start: int = 1
     ceiling: int = 8
     tolerance: float = 1.5
     smoothing: float = 0.2
