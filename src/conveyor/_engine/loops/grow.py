@@ -14,8 +14,9 @@ The move keeps the limits whole. Items already out here finish here; a later ite
 route key (a host) that still has items out here waits until they are done, so a host
 never has requests out from here and from a loop process at once -- and an item
 waiting out a site's pause here keeps the host's later items waiting too. The shared
-concurrency slots are taken here for the items still out here, and given back one by one
-as they finish, so ``concurrency`` holds across the move.
+concurrency slots are taken here for the items still out here (as many as there are, up
+to the budget: items of a waiting room have nothing sent), and given back one by one as
+fewer items than that are left, so ``concurrency`` holds across the move.
 
 The move happens once; a run does not move back (its loop processes cost nothing while
 it waits). What the service here learned of its hosts (a pause that no item waits out
@@ -104,7 +105,12 @@ class GrowingLoops(Placement):
 
     def _left_here(self, value: Any) -> None:
         """An item that was out here when the head moved has finished."""
-        self.pool.give_slot()
+        # The slots held for this loop cover its requests out: at most one per item here
+        # and at most the budget (the service here holds that many). With a waiting room
+        # (``StageSpec.slots``) more items than slots may be out here, most with nothing
+        # sent: a slot goes back only once fewer items than slots held are left.
+        if len(self._local) < self.pool.held_slots:
+            self.pool.give_slot()
         key = self._route(value)
         self._draining[key] -= 1
         if self._draining[key] <= 0:
