@@ -8,8 +8,15 @@ from what the arena's hosts saw and from the results, never from the clock.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
+
+import orjson
+import pytest
 
 import conveyor as cv
 from conveyor.testing import ArenaSettings, run_arena
@@ -52,3 +59,47 @@ async def test_a_held_hosts_items_leave_the_request_slots_to_the_others() -> Non
                     break  # the run is aborted: E's items are left undone
         assert e_seen == (0, True)  # every F item done while E was held
         assert arena.stats["F"].max_in_flight <= 4
+
+
+@pytest.mark.parametrize("loops", [1, 2])
+async def test_ctrl_c_leaves_the_items_waiting_on_a_held_host_for_the_next_run(
+    tmp_path: Path, loops: int
+) -> None:
+    """A run on E (held 30 s) and F, interleaved, with a grace of 600 s: once every F
+    row is committed, Ctrl-C. E's items wait in the waiting room with nothing sent: the
+    stop leaves them at once, unrecorded (neither done nor deferred in the journal), for
+    the next run; the grace would have let them wait out E's pause and be fetched. With
+    two loop processes the stop reaches each loop's client."""
+    from conveyor._io import read_counts
+
+    async with run_arena(HELD) as arena:
+        urls = interleaved(arena, 40)
+        (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+        out = tmp_path / "out.jsonl"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.polite.stop_job", str(tmp_path / "urls.txt"),
+            str(out), str(loops),
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"},
+        )  # fmt: skip
+        f_host = arena.url("F")
+        while proc.returncode is None:  # until every F row is committed (or the run ends)
+            rows = out.read_bytes().splitlines() if out.exists() else []
+            if sum(orjson.loads(row)["url"].startswith(f_host) for row in rows) == 40:
+                break
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await proc.communicate()
+        e = arena.stats["E"]
+        e_seen = (e.statuses[200], e.requests <= 4)
+    assert proc.returncode == 130, stderr.decode()
+    assert e_seen == (0, True)  # the run ended while E was held: nothing waited it out
+    rows = [orjson.loads(row) for row in out.read_bytes().splitlines()]
+    fetched = sorted(r["url"] for r in rows if r["url"].startswith(f_host))
+    assert fetched == sorted(u for u in urls if u.startswith(f_host))
+    # E's rows: only an item whose retry its host's budget refused (with two loops, each
+    # holds half of it) ends on E's refusal; the others were left, recorded nowhere.
+    assert all(r["status"] == 503 for r in rows if not r["url"].startswith(f_host))
+    counts = read_counts(f"{out}.journal")
+    assert counts is not None
+    assert (counts.done, counts.deferred, counts.failed) == (len(rows), 0, 0)

@@ -329,9 +329,10 @@ class HttpClient:
             if not limits.try_acquire_nowait(host):
                 try:
                     await limits.acquire(host)
-                except Deferred:
-                    controller.deferred(host)
-                    self._answers += 1  # the host's report changed
+                except Deferred as exc:
+                    if exc.reason != STOPPED:  # a stop's items are left, not deferred
+                        controller.deferred(host)
+                        self._answers += 1  # the host's report changed
                     raise
             # The deadlines cover the connection, the request and reading the body, not
             # our waits for slots (deadlines.py says why they are not aiohttp's).
