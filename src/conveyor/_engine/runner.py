@@ -404,7 +404,8 @@ class Runner:
         passed. The end: nothing taken after every admitted root finished and was handed
         over, and nothing put aside for later."""
         first = self._stages[0].inbox if self._stages else None
-        want = min(_JOURNAL_BATCH, max(BATCH, 2 * self._specs[0].concurrency if self._specs else 0))
+        # Twice what the first stage may have out (its budget, not a waiting room).
+        want = min(_JOURNAL_BATCH, max(BATCH, 2 * self._specs[0].budget if self._specs else 0))
         ahead: asyncio.Future[Taken] | None = None
         try:
             async with asyncio.timeout(None) as self._stop_scope:
