@@ -31,8 +31,10 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+from ..._errors import Deferred
+from ..outcomes import RemoteFailure, original
 from ..placement import Placement
-from ..ports import Peered, StageReport
+from ..ports import STOPPED, Peered, StageReport, WindDown
 from ..spec import StageSpec
 from .fold import in_transit
 from .head import Head
@@ -62,6 +64,7 @@ class GrowingLoops(Placement):
         self._next = 0
         self._moved = False
         self._closing = False
+        self._stopping = False  # the run was stopped (``tell``): nothing is handed over
         self._closed: asyncio.Future[None] | None = None
         # After the move: route keys with items still out here, and the later items of
         # those keys, waiting for them (each a future set when its key is clear).
@@ -98,10 +101,27 @@ class GrowingLoops(Placement):
             result, retries = await self._head.run(value)
             self._count_retries(retries)
             return result
+        except RemoteFailure as failure:
+            if not self._handed_over(failure):
+                raise
         finally:
             del self._local[ident]
             if self._moved:
                 self._left_here(value)
+        # Waiting here with nothing sent when the head moved: it goes where every item
+        # goes now (after its key's items still out here, as any later item of the key).
+        return await self.call(value)
+
+    def _handed_over(self, failure: RemoteFailure) -> bool:
+        """Whether the service here gave the item up at the move (``_move``), not at
+        the run's stop: it has sent nothing, and the loop processes take it."""
+        raised = original(failure)
+        return (
+            self._moved
+            and not self._stopping
+            and isinstance(raised, Deferred)
+            and raised.reason == STOPPED
+        )
 
     def _left_here(self, value: Any) -> None:
         """An item that was out here when the head moved has finished."""
@@ -172,6 +192,12 @@ class GrowingLoops(Placement):
         self._draining = Counter(self._route(value) for value in self._local.values())
         self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
         self._moved = True
+        # The items here that have sent nothing (a fetch's waiting room: items waiting on
+        # a held host or a slot) would wait, then run, on this CPU-bound loop: the
+        # service here lets them go as at a stop, and ``_here`` sends them on.
+        service = None if self._head is None else self._head.service
+        if isinstance(service, Peered):
+            service.hear(WindDown("stop", 0.0))
         # Items that wait in the loop processes while they travel (``fold.in_transit``):
         # on this loop they would only have waited, so the stage runs them from now on.
         if self.more_workers is not None:
@@ -193,6 +219,8 @@ class GrowingLoops(Placement):
         return here.merge(there)
 
     def tell(self, notice: Any) -> None:
+        if isinstance(notice, WindDown) and notice.reason == "stop":
+            self._stopping = True
         service = None if self._head is None else self._head.service
         if isinstance(service, Peered):
             service.hear(notice)
