@@ -10,10 +10,15 @@ the run's loop, as a one-loop run would, and looks at the loop's thread every te
 second (``measure.py``). At the first look that finds it CPU-bound the loop processes
 start (~0.3 s); once four looks in a row have, they take every item from then on.
 
-The move keeps the limits whole. Items already out here finish here; a later item of a
+The move keeps the limits whole. Items already out here finish here, but for those that
+have sent nothing (a fetch's waiting room: items waiting on a held host or a slot),
+which the service here lets go at the move and which go to the loop processes; a later
+item of a
 route key (a host) that still has items out here waits until they are done, so a host
-never has requests out from here and from a loop process at once -- and an item
-waiting out a site's pause here keeps the host's later items waiting too. The shared
+never has requests out from here and from a loop process at once; an item let go while
+its host is held back here (a site's pause, its breaker) waits that out before it goes,
+and keeps the host's later items waiting too, since the loop processes never heard of
+it. The shared
 concurrency slots are taken here for the items still out here (as many as there are, up
 to the budget: items of a waiting room have nothing sent), and given back one by one as
 fewer items than that are left, so ``concurrency`` holds across the move.
@@ -26,6 +31,7 @@ any more) stays here: a move comes within the first seconds of a CPU-bound run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -34,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import Deferred
 from ..outcomes import RemoteFailure, original
 from ..placement import Placement
-from ..ports import STOPPED, Peered, StageReport, WindDown
+from ..ports import STOPPED, HeldReport, Peered, StageReport, WindDown
 from ..spec import StageSpec
 from .fold import in_transit
 from .head import Head
@@ -65,6 +71,7 @@ class GrowingLoops(Placement):
         self._moved = False
         self._closing = False
         self._stopping = False  # the run was stopped (``tell``): nothing is handed over
+        self._stopped = asyncio.Event()  # set with it, for the items holding out
         self._closed: asyncio.Future[None] | None = None
         # After the move: route keys with items still out here, and the later items of
         # those keys, waiting for them (each a future set when its key is clear).
@@ -96,6 +103,7 @@ class GrowingLoops(Placement):
         ident = self._next
         self._next += 1
         self._local[ident] = value
+        let_go = False
         try:
             assert self._head is not None, "started before any item"
             result, retries = await self._head.run(value)
@@ -104,13 +112,36 @@ class GrowingLoops(Placement):
         except RemoteFailure as failure:
             if not self._handed_over(failure):
                 raise
+            let_go, given_up = True, failure
         finally:
             del self._local[ident]
             if self._moved:
-                self._left_here(value)
+                self._slot_back()
+                if not let_go:
+                    self._key_done(value)
         # Waiting here with nothing sent when the head moved: it goes where every item
-        # goes now (after its key's items still out here, as any later item of the key).
+        # goes now, once what holds its key back here is over (its key still counted as
+        # out here meanwhile, so the key's later items wait too).
+        try:
+            await self._hold_out(value)
+        finally:
+            self._key_done(value)
+        if self._stopping:  # the run stopped meanwhile: left for the next run
+            raise given_up
         return await self.call(value)
+
+    async def _hold_out(self, value: Any) -> None:
+        """Wait out what holds the item's key back here (its site's pause, its open
+        breaker: ``ports.HeldReport``) before it goes: the loop processes never heard of
+        it, and would send at once."""
+        service = None if self._head is None else self._head.service
+        report = None if service is None else service.report()
+        if isinstance(report, HeldReport):
+            held = report.held.get(self._route(value))
+            if held is not None and held[1] > 0:
+                # Or until the run stops (``tell``): the item has sent nothing.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), held[1])
 
     def _handed_over(self, failure: RemoteFailure) -> bool:
         """Whether the service here gave the item up at the move (``_move``), not at
@@ -123,14 +154,18 @@ class GrowingLoops(Placement):
             and raised.reason == STOPPED
         )
 
-    def _left_here(self, value: Any) -> None:
-        """An item that was out here when the head moved has finished."""
-        # The slots held for this loop cover its requests out: at most one per item here
-        # and at most the budget (the service here holds that many). With a waiting room
-        # (``StageSpec.slots``) more items than slots may be out here, most with nothing
-        # sent: a slot goes back only once fewer items than slots held are left.
+    def _slot_back(self) -> None:
+        """An item that was out here when the head moved is no longer: the slots held for
+        this loop cover its requests out, at most one per item here and at most the
+        budget (the service here holds that many). With a waiting room more items than
+        slots may be out here, most with nothing sent: a slot goes back only once fewer
+        items than slots held are left."""
         if len(self._local) < self.pool.held_slots:
             self.pool.give_slot()
+
+    def _key_done(self, value: Any) -> None:
+        """An item that was out here when the head moved has finished here (or gone on):
+        its key's later items may go to the loop processes once none is left here."""
         key = self._route(value)
         self._draining[key] -= 1
         if self._draining[key] <= 0:
@@ -221,6 +256,7 @@ class GrowingLoops(Placement):
     def tell(self, notice: Any) -> None:
         if isinstance(notice, WindDown) and notice.reason == "stop":
             self._stopping = True
+            self._stopped.set()
         service = None if self._head is None else self._head.service
         if isinstance(service, Peered):
             service.hear(notice)
