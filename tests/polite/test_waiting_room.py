@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,36 @@ async def test_ctrl_c_leaves_the_items_waiting_on_a_held_host_for_the_next_run(
     counts = read_counts(f"{out}.journal")
     assert counts is not None
     assert (counts.done, counts.deferred, counts.failed) == (len(rows), 0, 0)
+
+
+def cpu_heavy_row(response: Any) -> tuple[str, int]:
+    """A row that costs ~1 ms of CPU, so the run's loop is CPU-bound and ``loops="auto"``
+    moves the fetch (module-level: it moves with the head)."""
+    end = time.thread_time() + 0.001
+    while time.thread_time() < end:
+        pass
+    return str(response.url), response.status
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="auto moves with a core to spare")
+async def test_at_the_move_a_held_hosts_waiting_items_wait_out_its_pause() -> None:
+    """``loops="auto"``: the fetch starts on the run's loop and moves to loop processes
+    once that loop is CPU-bound. E's items waiting there on E's pause when it moves have
+    sent nothing: they are let go to the loop processes rather than run on the busy
+    loop, but only once the pause is over, since the loop processes never heard of it.
+    E sees no request before its date but those on their way with its first refusal
+    (at most ``per_host`` in all), and every item ends once, fetched."""
+    names = ["E", "F", "G", "H", "I"]
+    async with run_arena(ArenaSettings(hosts=9, e_retry_after=4.0)) as arena:
+        urls = [arena.url(name, f"/item/{n}") for n in range(400) for name in names]
+        out: list[tuple[str, int]] = []
+        result = await (
+            cv.Pipeline(iter(urls))  # of no known length: auto may move
+            .fetch(concurrency=8, per_host=4, **FAST)
+            .map(cpu_heavy_row, on="inline")
+            .run_async(sink=out, loops="auto")
+        )
+        e = arena.stats["E"]
+    assert result.stages[0].reason.startswith("moved to"), result.stages[0].reason
+    assert sorted(out) == sorted((url, 200) for url in urls)
+    assert e.early <= 3, e.early
