@@ -386,12 +386,21 @@ class Holding(Protocol):
         ...
 
 
+# The reason of the ``Deferred`` a service raises for an item it gave up on because the
+# run was stopped (``WindDown("stop")``): not a deferral, the run records nothing of the
+# item (no output, no journal row), so the next run takes it up as if never read.
+STOPPED = "stopped"
+
+
 class WindDown(NamedTuple):
     """The run's word to its services, heard as a notice (``Peered.hear``, with one loop
     as with several): ``reason`` "tail" once the ``finish_at`` share of the input has
     ended (defer the items of keys whose forecast would hold the run's end), "deadline"
     when the run's time is up (defer every item not started yet; those in flight get a
-    short grace, then the run defers them). ``elapsed``: seconds the run has run."""
+    short grace, then the run defers them), "stop" when the run was stopped (Ctrl-C:
+    every item waiting inside the service with nothing sent for it yet raises
+    ``Deferred`` with reason ``STOPPED`` at once, and the run leaves it unrecorded for
+    the next run; what was sent gets the grace). ``elapsed``: seconds the run has run."""
 
     reason: str
     elapsed: float

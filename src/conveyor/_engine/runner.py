@@ -14,8 +14,10 @@ Data flow (``docs/architecture.md`` walks it in more steps: these are its 4, 5 a
    when ``ordered``), and passed to the consumer or to the ``Writer``, which writes,
    flushes and commits the journal on its own thread.
 
-All tasks live in one ``asyncio.TaskGroup``. A stop (first Ctrl-C) ends only the source;
-what is in flight drains. An abort (second Ctrl-C, or the grace period running out) cancels
+All tasks live in one ``asyncio.TaskGroup``. A stop (first Ctrl-C) ends the source and
+tells every stage's service (``WindDown("stop")``): items waiting inside a service with
+nothing sent (a fetch's waiting room) are left at once, unrecorded, for the next run;
+what was sent drains. An abort (second Ctrl-C, or the grace period running out) cancels
 the group. Either way the writer's final flush and commit run after the group has exited.
 """
 
@@ -39,7 +41,7 @@ from .gc_pause import fewer_collections
 from .gil import GilYield
 from .loops import WarmLoops, fold_head
 from .outcomes import Failure
-from .ports import Feed, HoldingReport, Holds, Ledger, Sink, Taken, WindDown
+from .ports import STOPPED, Feed, HoldingReport, Holds, Ledger, Sink, Taken, WindDown
 from .source import BATCH, count_hint, read_batches
 from .spec import StageSpec
 from .stages import StageRunner, StageSink
@@ -86,7 +88,8 @@ class Runner:
         commit_every, commit_interval: commit (flush the sink, record finished keys in the
             journal) every so many finished keys or seconds, whichever comes first.
         observers: event subscribers.
-        grace: seconds in-flight items may take to finish after ``stop()``.
+        grace: seconds the items in flight (sent: see ``stop``) may take to finish after
+            ``stop()``.
         loops: run the pipeline's head (its async first stage, such as the fetch, and the
             plain inline maps after it) on this many loop processes (``loops/``).
         warm: loop processes started ahead for this run (``loops.start_ahead``): taken
@@ -220,10 +223,16 @@ class Runner:
     # -- control, callable from any thread via ``threadsafe`` ---------------------------
 
     def stop(self) -> None:
-        """Stop reading input; let in-flight items finish within the grace period."""
+        """Stop reading input; let in-flight items finish within the grace period.
+
+        Every stage's service hears ``WindDown("stop")``: the items it holds waiting with
+        nothing sent for them (a fetch's items waiting on a host held back, in its
+        waiting room: ``StageSpec.slots``) end at once, left unrecorded for the next run
+        (``_put_failure``), so a stop ends midway however many items wait there."""
         if self._loop is None or self._stopped or self._finished:
             return
         self._stopped = True
+        self._tell("stop")
         if self._stop_scope is not None:
             self._stop_scope.reschedule(self._loop.time())
         self._loop.call_later(self._grace, self.abort)
@@ -395,7 +404,8 @@ class Runner:
         passed. The end: nothing taken after every admitted root finished and was handed
         over, and nothing put aside for later."""
         first = self._stages[0].inbox if self._stages else None
-        want = min(_JOURNAL_BATCH, max(BATCH, 2 * self._specs[0].concurrency if self._specs else 0))
+        # Twice what the first stage may have out (its budget, not a waiting room).
+        want = min(_JOURNAL_BATCH, max(BATCH, 2 * self._specs[0].budget if self._specs else 0))
         ahead: asyncio.Future[Taken] | None = None
         try:
             async with asyncio.timeout(None) as self._stop_scope:
@@ -594,6 +604,11 @@ class Runner:
 
     async def _put_failure(self, envelope: Envelope, failure: Failure, exc: BaseException) -> None:
         if isinstance(exc, Deferred):  # not a failure: left for the next run (stages.py)
+            if exc.reason == STOPPED and self._stopped:
+                # Given up by its service at the stop with nothing sent: the root is not
+                # ended (no output, no journal row), as an abort leaves what it cancels,
+                # so the next run reads it again as if this one never had.
+                return
             await self._deliver(envelope, NOTHING, deferred=exc.reason, until=exc.until)
             return
         self._record_failure(failure)

@@ -55,6 +55,19 @@ class StageSpec:
     # place="loops" by measurement (loops="auto"): the head starts on the run's own loop
     # and moves to ``workers`` loop processes once that loop is CPU-bound.
     measured: bool = False
+    # The calls its service may have out at once (a fetch's requests: its
+    # ``concurrency``), when the stage has more worker tasks (``concurrency``) than that:
+    # the others wait inside the service (for a host held back) with nothing out, and
+    # leave the slots to the other hosts. None: as many as its workers. See ``budget``.
+    slots: int | None = None
+
+    @property
+    def budget(self) -> int:
+        """The calls out at once the run holds this stage to: what every budget is sized
+        from (the loop processes' shared slots, the items sent ahead to them, the loops
+        a head gets). ``concurrency`` is its worker tasks: the budget and the items that
+        may wait inside its service beside it."""
+        return self.concurrency if self.slots is None else self.slots
 
     @property
     def never_waits(self) -> bool:

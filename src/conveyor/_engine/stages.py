@@ -27,7 +27,7 @@ from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure, RemoteFailure, original, own_attempts
 from .place import placement_for
 from .placement import Placement
-from .ports import Carry, Peered, Service, StageReport
+from .ports import STOPPED, Carry, Peered, Service, StageReport
 from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
@@ -401,8 +401,9 @@ class StageRunner:
         raised = original(exc)
         if isinstance(raised, Deferred):
             # Not a failure: the item is left for the next run (the runner ends it
-            # deferred, and its root with it).
-            self.counters.deferred += 1
+            # deferred, and its root with it; given up at a stop, it ends nothing).
+            if raised.reason != STOPPED:
+                self.counters.deferred += 1
             await out.fail(envelope, _DEFERRED, raised)
             return False, None
         self.counters.failed += 1

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from yarl import URL
 
-from .._engine.ports import Budget, Holds, Peers
+from .._engine.ports import STOPPED, Budget, Holds, Peers, WindDown
 from .._errors import (
     Blocked,
     Deferred,
@@ -291,7 +291,8 @@ class HttpClient:
             exc.attempts = attempt
             raise
         except Deferred as exc:
-            self._deferred[exc.reason] = self._deferred.get(exc.reason, 0) + 1
+            if exc.reason != STOPPED:  # given up at a stop: left for the next run, untold
+                self._deferred[exc.reason] = self._deferred.get(exc.reason, 0) + 1
             raise
 
     def _retry_after(self, resp: Answer) -> float | None:
@@ -328,9 +329,10 @@ class HttpClient:
             if not limits.try_acquire_nowait(host):
                 try:
                     await limits.acquire(host)
-                except Deferred:
-                    controller.deferred(host)
-                    self._answers += 1  # the host's report changed
+                except Deferred as exc:
+                    if exc.reason != STOPPED:  # a stop's items are left, not deferred
+                        controller.deferred(host)
+                        self._answers += 1  # the host's report changed
                     raise
             # The deadlines cover the connection, the request and reading the body, not
             # our waits for slots (deadlines.py says why they are not aiohttp's).
@@ -595,6 +597,12 @@ class HttpClient:
 
     def hear(self, notice: Any) -> None:
         """A pause another loop's client was told of, or the run's ``WindDown``."""
+        if isinstance(notice, WindDown) and notice.reason == "stop":
+            # The run was stopped: what waits here (for a host held back, a slot) has sent
+            # nothing and ends at once, left for the next run; requests out go on.
+            if self._limits is not None:
+                self._limits.stop(_stopped)
+            return
         self._watch.hear(notice)
         self._answers += 1  # the holds may have changed
 
@@ -625,3 +633,10 @@ class HttpClient:
 def _prepare_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     return directory.resolve()
+
+
+def _stopped(host: str) -> Deferred:
+    return Deferred(
+        f"the run was stopped before a request to {host} was sent: left for the next run",
+        reason=STOPPED,
+    )

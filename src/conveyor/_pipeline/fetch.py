@@ -1,8 +1,13 @@
 """``Pipeline.fetch``: the HTTP client as a stage's service, on the event loop.
 
 The client applies its own limits and retries (per host: its controller, pauses,
-breaker), so the engine stage runs with retries off and as many workers as the client's
-concurrency. (Items waiting on a held host take workers too: see docs/politeness.md.)
+breaker), so the engine stage runs with retries off. Its workers are the client's
+``concurrency`` (its request slots: ``StageSpec.slots``, the stage's budget) and a waiting
+room beside them (``stage_workers``): an item waiting on a host held back (paused by its
+site, its breaker open, at its rate or its limit) waits inside the client with no request
+slot and no worker the other hosts need. The engine sizes every budget from the slots,
+never the room (the loop processes' shared slots, the items sent ahead to them), and a
+stop leaves the waiting items for the next run at once (``ports.WindDown``).
 One client (one connection pool) is opened per run and closed when the run ends, in each
 loop process when the run has several: there, each item goes to the loop that owns its
 host (``_http/hosts.host_key``), the global rate is divided (``ClientFactory.share``)
@@ -152,6 +157,17 @@ def _part(total: int, index: int, parts: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
+# Items that may wait inside the client beyond its ``concurrency`` (for a host held back):
+# enough that a held host's items, interleaved with healthy hosts', do not take every
+# worker; bounded, so a run never admits more than this many items ahead of its slots.
+WAITING_ROOM = 1024
+
+
+def stage_workers(concurrency: int) -> int:
+    """The fetch stage's workers: the client's ``concurrency`` and the waiting room."""
+    return concurrency + WAITING_ROOM
+
+
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
     raise RuntimeError("the fetch stage runs only inside a run")
 
@@ -169,4 +185,9 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         name=name or "fetch",
         factory=ClientFactory(config),
     )
-    return dataclasses.replace(stage, route=host_key)
+    return dataclasses.replace(
+        stage,
+        route=host_key,
+        concurrency=stage_workers(config.concurrency),
+        slots=config.concurrency,
+    )

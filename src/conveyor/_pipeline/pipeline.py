@@ -250,7 +250,10 @@ class Pipeline:
         defaults, checked when the pipeline is built; docs/http.md says more of each.
 
         Args:
-            concurrency: requests in flight in all.
+            concurrency: requests in flight in all. Up to 1,024 more items may wait
+                inside the client beside them, for a host held back (paused by its
+                site, its breaker open, at its rate or limit), with no request out, so
+                a held host's items do not take the others' slots.
             per_host: requests in flight per host (``host:port``); with ``adapt``, the
                 ceiling of what the controller allows each host.
             rate: requests per second in all: a number, ``"20/s"``, ``"600/min"``.
@@ -445,7 +448,9 @@ class Pipeline:
 
         Works from plain code and inside a running event loop (Jupyter), where it drives
         the run on a background thread. The first Ctrl-C stops reading input and lets
-        in-flight items finish (at most ``grace`` seconds); a second one stops at once.
+        in-flight items finish (at most ``grace`` seconds; a fetch's items with no request
+        sent yet, waiting on a held host or a slot, are left for the next run at once); a
+        second one stops at once.
         Either way what finished is written and committed, and ``RunInterrupted`` is
         raised with the partial ``RunResult``.
 

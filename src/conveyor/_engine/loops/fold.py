@@ -47,12 +47,14 @@ def fold_head(
         name=first.name,
         fn=first.fn,
         place="loops",
-        workers=min(loops, first.concurrency),
+        workers=min(loops, first.budget),
         # One budget for all loops, however they are spread (a loop owning the busy hosts
         # may hold all of it): the slots the loops' services share (slots.py), when the
         # first stage has a service, with some items more out, waiting in the loops; else
-        # kept here. Measured, the head starts on the run's loop, where the extra items
-        # would only wait: the stage gets its workers for them when it moves (grow.py).
+        # kept here. Beyond the budget, the first stage's waiting room (``StageSpec.slots``)
+        # is out too: its items wait inside a loop's service, taking no slot. Measured,
+        # the head starts on the run's loop, where the items in transit would only wait:
+        # the stage gets its workers for them when it moves (grow.py).
         concurrency=first.concurrency + (0 if measured else in_transit(first)),
         route=first.route,
         remote=tuple(head),
@@ -65,23 +67,23 @@ def in_transit(first: StageSpec) -> int:
     """Items out beyond the shared slots of a head whose first stage is ``first``: enough
     to cover the trip to a loop and back at the rates a loop reaches, so that no slot
     stands free while its next item travels (none when the parent keeps the budget)."""
-    return max(64, first.concurrency // 2) if first.factory is not None else 0
+    return max(64, first.budget // 2) if first.factory is not None else 0
 
 
 def capacity(spec: StageSpec) -> int:
     """The most items the parent has out in the loop processes of a folded head (each
-    loop's queue is bounded by it): the first stage's concurrency and the items in
-    transit."""
+    loop's queue is bounded by it): the first stage's workers (its budget and its
+    waiting room) and the items in transit."""
     first = spec.remote[0]
     return first.concurrency + in_transit(first)
 
 
 def shared_budget(spec: StageSpec) -> int | None:
-    """The slots the loops of a folded head share (the first stage's concurrency), or
-    None when its first stage has no service to hold them and the parent keeps the
-    budget."""
+    """The slots the loops of a folded head share (the first stage's budget: a fetch's
+    ``concurrency``, never its waiting room), or None when its first stage has no service
+    to hold them and the parent keeps the budget."""
     first = spec.remote[0]
-    return first.concurrency if first.factory is not None else None
+    return first.budget if first.factory is not None else None
 
 
 def spread(spec: StageSpec) -> bool:
@@ -108,7 +110,8 @@ def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:
 
 
 def loop_workers(spec: StageSpec) -> tuple[int, ...]:
-    """Each loop's worker tasks: the first stage's whole concurrency, since one loop may
-    own all the busy hosts. What holds the total is the shared slots, or the parent's
-    budget (``fold_head``); items beyond a loop's workers wait in its queue."""
+    """Each loop's worker tasks: all the first stage's workers (its budget and its
+    waiting room), since one loop may own all the busy hosts. What holds the total is the
+    shared slots, or the parent's budget (``fold_head``); items beyond a loop's workers
+    wait in its queue."""
     return (spec.remote[0].concurrency,) * spec.workers

@@ -10,12 +10,18 @@ the run's loop, as a one-loop run would, and looks at the loop's thread every te
 second (``measure.py``). At the first look that finds it CPU-bound the loop processes
 start (~0.3 s); once four looks in a row have, they take every item from then on.
 
-The move keeps the limits whole. Items already out here finish here; a later item of a
+The move keeps the limits whole. Items already out here finish here, but for those that
+have sent nothing (a fetch's waiting room: items waiting on a held host or a slot),
+which the service here lets go at the move and which go to the loop processes; a later
+item of a
 route key (a host) that still has items out here waits until they are done, so a host
-never has requests out from here and from a loop process at once -- and an item
-waiting out a site's pause here keeps the host's later items waiting too. The shared
-concurrency slots are taken here for the items still out here, and given back one by one
-as they finish, so ``concurrency`` holds across the move.
+never has requests out from here and from a loop process at once; an item let go while
+its host is held back here (a site's pause, its breaker) waits that out before it goes,
+and keeps the host's later items waiting too, since the loop processes never heard of
+it. The shared
+concurrency slots are taken here for the items still out here (as many as there are, up
+to the budget: items of a waiting room have nothing sent), and given back one by one as
+fewer items than that are left, so ``concurrency`` holds across the move.
 
 The move happens once; a run does not move back (its loop processes cost nothing while
 it waits). What the service here learned of its hosts (a pause that no item waits out
@@ -25,13 +31,16 @@ any more) stays here: a move comes within the first seconds of a CPU-bound run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+from ..._errors import Deferred
+from ..outcomes import RemoteFailure, original
 from ..placement import Placement
-from ..ports import Peered, StageReport
+from ..ports import STOPPED, HeldReport, Peered, StageReport, WindDown
 from ..spec import StageSpec
 from .fold import in_transit
 from .head import Head
@@ -61,6 +70,8 @@ class GrowingLoops(Placement):
         self._next = 0
         self._moved = False
         self._closing = False
+        self._stopping = False  # the run was stopped (``tell``): nothing is handed over
+        self._stopped = asyncio.Event()  # set with it, for the items holding out
         self._closed: asyncio.Future[None] | None = None
         # After the move: route keys with items still out here, and the later items of
         # those keys, waiting for them (each a future set when its key is clear).
@@ -92,19 +103,69 @@ class GrowingLoops(Placement):
         ident = self._next
         self._next += 1
         self._local[ident] = value
+        let_go = False
         try:
             assert self._head is not None, "started before any item"
             result, retries = await self._head.run(value)
             self._count_retries(retries)
             return result
+        except RemoteFailure as failure:
+            if not self._handed_over(failure):
+                raise
+            let_go, given_up = True, failure
         finally:
             del self._local[ident]
             if self._moved:
-                self._left_here(value)
+                self._slot_back()
+                if not let_go:
+                    self._key_done(value)
+        # Waiting here with nothing sent when the head moved: it goes where every item
+        # goes now, once what holds its key back here is over (its key still counted as
+        # out here meanwhile, so the key's later items wait too).
+        try:
+            await self._hold_out(value)
+        finally:
+            self._key_done(value)
+        if self._stopping:  # the run stopped meanwhile: left for the next run
+            raise given_up
+        return await self.call(value)
 
-    def _left_here(self, value: Any) -> None:
-        """An item that was out here when the head moved has finished."""
-        self.pool.give_slot()
+    async def _hold_out(self, value: Any) -> None:
+        """Wait out what holds the item's key back here (its site's pause, its open
+        breaker: ``ports.HeldReport``) before it goes: the loop processes never heard of
+        it, and would send at once."""
+        service = None if self._head is None else self._head.service
+        report = None if service is None else service.report()
+        if isinstance(report, HeldReport):
+            held = report.held.get(self._route(value))
+            if held is not None and held[1] > 0:
+                # Or until the run stops (``tell``): the item has sent nothing.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), held[1])
+
+    def _handed_over(self, failure: RemoteFailure) -> bool:
+        """Whether the service here gave the item up at the move (``_move``), not at
+        the run's stop: it has sent nothing, and the loop processes take it."""
+        raised = original(failure)
+        return (
+            self._moved
+            and not self._stopping
+            and isinstance(raised, Deferred)
+            and raised.reason == STOPPED
+        )
+
+    def _slot_back(self) -> None:
+        """An item that was out here when the head moved is no longer: the slots held for
+        this loop cover its requests out, at most one per item here and at most the
+        budget (the service here holds that many). With a waiting room more items than
+        slots may be out here, most with nothing sent: a slot goes back only once fewer
+        items than slots held are left."""
+        if len(self._local) < self.pool.held_slots:
+            self.pool.give_slot()
+
+    def _key_done(self, value: Any) -> None:
+        """An item that was out here when the head moved has finished here (or gone on):
+        its key's later items may go to the loop processes once none is left here."""
         key = self._route(value)
         self._draining[key] -= 1
         if self._draining[key] <= 0:
@@ -166,6 +227,12 @@ class GrowingLoops(Placement):
         self._draining = Counter(self._route(value) for value in self._local.values())
         self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
         self._moved = True
+        # The items here that have sent nothing (a fetch's waiting room: items waiting on
+        # a held host or a slot) would wait, then run, on this CPU-bound loop: the
+        # service here lets them go as at a stop, and ``_here`` sends them on.
+        service = None if self._head is None else self._head.service
+        if isinstance(service, Peered):
+            service.hear(WindDown("stop", 0.0))
         # Items that wait in the loop processes while they travel (``fold.in_transit``):
         # on this loop they would only have waited, so the stage runs them from now on.
         if self.more_workers is not None:
@@ -187,6 +254,9 @@ class GrowingLoops(Placement):
         return here.merge(there)
 
     def tell(self, notice: Any) -> None:
+        if isinstance(notice, WindDown) and notice.reason == "stop":
+            self._stopping = True
+            self._stopped.set()
         service = None if self._head is None else self._head.service
         if isinstance(service, Peered):
             service.hear(notice)

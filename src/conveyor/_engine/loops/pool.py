@@ -254,6 +254,11 @@ class LoopPool:
         self._held += taken
         return taken
 
+    @property
+    def held_slots(self) -> int:
+        """The shared slots ``hold_slots`` took and not yet given back."""
+        return self._held
+
     def give_slot(self) -> None:
         """Give back one slot ``hold_slots`` took."""
         if self._held > 0 and self._slots is not None:
