@@ -9,7 +9,9 @@ from what the arena's hosts saw and from the results, never from the clock.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import re
 import signal
 import sys
 import time
@@ -60,6 +62,34 @@ async def test_a_held_hosts_items_leave_the_request_slots_to_the_others() -> Non
                     break  # the run is aborted: E's items are left undone
         assert e_seen == (0, True)  # every F item done while E was held
         assert arena.stats["F"].max_in_flight <= 4
+
+
+async def test_the_progress_line_tells_requests_out_from_items_waiting() -> None:
+    """While E is held, its items wait in the fetch's room: the live line counts the
+    requests out (at most ``concurrency``) apart from the items waiting, rather than
+    one "in flight" figure far above ``--concurrency``."""
+    from conveyor._observe import Progress
+
+    async with run_arena(HELD) as arena:
+        stream = io.StringIO()
+        progress = Progress(mode="plain", plain_interval=0.0, stream=stream)
+        pipeline = cv.Pipeline(interleaved(arena, 40)).fetch(concurrency=4, per_host=4, **FAST)
+        waiting: list[tuple[int, int]] = []
+        async for response in pipeline.stream(observers=(progress,)):
+            if str(response.url).startswith(arena.url("F")):
+                for _ in range(200):  # a bound on the wait for a tick, not a measure of time
+                    waiting = [
+                        (int(m[1]), int(m[2]))
+                        for m in re.finditer(
+                            r"fetch (\d+) in flight, (\d+) waiting", stream.getvalue()
+                        )
+                    ]
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.05)
+                break
+        assert waiting  # E's items were shown waiting
+        assert all(out <= 4 and out + held <= 80 for out, held in waiting)
 
 
 @pytest.mark.parametrize("loops", [1, 2])

@@ -25,7 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .._engine.events import Event, ItemRetrying, ItemStarted, RunFinished, RunStarted, Tick
-from .._engine.stats import RunResult, RunStatistics
+from .._engine.stats import RunResult, RunStatistics, StageStatistics
+from .._http.stats import FetchReport
 from .health import StallLike, held_hosts, live_deferred, stall_of
 
 Mode = Literal["auto", "live", "plain", "quiet"]
@@ -162,9 +163,7 @@ def plain_line(title: str, view: ProgressView, retrying: int) -> str:
     else:
         where = f"{taken:,} items"
     eta = f" ETA {clock(view.eta)}" if view.eta is not None else ""
-    stages = "; ".join(
-        f"{st.name} {st.in_flight} in flight, {st.queue_depth} queued" for st in s.stages
-    )
+    stages = "; ".join(f"{st.name} {_in_flight(st)}, {st.queue_depth} queued" for st in s.stages)
     line = (
         f"{title}: [{clock(s.elapsed)}] {where} {_rate_text(view.rate)}{eta} | "
         + " ".join(f"{name} {n:,}" for name, n in _outcome_pairs(view, s.results, s.failed))
@@ -242,7 +241,7 @@ def render(
             st.place,
             str(st.workers),
             # Once the run is over nothing is in flight; the last queue holds only its end marker.
-            "-" if result is not None else f"{st.in_flight:,}",
+            "-" if result is not None else _in_flight(st, short=True),
             "-" if result is not None else f"{st.queue_depth:,}",
             f"{st.succeeded:,}",
             f"{st.failed:,}",
@@ -254,6 +253,19 @@ def render(
         lines.extend(Text(text, style=style) for text, style in _notices(s))
     lines.extend(Text(note, style="yellow") for note in notes)
     return Group(*lines)
+
+
+def _in_flight(st: StageStatistics, *, short: bool = False) -> str:
+    """A stage's items in progress. A fetch's are its requests out, and apart the items
+    waiting (for their host, in the fetch's waiting room, or for a retry): counted
+    together, a held host showed as "1,120 in flight" at ``--concurrency 96``."""
+    report = st.details
+    if isinstance(report, FetchReport) and st.in_flight > report.in_flight:
+        waiting = st.in_flight - report.in_flight
+        if short:
+            return f"{report.in_flight:,} +{waiting:,} waiting"
+        return f"{report.in_flight:,} in flight, {waiting:,} waiting"
+    return f"{st.in_flight:,}" if short else f"{st.in_flight:,} in flight"
 
 
 class Progress:
