@@ -15,8 +15,9 @@ the same concurrency (``--concurrency`` in all, ``per host = concurrency / hosts
 Measured, for each crawler, in its own process tree:
 
 - pages/s and CPU seconds a page (user + system, every process of the tree), and peak RSS
-  (the tree's resident memory summed, sampled every 0.1 s), for a crawl stopped at
-  ``--small`` pages (``--max-pages`` / ``CLOSESPIDER_PAGECOUNT``) and for the whole site;
+  (the tree's resident memory summed, sampled every 0.1 s; and the top process's own), for
+  a crawl stopped at ``--small`` pages (``--max-pages`` / ``CLOSESPIDER_PAGECOUNT``) and
+  for the whole site;
 - a resume: the crawl SIGKILLed once half of the site is written, then run again; the
   second run's wall time, and how many pages the two runs wrote twice (conveyor: none).
 
@@ -88,6 +89,7 @@ class Measured:
     wall: float
     cpu: float
     peak_rss_mib: float
+    parent_rss_mib: float = 0.0  # the top process's own peak (the loops are the rest)
 
     def line(self, name: str) -> str:
         rate = self.pages / self.wall if self.wall else 0.0
@@ -95,6 +97,7 @@ class Measured:
         return (
             f"{name:<34} {self.pages:>8,} pages {self.wall:8.2f} s {rate:9,.0f} pages/s "
             f"{per_page:8,.0f} us CPU/page  peak RSS {self.peak_rss_mib:7.1f} MiB"
+            f" (parent {self.parent_rss_mib:.1f})"
         )
 
 
@@ -115,8 +118,8 @@ def _address(base: str) -> str:
     return base.partition("://")[2].rpartition(":")[0]
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its descendants."""
+def _tree_rss(pid: int) -> tuple[int, int]:
+    """Resident bytes of ``pid`` and its descendants, and of ``pid`` alone."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -132,7 +135,7 @@ def _tree_rss(pid: int) -> int:
         current = todo.pop()
         total += rss.get(current, 0)
         todo += children.get(current, [])
-    return total
+    return total, rss.get(pid, 0)
 
 
 def run_measured(
@@ -147,9 +150,10 @@ def run_measured(
     proc = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    peak = 0
+    peak = parent = 0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(proc.pid))
+        tree, top = _tree_rss(proc.pid)
+        peak, parent = max(peak, tree), max(parent, top)
         if kill_at is not None and _lines(output) >= kill_at:
             proc.send_signal(signal.SIGKILL)
             break
@@ -160,7 +164,7 @@ def run_measured(
         raise SystemExit(f"{command[:4]} failed:\n{err.decode()[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(_lines(output) - lines_before, wall, cpu, peak / 2**20)
+    return Measured(_lines(output) - lines_before, wall, cpu, peak / 2**20, parent / 2**20)
 
 
 def _lines(path: Path) -> int:

@@ -155,12 +155,27 @@ def test_entries_survive_the_journal_as_json() -> None:
         assert RobotsEntry.from_json(data) == entry
 
 
-def test_decisions_are_memoised_by_path() -> None:
-    rules = policy(robots_entry(now=0.0, status=200, body=RULES))
+def test_decisions_are_memoised_by_path_for_a_heavy_file_only() -> None:
+    # A small file's check costs less than the memo, and a crawl keeps a policy for each
+    # of thousands of hosts: no memo there. A heavy file (milliseconds a check) has one.
+    small = policy(robots_entry(now=0.0, status=200, body=RULES))
+    wildcards = b"".join(b"Disallow: /*.x%d$\n" % n for n in range(6000))  # ~110 KiB
+    heavy_body = RULES.replace(b"Crawl-delay: 2\n", b"Crawl-delay: 2\n" + wildcards)
+    heavy = policy(robots_entry(now=0.0, status=200, body=heavy_body))
+    assert (small.heavy, heavy.heavy) == (False, True)
+    for rules in (small, heavy):
+        for _ in range(3):
+            assert rules.check("/private/x") is Verdict.DISALLOW
+    assert small.check("/public/a.x7") is Verdict.ALLOW
+    assert heavy.check("/public/a.x7") is Verdict.DISALLOW
+    stats = small.statistics()
+    assert (stats.checks, stats.memo_hits, stats.disallowed) == (4, 0, 3)
+    stats = heavy.statistics()
+    assert (stats.checks, stats.memo_hits, stats.disallowed) == (4, 2, 4)
+    memoised = RobotsPolicy(robots_entry(now=0.0, status=200, body=RULES), memo=16)
     for _ in range(3):
-        rules.check("/private/x")
-    stats = rules.statistics()
-    assert (stats.checks, stats.memo_hits, stats.disallowed) == (3, 2, 3)
+        memoised.check("/private/x")
+    assert memoised.statistics().memo_hits == 2
 
 
 def test_empty_and_html_bodies_allow_everything() -> None:

@@ -60,8 +60,26 @@ from ..._errors import UsageError
 #: Virtual slots hosts hash into (fixed per frontier).
 SLOTS = 4096
 
-# Rows a statement inserts at most: 7 values each, far below SQLite's 32,766 variables.
-_CHUNK = 500
+# Rows an INSERT takes at most (8 values each, far below SQLite's 32,766 variables). The
+# statement's text, and so the program the connection compiles and caches for it (~1 KiB a
+# row), depends on its number of rows: with one statement for each batch size, the cache
+# of 128 statements grew to ~30 MiB over a crawl of 100,000 pages (its peak RSS +15%). So a
+# batch goes in as whole chunks, then the rest in powers of two: 9 statements in all.
+_CHUNK = 256
+
+
+def _pieces(count: int) -> list[int]:
+    """Sizes adding up to ``count``: whole chunks, then the rest in powers of two, largest
+    first (each size is one statement, compiled once for the run)."""
+    sizes = [_CHUNK] * (count // _CHUNK)
+    rest = count % _CHUNK
+    size = _CHUNK
+    while rest:
+        size >>= 1
+        if rest & size:
+            sizes.append(size)
+            rest -= size
+    return sizes
 
 
 class State(IntEnum):
@@ -182,8 +200,10 @@ class Frontier:
         """Insert the links not seen before; the new rows, in offer order. ``state``:
         PENDING (to fetch), or DONE for URLs fetched already (``seen``)."""
         new: list[Row] = []
-        for start in range(0, len(links), _CHUNK):
-            new += self._insert(links[start : start + _CHUNK], state)
+        start = 0
+        for size in _pieces(len(links)):
+            new += self._insert(links[start : start + size], state)
+            start += size
         duplicates = len(links) - len(new)
         capped = 0
         if self.max_per_host is not None and state == State.PENDING:
