@@ -21,7 +21,15 @@ from conveyor._version import __version__
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
 PROJECT: dict[str, Any] = PYPROJECT["project"]
-DEV_TOOLS = {"hypothesis", "mypy", "pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist", "ruff"}
+DEV_TOOLS = {
+    "hypothesis",
+    "mypy",
+    "pytest",
+    "pytest-asyncio",
+    "pytest-timeout",
+    "pytest-xdist",
+    "ruff",
+}
 
 
 def _requirements(*extras: str) -> list[Requirement]:

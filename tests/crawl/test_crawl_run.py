@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -340,3 +341,54 @@ async def test_a_crawl_cut_by_its_deadline_is_finished_by_the_next_run(tmp_path:
         got = keys(first) + keys(second)
         assert len(got) == len(set(got))  # each page once across the two runs
         assert set(got) == expected(running)
+
+
+@contextlib.asynccontextmanager
+async def _two_hosts(held_for: int) -> AsyncIterator[tuple[str, str, Counter[int]]]:
+    """Host P answers 503 with ``Retry-After: held_for`` (its site pauses it); host H
+    serves a home page linking to 30 pages of its own. P's statuses are counted."""
+    seen: Counter[int] = Counter()
+
+    async def paused(request: web.Request) -> web.Response:
+        seen[503] += 1
+        return web.Response(status=503, headers={"Retry-After": str(held_for)})
+
+    async def healthy(request: web.Request) -> web.Response:
+        links = "".join(f'<a href="/p/{n}">{n}</a>' for n in range(30))
+        body = links if request.path == "/" else "a page"
+        return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
+
+    runners = []
+    bases = []
+    for address, handler in (("127.0.0.33", paused), ("127.0.0.34", healthy)):
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, address, 0)
+        await site.start()
+        runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        bases.append(f"http://{address}:{port}")
+    try:
+        yield bases[0], bases[1], seen
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def test_pages_of_a_held_host_leave_the_request_slots_to_the_others() -> None:
+    """P's site pauses it for 30 s at its first answer; its other 11 seeds wait for it.
+    At ``concurrency=4`` they took every worker, and H's pages waited out P's pause
+    behind them; in the crawl's waiting room (as a fetch's) H's 31 pages all end first."""
+    async with _two_hosts(held_for=30) as (paused, healthy, seen):
+        seeds = [f"{paused}/s/{n}" for n in range(12)] + [f"{healthy}/"]
+        done_healthy = 0
+        crawl = cv.crawl(seeds, robots=False, concurrency=4, retries=0)
+        async for page in crawl:
+            if str(page.url).startswith(healthy):
+                done_healthy += 1
+                if done_healthy == 31:
+                    break  # the run is aborted: P's pages are left undone
+        assert done_healthy == 31
+        assert seen[503] <= 4  # P saw its first request and no more than were out with it

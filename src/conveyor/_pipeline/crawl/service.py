@@ -35,7 +35,7 @@ from ..._crawl.links import PageLinks, page_links
 from ..._crawl.robots import Verdict
 from ..._crawl.sitemaps import SitemapReader
 from ..._crawl.urls import canonical_key
-from ..._engine.ports import Budget, Carry, add, by_key, merge_by
+from ..._engine.ports import Budget, Carry, Peers, add, by_key, merge_by
 from ..._errors import FetchError, UsageError
 from ..._http.hosts import host_key
 from ..._http.stats import FetchReport
@@ -133,6 +133,16 @@ class CrawlService:
     def close(self) -> None:
         if self._robots is not None:
             self._robots.close()
+
+    def join(self, peers: Peers) -> None:
+        """``ports.Peered``, as the fetch's service: tell the other loops of every pause a
+        site asks for."""
+        self.client.join(peers)
+
+    def hear(self, notice: Any) -> None:
+        """``ports.Peered``: a pause another loop was told of, or the run's ``WindDown``
+        (a stop, the deadline, the tail) for the client's waiting requests."""
+        self.client.hear(notice)
 
     async def _call(self, item: CrawlItem) -> Carry:
         if item.kind != Kind.PAGE:
