@@ -71,7 +71,10 @@ def test_the_summary_reconciles_with_the_records_written(
     )  # fmt: skip
     assert result.code == 0, result.err
     rows = _records(tmp_path / "o.jsonl")
-    assert sorted(r["url"] for r in rows) == sorted(urls)  # each URL once
+    # Each URL once. (One busy CI run, 2026-12-07, exited 0 with 4 of E's 12 URLs not in
+    # the output, not reproduced in ~90 runs since: the summary says what the run counted.)
+    missing = sorted(set(urls) - {r["url"] for r in rows})
+    assert sorted(r["url"] for r in rows) == sorted(urls), (missing, result.out, result.err)
     counts = _row_after(result.out, "items")
     shown = sum(int(counts[name].replace(",", "")) for name in ("ok", "4xx", "5xx", "failed"))
     assert shown == len(rows) == int(counts["items"].replace(",", ""))
