@@ -71,8 +71,9 @@ def test_the_summary_reconciles_with_the_records_written(
     )  # fmt: skip
     assert result.code == 0, result.err
     rows = _records(tmp_path / "o.jsonl")
-    # Each URL once. (One busy CI run, 2026-12-07, exited 0 with 4 of E's 12 URLs not in
-    # the output, not reproduced in ~90 runs since: the summary says what the run counted.)
+    # Each URL once. (A busy CI run exited 0 with 4 of E's 12 URLs, the last to end, not
+    # in the output: the run's tick, cancelled at the end inside a commit, took them with
+    # it. tests/engine/test_writer_commit.py holds the fix.)
     missing = sorted(set(urls) - {r["url"] for r in rows})
     assert sorted(r["url"] for r in rows) == sorted(urls), (missing, result.out, result.err)
     counts = _row_after(result.out, "items")

@@ -169,8 +169,13 @@ class Writer:
     async def commit(self, *, final: bool = False) -> None:
         """Hand what has gathered to the thread, as a commit when one is due (or ``final``).
 
-        Waits only while the previous batch is still being written.
+        Waits only while the previous batch is still being written, and before it takes
+        anything: a commit cancelled in that wait (the run's tick, cancelled as the run
+        ends) leaves what has gathered for the next one. Taken first, it was lost with
+        the cancelled commit: the run's last results were never written, its count said
+        they were, and it exited 0 (a busy CI run lost 4 of 60 rows so).
         """
+        await self._wait_in_flight()
         now = time.monotonic()
         timely = final or now - self._last_commit >= self._interval
         results, self._results = self._results, []
@@ -200,7 +205,6 @@ class Writer:
             self._uncommitted = 0
         elif not (results or failures or (outcomes and (outcomes[0] or outcomes[1]))):
             return
-        await self._wait_in_flight()
         if holds is not None:
             self._holds_kept = dict(holds)
         loop = asyncio.get_running_loop()
