@@ -34,6 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.ray)
+            # On 2 cores kept busy, Ray starts each shard's worker process slowly: a test
+            # of two runs of 4 shards took past the suite's 120 s (waiting in ray.wait).
+            item.add_marker(pytest.mark.timeout(240))
 
 
 @pytest.fixture(scope="session")
