@@ -168,6 +168,14 @@ def stage_workers(concurrency: int) -> int:
     return concurrency + WAITING_ROOM
 
 
+def with_waiting_room(stage: StageSpec, concurrency: int, route: Callable[[Any], str]) -> StageSpec:
+    """A client's stage (a fetch's, a crawl's): routed by host, ``concurrency`` request
+    slots, and the waiting room's workers beside them."""
+    return dataclasses.replace(
+        stage, route=route, concurrency=stage_workers(concurrency), slots=concurrency
+    )
+
+
 async def _fetch(value: Any) -> Any:  # pragma: no cover - replaced per run by the client
     raise RuntimeError("the fetch stage runs only inside a run")
 
@@ -185,9 +193,4 @@ def fetch_stage(options: Mapping[str, Any], *, name: str = "fetch") -> StageSpec
         name=name or "fetch",
         factory=ClientFactory(config),
     )
-    return dataclasses.replace(
-        stage,
-        route=host_key,
-        concurrency=stage_workers(config.concurrency),
-        slots=config.concurrency,
-    )
+    return with_waiting_room(stage, config.concurrency, host_key)

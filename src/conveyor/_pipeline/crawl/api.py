@@ -22,7 +22,7 @@ from ..._crawl.robots import RobotsRules
 from ..._crawl.urls import CanonicalRules
 from ..._engine.spec import StageSpec, make_stage
 from ..._errors import UsageError
-from ..fetch import stage_workers
+from ..fetch import with_waiting_room
 from .hook import CrawlHook
 from .plan import CrawlPlan, CrawlSource, item_host
 from .service import CrawlFactory
@@ -120,12 +120,7 @@ def crawl(
     )
     # As a fetch: ``concurrency`` requests out, and a waiting room for pages whose host is
     # held back (``_pipeline/fetch.py``), so they do not take the other hosts' slots.
-    crawling = dataclasses.replace(
-        stage,
-        route=item_host,
-        concurrency=stage_workers(config.concurrency),
-        slots=config.concurrency,
-    )
+    crawling = with_waiting_room(stage, config.concurrency, item_host)
     return Pipeline(CrawlSource(plan), _stages=(crawling,))
 
 
