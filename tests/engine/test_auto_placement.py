@@ -147,3 +147,45 @@ def test_a_function_that_always_raises_fails_every_item_and_ends() -> None:
     result = cv.Pipeline(range(20)).map(broken).run()
     assert result.failed == 20
     assert result.failures_by_kind == {"error": 20}
+
+
+def _burn(x: int) -> int:
+    """Dear enough (a millisecond of CPU) that the first call does not decide: the next
+    two items make the pair."""
+    total = 0
+    for i in range(20_000):
+        total += i
+    return x
+
+
+def test_a_third_item_that_comes_as_the_pair_gives_up_waiting_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second item waits a moment for a third to pair with. A third that came just as
+    that wait ran out (the timeout fired, the second not yet resumed) handed its item over
+    and waited for the pair's answer, which never came: the run hung on that item (a Ray
+    shard on a busy machine, 'oldest in flight: 29 181 s'). Here the third comes in that
+    window on purpose: the wait is 0, so the timeout fires on the loop's next turn, and the
+    third's first step is queued before the second resumes."""
+    from conveyor._engine.spec import StageSpec
+
+    monkeypatch.setattr(auto, "_PARTNER_WAIT", 0)
+
+    async def main() -> list[int]:
+        placement = auto.AutoPlacement(
+            _burn, StageSpec("map", "burn", _burn, place="auto", workers=4, concurrency=4)
+        )
+        await placement.start()
+        try:
+            assert await placement.call(1) == 1  # the first probe: not cheap
+            second = asyncio.create_task(placement.call(2))
+            await asyncio.sleep(0)  # the second waits for a partner; its timeout is due
+            third = asyncio.create_task(placement.call(3))
+            done, _ = await asyncio.wait((second, third), timeout=30)
+            assert {second, third} == done, "an item of the pair was never answered"
+            return [second.result(), third.result()]
+        finally:
+            placement.close()
+            await placement.shutdown()
+
+    assert asyncio.run(main()) == [2, 3]

@@ -210,11 +210,15 @@ class AutoPlacement(Placement):
         loop = asyncio.get_running_loop()
         self._partner = partner = loop.create_future()
         self._pair_result = paired = loop.create_future()
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_PARTNER_WAIT):
-                other = await asyncio.shield(partner)
-        except TimeoutError:
+                await asyncio.shield(partner)
+        # Asked, not assumed from the timeout: a third item may have handed its value over
+        # after the timeout fired and before this resumed. It then waits for the pair's
+        # answer, so it must get one (taken as "alone", it hung for ever).
+        if not partner.done():
             partner.cancel()
+        if partner.cancelled():
             try:
                 result, _, _, cpu, _ = await self._run(_timed, self.fn, value)
             except Exception:
@@ -222,6 +226,7 @@ class AutoPlacement(Placement):
                 raise
             await self._decide(*self._heavy(cpu, releases=None))
             return result
+        other = partner.result()
         # Both calls begin together: the second probe thread may still be starting.
         start = threading.Barrier(2, timeout=_PAIR_START)
         both: tuple[Timed | BaseException, Timed | BaseException] = await asyncio.gather(
