@@ -61,7 +61,7 @@ class _Loop:
         clock = world.clock
         self.name = name
         self.controller = HostController(
-            ControlSettings(breaker=BREAKER),
+            ControlSettings(breaker=world.breaker),
             clock=clock,
             wall=lambda: WALL + clock.now,
             rand=lambda: draw,
@@ -83,8 +83,14 @@ class _Loop:
 
 
 class _World:
-    def __init__(self, loops: int = 2, down: Callable[[float], bool] = lambda now: True) -> None:
+    def __init__(
+        self,
+        loops: int = 2,
+        down: Callable[[float], bool] = lambda now: True,
+        breaker: BreakerSettings = BREAKER,
+    ) -> None:
         self.clock = FakeClock(0.0)
+        self.breaker = breaker
         self.down = down
         self.mail: list[tuple[float, _Loop, Any]] = []
         self.told: list[tuple[float, str, Any]] = []
@@ -164,6 +170,23 @@ def test_both_loops_open_then_one_probe_per_break() -> None:
     # Each failed probe re-opened the prober's breaker, told as a pause.
     pauses = [n for _, _, n in world.told if n[0] == "pause"]
     assert len(pauses) >= 10
+
+
+def test_short_breaks_are_told_each_time() -> None:
+    """Breaks shorter than 0.5 s: each failed probe's new opening is still told (a loop
+    tells a pause again only when it ends 0.5 s past the last, but a probe starts anew),
+    so the follower never waits out the lost-probe timeout, and there is still one probe
+    a break."""
+    short = BreakerSettings(base=0.3, longest=0.3, jitter=0.0, probe_timeout=30.0, follow=2.0)
+    world = _World(breaker=short)
+    world.run(1.0)
+    first = len(world.sent)
+    world.run(10.0)
+    probes = [at for at, _ in world.probes()]
+    assert len(world.sent) - first == len(probes) >= 10
+    assert all(gap >= short.base for gap in _gaps(probes))
+    pauses = [n for _, _, n in world.told if n[0] == "pause"]
+    assert len(pauses) >= len(probes)
 
 
 def test_the_follower_closes_when_told_and_its_requests_wake() -> None:

@@ -202,8 +202,13 @@ class Watch:
         self._client.controller.on_breaker = self._breaker
 
     def _breaker(self, event: Event, host: str) -> None:
-        if self._peers is not None:
-            self._peers.tell(BreakerNotice(event, host))
+        if self._peers is None:
+            return
+        if event == Event.PROBING:
+            # Whatever opening follows this probe is news to the others, who wait for
+            # its verdict, even if it ends within 0.5 s of the one told before it.
+            self._told.pop(host, None)
+        self._peers.tell(BreakerNotice(event, host))
 
     def answered(self, host: str) -> None:
         """A request to ``host`` ended badly: if its site asked for a pause that the other
