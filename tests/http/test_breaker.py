@@ -126,3 +126,61 @@ def test_settings_are_checked() -> None:
         BreakerSettings(failures=0)
     with pytest.raises(UsageError, match="ratio"):
         BreakerSettings(ratio=1.5)
+    with pytest.raises(UsageError, match="follow"):
+        BreakerSettings(follow=-1.0)
+
+
+# -- the same host's breakers in other loops (``peer_*``, ``restore``) ---------------------
+
+
+def test_an_opening_heard_never_shortens_a_longer_break() -> None:
+    b = HostBreaker()
+    _feed(b, [NET] * 5, now=0.0)  # open until 30
+    b.restore(SETTINGS, 20.0, now=1.0)
+    assert b.verdict(SETTINGS, 25.0) == Wait(30.0, Reason.BREAKER)
+    b.restore(SETTINGS, 40.0, now=2.0)
+    assert b.verdict(SETTINGS, 35.0) == Wait(40.0, Reason.BREAKER)
+
+
+def test_a_probe_heard_is_waited_for_then_replaced() -> None:
+    b = HostBreaker()
+    _feed(b, [NET] * 5, now=0.0)
+    b.peer_probing(SETTINGS, 29.0, rand=0.0)  # another loop probes: its verdict is due
+    lag = SETTINGS.follow / 4
+    assert b.verdict(SETTINGS, 31.0) == Wait(29.0 + SETTINGS.probe_timeout + lag, Reason.BREAKER)
+    # Its verdict never came: this breaker probes, as a lost probe is replaced.
+    assert b.verdict(SETTINGS, 29.0 + SETTINGS.probe_timeout + lag) is PROBE
+    b.peer_probing(SETTINGS, 200.0, rand=0.0)  # probing itself: nothing to wait for
+    assert b.state == State.PROBING
+
+
+def test_a_failed_probe_heard_ends_the_wait_for_it() -> None:
+    """The prober's new opening is the verdict: wait for that break, not the timeout."""
+    b = HostBreaker()
+    _feed(b, [NET] * 5, now=0.0)
+    b.peer_probing(SETTINGS, 30.0, rand=0.5)
+    b.restore(SETTINGS, 91.0, now=30.1)
+    assert b.verdict(SETTINGS, 60.0) == Wait(91.0, Reason.BREAKER)
+    assert b.verdict(SETTINGS, 91.0) is PROBE
+
+
+def test_a_probe_heard_closing_closes_it_and_keeps_its_openings() -> None:
+    b = HostBreaker()
+    _feed(b, [NET] * 5, now=0.0)
+    assert b.peer_closed(10.0)
+    assert b.verdict(SETTINGS, 10.0) is GO
+    assert not b.peer_closed(11.0)  # closed already
+    _feed(b, [NET] * 5, now=20.0)
+    assert b.until == 80.0  # the second opening: 60 s, not forgiven
+
+
+def test_an_opening_heard_long_after_closing_starts_the_count_over() -> None:
+    b = HostBreaker()
+    _feed(b, [NET] * 5, now=0.0)
+    b.verdict(SETTINGS, 30.0)
+    b.record(SETTINGS, OK, sent_at=30.0, now=30.5, rand=0.5)
+    b.restore(SETTINGS, 5000.0 + 35.0, now=5000.0)
+    assert b.openings == 1
+    assert b.verdict(SETTINGS, 5035.0) is PROBE
+    b.record(SETTINGS, NET, sent_at=5035.0, now=5035.0, rand=0.5)
+    assert b.until == 5035.0 + 60.0

@@ -325,3 +325,38 @@ def test_retries_of_stalled_pages_do_not_open_the_breaker() -> None:
         clock.advance(0.05)
         c.finish(ticket, Outcome.NET_FAIL)
     assert c.report(H).breaker_openings == 1
+
+
+def test_the_breaker_hook_hears_its_probe_and_its_closing() -> None:
+    """With loop processes, the controller tells (``on_breaker``) when a probe goes out
+    and when its answer closes the breaker; with one loop there is no hook."""
+    clock = FakeClock(0.0)
+    c = _controller(clock)
+    assert c.on_breaker is None
+    heard: list[tuple[str, str]] = []
+    c.on_breaker = lambda event, host: heard.append((str(event), host))
+    for _ in range(5):
+        c.finish(c.start(H), Outcome.NET_FAIL)
+    verdict = c.verdict(H)
+    assert isinstance(verdict, Wait)
+    clock.now = verdict.until
+    assert c.verdict(H) is PROBE
+    c.finish(c.start(H), Outcome.NET_FAIL)  # the probe failed: a pause, told as such
+    assert heard == [("probing", H)]
+    verdict = c.verdict(H)
+    assert isinstance(verdict, Wait)
+    clock.now = verdict.until
+    assert c.verdict(H) is PROBE
+    c.finish(c.start(H), Outcome.OK, status=200)
+    assert heard == [("probing", H), ("probing", H), ("closed", H)]
+
+
+def test_a_breaker_heard_of_probes_a_lag_after_the_time_told() -> None:
+    """Every loop restores the same time: each adds its own random lag, so the first to
+    reach it probes and the others can hear of it (``BreakerSettings.follow``)."""
+    clock = FakeClock(0.0)
+    c = _controller(clock)  # rand 0.5: a lag of 2 * (0.25 + 0.75 * 0.5) = 1.25 s
+    c.restore_pause(H, Reason.BREAKER, WALL + 10.0)
+    assert c.verdict(H) == Wait(pytest.approx(11.25), Reason.BREAKER)
+    c.restore_pause("p:80", Reason.PAUSED, WALL + 10.0)  # a site's pause has no lag
+    assert c.verdict("p:80") == Wait(pytest.approx(10.0), Reason.PAUSED)

@@ -24,6 +24,10 @@ and ``allow_retry(host)`` before a retry. Each answer feeds one mechanism per si
 today's fixed behaviour (``pacing.HostPacer``): ``per_host`` always, a 429 pauses and
 slows the host; no breaker, no budget. Either way it keeps each host's ``HostReport``.
 
+With loop processes, ``on_breaker`` (set by ``watch.Watch.join``) hears each breaker's
+probe going out and a probe's answer closing it, for the other loops, which keep it
+(``peer_breaker``, ``restore_pause``): one probe per break between them.
+
 Memory: a host's state is a few small objects, made only when needed (a pause, a breaker
 and a quota only once the host gave cause). ``forget_idle()`` drops hosts that have
 nothing out and nothing to remember and returns their final reports, so a job over
@@ -36,7 +40,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-from .breaker import HostBreaker, State
+from .breaker import Event, HostBreaker, State
 from .host_report import HostReport, HostTally, Pause
 from .host_state import ControlSettings, HostState, Ticket
 from .outcomes import Outcome
@@ -44,11 +48,12 @@ from .pacing import HostPacer
 from .pauses import HostPause
 from .quota import read_quota
 from .retry import parse_retry_after
-from .verdicts import GO, Defer, Go, Reason, Verdict, Wait
+from .verdicts import GO, PROBE, Defer, Go, Reason, Verdict, Wait
 
 __all__ = ["ControlSettings", "HostController", "Ticket"]
 
 Clock = Callable[[], float]
+BreakerHook = Callable[[Event, str], None]  # (what the host's breaker did, the host)
 _BREAKING = (Outcome.SERVER_ERROR, Outcome.NET_FAIL)
 _INDEX = {Outcome.OK: 0, Outcome.REFUSAL: 1, Outcome.SERVER_ERROR: 2, Outcome.NET_FAIL: 3}
 
@@ -72,6 +77,9 @@ class HostController:
         self._fixed = (
             None if self.settings.adapt else HostPacer(self.settings.host_rate, clock=clock)
         )
+        # Told when a breaker's probe goes out and when a probe's answer closes it (the
+        # other loops' breakers of the host keep to one probe); None with one loop.
+        self.on_breaker: BreakerHook | None = None
 
     def _state(self, host: str) -> HostState:
         state = self._hosts.get(host)
@@ -99,7 +107,10 @@ class HostController:
         state = state or self._state(host)
         now = self._clock()
         if state.breaker is not None and state.breaker.state != State.CLOSED:
-            return state.breaker.verdict(self.settings.breaker, now)
+            verdict = state.breaker.verdict(self.settings.breaker, now)
+            if verdict is PROBE and self.on_breaker is not None:
+                self.on_breaker(Event.PROBING, host)
+            return verdict
         pause = state.pause
         if pause is not None and pause.until > now:
             if pause.parked:
@@ -161,11 +172,15 @@ class HostController:
         # row" and opened the breaker on a healthy host, whose last items were then
         # deferred run after run. Each item fails toward the breaker once.
         recount = ticket.retry and outcome in _BREAKING
-        if state.breaker is not None and not (recount and state.breaker.state == State.CLOSED):
-            if state.breaker.record(
+        breaker = state.breaker
+        if breaker is not None and not (recount and breaker.state == State.CLOSED):
+            probing = breaker.state == State.PROBING
+            if breaker.record(
                 settings.breaker, outcome, sent_at=ticket.sent_at, now=now, rand=self._rand()
             ):
-                state.tally.breaker_openings += 1
+                state.tally.breaker_openings += 1  # told as a pause (``watch.py``)
+            elif probing and breaker.state == State.CLOSED and self.on_breaker is not None:
+                self.on_breaker(Event.CLOSED, ticket.host)
         if ok:
             state.gradient.ok(settings.gradient, latency, ticket.level, now)
         elif outcome is Outcome.REFUSAL:
@@ -348,19 +363,36 @@ class HostController:
         return kept
 
     def restore_pause(self, host: str, reason: Reason, until_wall: float) -> None:
-        """A pause the journal kept from an earlier run (``pauses_to_keep``): hold the host
-        until then. A breaker's pause comes back as an open breaker, which then probes."""
+        """A pause the journal kept from an earlier run (``pauses_to_keep``), or another
+        loop told: hold the host until then. A breaker's pause comes back as an open
+        breaker, which then probes, a random lag later (``BreakerSettings.lag``): every
+        loop restores the same time, and the first to reach its own probes and tells the
+        others, who wait for its verdict."""
         now = self._clock()
         until = now + (until_wall - self._wall())
         if until <= now:
             return
         state = self._state(host)
         if reason == Reason.BREAKER:
+            settings = self.settings.breaker
             state.breaker = state.breaker or HostBreaker()
-            state.breaker.restore(until, now)
+            state.breaker.restore(settings, until + settings.lag(self._rand()), now)
         else:
             state.pause = state.pause or HostPause()
             state.pause.restore(until, now, parked=reason == Reason.PARKED)
+
+    def peer_breaker(self, host: str, event: Event) -> bool:
+        """Another loop's breaker of ``host`` sent its probe (this one waits for the
+        probe's verdict rather than probe too) or closed on the probe's answer (this one
+        closes). True when the host's requests waiting here may go now."""
+        state = self._hosts.get(host)
+        if state is None or state.breaker is None:
+            return False  # no breaker here: nothing to hold back, nothing to close
+        now = self._clock()
+        if event == Event.CLOSED:
+            return state.breaker.peer_closed(now)
+        state.breaker.peer_probing(self.settings.breaker, now, self._rand())
+        return False
 
     def __len__(self) -> int:
         return len(self._hosts)

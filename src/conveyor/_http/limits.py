@@ -175,8 +175,9 @@ class Limits:
 
     def answered(self, host: str) -> None:
         """The host's answer came in: wake the requests waiting on its verdict (a probe's
-        answer ends a breaker's wait). Its waiters for a slot were let in by ``release``,
-        up to the limit the answer set."""
+        answer ends a breaker's wait; ``watch.Watch`` calls it too when another loop's
+        probe did). Its waiters for a slot were let in by ``release``, up to the limit the
+        answer set."""
         sleeping = self._sleeping.get(host)
         if sleeping is not None:
             for future, early in list(sleeping.items()):

@@ -5,7 +5,8 @@ The async layer only waits on these; every decision is made in the pure modules:
 - ``Go(after)``: send in ``after`` seconds (0: now); the send time is already reserved,
   so sleep and go without asking again.
 - ``Wait(until, reason)``: nothing is reserved; ask again at ``until`` (or sooner, when
-  the host's next answer comes in: a probe's success ends a breaker's wait).
+  the host's next answer comes in: a probe's success ends a breaker's wait; or when
+  another loop's probe of the host had its answer: ``watch.py``).
 - ``Probe()``: the host's breaker is half-open and this request is its one probe.
 - ``Defer(until, reason)``: do not fetch this item in this run; it is deferred, and worth
   trying again from ``until`` on (the controller's clock: ``HostController.to_wall``

@@ -16,8 +16,14 @@ Notices (``ports.Peered``, with loop processes): every pause a site asks for (a
 ``Retry-After``, a refusal's backoff, a park beyond the cap, a breaker opening) is told to
 the other loops as ``("pause", host, until as a Unix time, reason)``; a loop that hears
 one holds the host as well (``HostController.restore_pause``: no refusal counted, nothing
-told again). ``WindDown("deadline")`` defers every request waiting in this client and
-every later one at once (requests out go on); ``WindDown("tail")`` starts the tail rule.
+told again; a breaker's a random lag later, so the loop that opened it probes first).
+A breaker's probe going out and a probe's answer closing it are told as
+``BreakerNotice(event, host)``: a loop that hears of the probe waits for its verdict
+instead of probing too, and one that hears it closed closes and lets the host's waiting
+requests go at once (``HostController.peer_breaker``), so that a host spread over the
+loops gets one probe per break, not one a loop. ``WindDown("deadline")`` defers every
+request waiting in this client and every later one at once (requests out go on);
+``WindDown("tail")`` starts the tail rule.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._engine.ports import Peers, WindDown
 from .._errors import Deferred
+from .breaker import Event
 from .host_state import Ticket
 from .tail import HostTail, TailSettings, tail_deferrals
 from .verdicts import Reason
@@ -38,6 +45,14 @@ if TYPE_CHECKING:
 
 EVERY = 1.0  # seconds between two checks
 _TOLD = frozenset({Reason.PAUSED, Reason.PARKED, Reason.BREAKER})
+
+
+class BreakerNotice(NamedTuple):
+    """What a host's breaker in one loop tells the others (a breaker's opening goes as a
+    pause): its probe went out, or the probe's answer closed it."""
+
+    event: Event
+    host: str
 
 
 class Watch:
@@ -184,6 +199,16 @@ class Watch:
 
     def join(self, peers: Peers) -> None:
         self._peers = peers
+        self._client.controller.on_breaker = self._breaker
+
+    def _breaker(self, event: Event, host: str) -> None:
+        if self._peers is None:
+            return
+        if event == Event.PROBING:
+            # Whatever opening follows this probe is news to the others, who wait for
+            # its verdict, even if it ends within 0.5 s of the one told before it.
+            self._told.pop(host, None)
+        self._peers.tell(BreakerNotice(event, host))
 
     def answered(self, host: str) -> None:
         """A request to ``host`` ended badly: if its site asked for a pause that the other
@@ -205,10 +230,26 @@ class Watch:
         if isinstance(notice, WindDown):
             self.wind_down(notice)
             return
+        controller = self._client.controller
+        if isinstance(notice, BreakerNotice):
+            if controller.peer_breaker(notice.host, notice.event):
+                self._wake(notice.host)
+            return
         if isinstance(notice, tuple) and len(notice) == 4 and notice[0] == "pause":
             _, host, until, reason = notice
             self._told[host] = max(self._told.get(host, 0.0), until)
-            self._client.controller.restore_pause(host, as_reason(reason), until)
+            held = as_reason(reason)
+            controller.restore_pause(host, held, until)
+            if held == Reason.BREAKER:
+                # Requests here may sleep on a probe's verdict they waited for: this is it
+                # (the probe failed), so they ask again, for the new break's end.
+                self._wake(host)
+
+    def _wake(self, host: str) -> None:
+        """The host's requests sleeping here on its verdict ask again now."""
+        limits = self._client._limits
+        if limits is not None:  # None until the client opens
+            limits.answered(host)
 
     def wind_down(self, notice: WindDown) -> None:
         client = self._client
