@@ -337,6 +337,32 @@ class ServiceFactory(Protocol):
         ...
 
 
+class WaitingRoom(Protocol):
+    """The seats of a stage's workers beyond its slots (``room.py``): a ``Parks`` service
+    says when an item starts and stops waiting inside it with nothing out."""
+
+    def grow(self) -> None:
+        """An item waits on its key now (a held host): one more worker may take an item."""
+        ...
+
+    def shrink(self) -> None:
+        """A waiting item goes on, or ends."""
+        ...
+
+
+@runtime_checkable
+class Parks(Protocol):
+    """A ``Service`` whose calls may wait inside it on their key with nothing out (a
+    fetch's request waiting for its host), so that the stage's workers beyond its
+    ``slots`` (``StageSpec.slots``) are worth letting in only while some do. Asked with
+    ``isinstance``; the stage hands it its room when it opens it. A service that does not
+    say so gets every worker at once."""
+
+    def park_in(self, room: WaitingRoom) -> None:
+        """From now on, tell ``room`` of each item that starts or stops waiting here."""
+        ...
+
+
 class Peers(Protocol):
     """The services of the other loop processes holding the same keys (``Peered``)."""
 

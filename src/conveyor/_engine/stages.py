@@ -27,7 +27,8 @@ from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure, RemoteFailure, original, own_attempts
 from .place import placement_for
 from .placement import Placement
-from .ports import STOPPED, Carry, Peered, Service, StageReport
+from .ports import STOPPED, Carry, Parks, Peered, Service, StageReport
+from .room import Room
 from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
@@ -84,6 +85,7 @@ class StageRunner:
         self._plain_inline: Callable[[Any], Any] | None = None  # the same, for a plain map
         self._io: ThreadPoolExecutor | None = None
         self._service: Service | None = None  # the spec's factory's, while the run lasts
+        self._room: Room | None = None  # seats for workers beyond the slots (``room.py``)
         # The worker tasks' group while they are being started and run (``_more_workers``).
         self._workers: tuple[asyncio.TaskGroup, StageSink] | None = None
         # Items awaited now (not inline calls), with the time each call began: what the
@@ -118,6 +120,7 @@ class StageRunner:
         if self.spec.factory is not None:
             async with self.spec.factory() as service:
                 self._service = service
+                self._room = self._room_for(service)
                 await self._run_workers(service.call, out)
         else:
             await self._run_workers(self.spec.fn, out)
@@ -190,6 +193,18 @@ class StageRunner:
         for _ in range(count):
             group.create_task(self._worker(out), name=f"conveyor {self.spec.name} worker")
 
+    def _room_for(self, service: Service) -> Room | None:
+        """Seats for the workers beyond the stage's slots, when its service parks items
+        (``room.py``): a healthy job then runs on its slots' workers alone."""
+        spec = self.spec
+        if not (self.plain and isinstance(service, Parks)):
+            return None
+        if spec.slots is None or spec.slots >= spec.concurrency:
+            return None
+        room = Room(spec.slots)
+        service.park_in(room)
+        return room
+
     def _placed(self, auto: AutoPlacement) -> None:
         """``on="auto"`` has chosen (``auto.py``): show it, and call inline from now on."""
         chosen = auto.chosen
@@ -230,11 +245,18 @@ class StageRunner:
         # A service's result may carry something for the ledger (``ports.Carry``).
         carries = self.spec.has_service
         flying = self.flying
+        room, seated = self._room, False
         assert call is not None, "the stage's placement starts before its workers"
         while True:
+            if room is not None and not (seated and room.stays()):
+                seated = False
+                await room.sit()  # a seat first: workers beyond the slots wait here
+                seated = True
             envelope = await inbox.get()
             if envelope is END:
                 inbox.put_nowait(END)  # let the sibling workers see it too
+                if room is not None:
+                    room.open()  # and those without a seat
                 return
             if inline is not None:
                 error = self._call_inline(envelope, inline)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from yarl import URL
 
-from .._engine.ports import STOPPED, Budget, Holds, Peers, WindDown
+from .._engine.ports import STOPPED, Budget, Holds, Peers, WaitingRoom, WindDown
 from .._errors import (
     Blocked,
     Deferred,
@@ -302,7 +302,14 @@ class HttpClient:
         self._retries += 1
         delay = retry_delay(self.config, attempt, retry_after)
         if delay > 0:
-            await asyncio.sleep(delay)
+            room = None if self._limits is None else self._limits.room
+            if room is not None:
+                room.grow()  # a retry's pause has nothing out: another item may come in
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                if room is not None:
+                    room.shrink()
 
     async def _attempt(
         self, req: Request, url: URL, *, final: bool, retry: bool = False
@@ -594,6 +601,13 @@ class HttpClient:
     def join(self, peers: Peers) -> None:
         """Tell ``peers`` (the other loops' clients) of every pause a site asks for."""
         self._watch.join(peers)
+
+    def park_in(self, room: WaitingRoom) -> None:
+        """Tell ``room`` of each request that waits on its host (a host slot, a verdict,
+        a retry's pause) with nothing out (``ports.Parks``). Call it once the client is
+        open."""
+        if self._limits is not None:
+            self._limits.room = room
 
     def hear(self, notice: Any) -> None:
         """A pause another loop's client was told of, or the run's ``WindDown``."""

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from .._engine.limits import TokenBucket
-from .._engine.ports import Budget
+from .._engine.ports import Budget, WaitingRoom
 from .._errors import Deferred
 from .controller import ControlSettings, HostController
 from .pacing import Clock, HostPacer
@@ -85,6 +85,9 @@ class Limits:
         self._deferring: dict[str, Stop] = {}
         # The fast path is taken only when none of these is set (one check per request).
         self._slow = self._rate is not None
+        # The stage's waiting room (``ports.Parks``), told of each request that waits on
+        # its host (a host slot, a verdict's time): another item may come in meanwhile.
+        self.room: WaitingRoom | None = None
 
     # -- taking -------------------------------------------------------------------------
 
@@ -152,7 +155,7 @@ class Limits:
                 await self._acquire_global(host)
                 try:
                     if self._rate is not None:
-                        await self._sleep(host, self._rate.reserve(), early=False)
+                        await self._sleep(host, self._rate.reserve(), early=False, parked=False)
                 except BaseException:
                     self._release_global()
                     raise
@@ -193,6 +196,9 @@ class Limits:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._host_waiters.setdefault(host, deque()).append(waiter)
+        room = self.room
+        if room is not None:
+            room.grow()
         try:
             await waiter  # ``_admit`` counts the slot for us before waking us
         except BaseException:
@@ -201,6 +207,9 @@ class Limits:
             else:
                 self._drop_waiter(host, waiter)
             raise
+        finally:
+            if room is not None:
+                room.shrink()
 
     def _drop_waiter(self, host: str, waiter: asyncio.Future[None]) -> None:
         waiters = self._host_waiters.get(host)
@@ -239,7 +248,9 @@ class Limits:
 
     # -- sleeping on a verdict ----------------------------------------------------------
 
-    async def _sleep(self, host: str, delay: float, *, early: bool) -> None:
+    async def _sleep(self, host: str, delay: float, *, early: bool, parked: bool = True) -> None:
+        """Sleep ``delay`` s, woken early by the host's next answer when ``early``;
+        ``parked``: a wait on the host (told to the room), not on the global rate."""
         if delay <= 0:
             return
         loop = asyncio.get_running_loop()
@@ -247,9 +258,14 @@ class Limits:
         handle = loop.call_later(delay, _wake, future)
         sleeping = self._sleeping.setdefault(host, {})
         sleeping[future] = early
+        room = self.room if parked else None
+        if room is not None:
+            room.grow()
         try:
             await future
         finally:
+            if room is not None:
+                room.shrink()
             handle.cancel()
             sleeping.pop(future, None)
             if not sleeping and self._sleeping.get(host) is sleeping:

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._engine.ports import Budget, Holds, Peers
+from .._engine.ports import Budget, Holds, Peers, WaitingRoom
 from .._engine.spec import StageSpec, make_stage
 from .._http.hosts import host_key
 
@@ -66,6 +66,11 @@ class FetchService:
     def join(self, peers: Peers) -> None:
         """``ports.Peered``: tell ``peers`` of every pause a site asks for."""
         self.client.join(peers)
+
+    def park_in(self, room: WaitingRoom) -> None:
+        """``ports.Parks``: tell the stage's waiting room of each request that waits on
+        its host, so that its workers beyond the slots come in only then."""
+        self.client.park_in(room)
 
     def hear(self, notice: Any) -> None:
         """``ports.Peered``: a pause another loop was told of (kept, not told again, no

@@ -8,6 +8,10 @@ sends back batches of outcomes and, a few times a second, the service's report
 loop goes in one message. A service that tells its peers (``ports.Peered``: a host's
 pause, when hosts are spread over the loops) has it sent at once, and hears theirs.
 
+A service that parks items (``ports.Parks``: a fetch's requests waiting on a held host)
+gets a waiting room (``room.py``): workers beyond the budget take items only while items
+wait on their hosts there.
+
 Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
 The queue between the socket and the workers (a ``Channel``) is bounded by what the
 parent may have out (``Init.capacity``), so it never fills; were it to, reading from the
@@ -32,7 +36,9 @@ from typing import Any
 from ..channel import Channel
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
-from ..ports import Budget, Peered, Service
+from ..ports import Budget, Parks, Peered, Service
+from ..room import Room
+from ..spec import StageSpec
 from .head import Head
 from .messages import FAILED, OK, Init, frame, read_message
 
@@ -81,8 +87,9 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
     except (asyncio.IncompleteReadError, ConnectionError):
         return  # started ahead for a run that never came
     async with AsyncExitStack() as stack:
+        stages = pickle.loads(init.head)
         try:
-            head = await Head.open(pickle.loads(init.head), budget, stack)
+            head = await Head.open(stages, budget, stack)
         except Exception as exc:
             writer.write(frame(("init-error", f"{type(exc).__name__}: {exc}")))
             await writer.drain()
@@ -94,12 +101,15 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         peered = service if isinstance(service, Peered) else None
         if peered is not None:
             peered.join(_Peers(writer))
+        room = _room(stages[0], service, init.workers)
         async with asyncio.TaskGroup() as group:
             ticker = None if service is None else group.create_task(_tell(service, writer))
             async with asyncio.TaskGroup() as workers:
                 for _ in range(init.workers):
-                    workers.create_task(_work(queue, head, outbox))
+                    workers.create_task(_work(queue, head, outbox, room))
                 await _receive(reader, queue, peered)
+                if room is not None:
+                    room.open()  # every worker must take its end
                 for _ in range(init.workers):
                     await queue.put(None)
             if ticker is not None:
@@ -150,9 +160,24 @@ class _Peers:
             self._writer.write(frame(("notice", notice)))
 
 
-async def _work(queue: Channel[Any], head: Head, outbox: _Outbox) -> None:
+def _room(first: StageSpec, service: Service | None, workers: int) -> Room | None:
+    """Seats for the workers beyond the first stage's budget, when its service parks
+    items (``room.py``), as on the run's own loop (``StageRunner``)."""
+    if not isinstance(service, Parks) or first.budget >= workers:
+        return None
+    room = Room(first.budget)
+    service.park_in(room)
+    return room
+
+
+async def _work(queue: Channel[Any], head: Head, outbox: _Outbox, room: Room | None) -> None:
     run = head.run
+    seated = False
     while True:
+        if room is not None and not (seated and room.stays()):
+            seated = False
+            await room.sit()  # a seat first: workers beyond the budget wait here
+            seated = True
         item = await queue.get()
         if item is None:
             return
