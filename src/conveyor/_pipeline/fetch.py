@@ -165,6 +165,8 @@ def _part(total: int, index: int, parts: int) -> int:
 # Items that may wait inside the client beyond its ``concurrency`` (for a host held back):
 # enough that a held host's items, interleaved with healthy hosts', do not take every
 # worker; bounded, so a run never admits more than this many items ahead of its slots.
+# The workers beyond the slots take items only while others wait on their hosts
+# (``FetchService.park_in``, ``_engine/room.py``).
 WAITING_ROOM = 1024
 
 
