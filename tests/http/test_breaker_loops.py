@@ -5,43 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import conveyor as cv
 from conveyor._http.breaker import BreakerSettings
-from conveyor._pipeline.fetch import ClientFactory, FetchService
+from conveyor._pipeline.fetch import ClientFactory
 from conveyor.testing import ArenaSettings, run_arena
 
 # Short breaks, each the same (no growth, no jitter).
 BREAK = 0.4
 BREAKER = BreakerSettings(failures=2, base=BREAK, longest=BREAK, jitter=0.0)
 DOWN_FOR = 5.0
-
-
-class ShortBreaks(ClientFactory):
-    """The fetch's factory, its clients with ``BREAKER`` (a ``ClientFactory`` takes no
-    controller settings): module-level, so each loop process unpickles it."""
-
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[FetchService]:
-        from conveyor._http.client import HttpClient
-
-        async with HttpClient(
-            self.config,
-            budget=self.budget,
-            holds=self.holds,
-            parts=self.parts,
-            control={"breaker": BREAKER},
-        ) as client:
-            yield FetchService(client, self.per_host)
-
-    def _with(self, **changes: Any) -> ShortBreaks:
-        made = super()._with(**changes)
-        return ShortBreaks(
-            made.config, made.budget, made.per_host, holds=made.holds, parts=made.parts
-        )
 
 
 def status_of(response: Any) -> tuple[str, int]:
@@ -67,7 +41,8 @@ async def test_a_host_down_on_two_loops_gets_one_probe_per_break() -> None:
         urls = [arena.url("C", f"/item/{n}") for n in range(120)]
         fetch = cv.Pipeline(urls).fetch(per_host=2, retries=0).stages[0]
         assert isinstance(fetch.factory, ClientFactory)
-        fetch = dataclasses.replace(fetch, factory=ShortBreaks(fetch.factory.config))
+        short_breaks = ClientFactory(fetch.factory.config, control={"breaker": BREAKER})
+        fetch = dataclasses.replace(fetch, factory=short_breaks)
         out: list[Any] = []
         result = await (
             cv.Pipeline(urls, _stages=(fetch,))
@@ -75,6 +50,7 @@ async def test_a_host_down_on_two_loops_gets_one_probe_per_break() -> None:
             .run_async(sink=out, loops=2)
         )
         counters = arena.stats["C"]
+        c_host = arena.host("C")
     assert counters.outage_hits > 2 * BREAKER.failures, "C was never down: nothing shown"
     assert all(status == 200 for _, status in out)
     assert result.results + result.failed == len(urls)
@@ -84,3 +60,7 @@ async def test_a_host_down_on_two_loops_gets_one_probe_per_break() -> None:
     before_open = 2 * (BREAKER.failures + 1)
     breaks = math.ceil(DOWN_FOR / BREAK)
     assert counters.outage_hits <= before_open + breaks + 1 + 1  # main's code: 28 and 30 of 21
+    # The short breaks reached the loop processes (the factory carries ``control``): the
+    # default 30 s break would have opened each loop's breaker once in a 5 s outage.
+    report = result.stages[0].details
+    assert report.hosts[c_host].breaker_openings > 2

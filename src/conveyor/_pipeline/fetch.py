@@ -89,19 +89,27 @@ class ClientFactory:
         *,
         holds: Holds | None = None,
         parts: int = 1,
+        control: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.budget = budget
         self.per_host = per_host  # the whole limit, when ``config`` holds a part of it
         self.holds = dict(holds) if holds else {}
         self.parts = parts  # the loops each host is spread over (``share``)
+        # ``ControlSettings`` fields to set beyond the config's (a breaker's timings): the
+        # same in every loop process, as the factory travels there.
+        self.control = dict(control) if control else {}
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[FetchService]:
         from .._http.client import HttpClient
 
         async with HttpClient(
-            self.config, budget=self.budget, holds=self.holds, parts=self.parts
+            self.config,
+            budget=self.budget,
+            holds=self.holds,
+            parts=self.parts,
+            control=self.control,
         ) as client:
             yield FetchService(client, self.per_host)
 
@@ -112,6 +120,7 @@ class ClientFactory:
             "per_host": self.per_host,
             "holds": self.holds,
             "parts": self.parts,
+            "control": self.control,
         }
         return ClientFactory(**{**fields, **changes})
 
