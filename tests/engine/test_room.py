@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from conveyor._engine.ports import Budget, Parks, WaitingRoom
+from conveyor._engine.ports import Parks, WaitingRoom
 from conveyor._engine.room import Room
 from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 
 from .counter_service import CollectingSink
+from .held_service import HeldFactory
 
 
 async def test_seats_are_the_base_and_one_for_each_item_parked() -> None:
@@ -108,24 +109,15 @@ class ParkingService:
         return 1
 
 
-class ParkingFactory:
-    def __init__(self) -> None:
-        self.gate = asyncio.Event()
-        self.service: ParkingService | None = None
+class ParkingFactory(HeldFactory):
+    """``HeldFactory``'s gate and ports, its service a ``ParkingService``."""
+
+    service: ParkingService | None = None
 
     @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[ParkingService]:
-        self.service = ParkingService(self.gate)
+    async def __call__(self) -> AsyncIterator[ParkingService]:  # type: ignore[override]
+        self.service = ParkingService(self._gate)
         yield self.service
-
-    def share(self, index: int, loops: int, *, spread: bool = False) -> ParkingFactory:
-        return self
-
-    def spreads(self, loops: int) -> bool:
-        return True
-
-    def bind(self, budget: Budget) -> ParkingFactory:
-        return self
 
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs
@@ -154,7 +146,7 @@ async def test_parked_items_let_others_in_and_the_rest_keep_to_the_slots() -> No
     assert service.quick_done == 90
     assert service.parked == 10
     assert service.most_inside <= 2
-    factory.gate.set()
+    factory.release()
     result = await asyncio.wait_for(run, 60)
     assert result.results == 100
     assert sorted(sink.out) == list(range(100))

@@ -21,10 +21,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Any
+
+from .ports import Parks
+
+
+def room_for(service: Any, base: int, workers: int) -> Room | None:
+    """The room of a stage whose ``workers`` outnumber its ``base`` slots, handed to its
+    service when that parks items (``ports.Parks``); None otherwise (every worker at once)."""
+    if not isinstance(service, Parks) or base >= workers:
+        return None
+    room = Room(base)
+    service.park_in(room)
+    return room
 
 
 class Room:
-    """Seats for a stage's workers; single loop, no locking."""
+    """Seats for a stage's workers; single loop, no locking. A worker sits once, then
+    before each item asks ``stays`` and sits again when it had to stand."""
 
     __slots__ = ("_open", "_waiters", "capacity", "seated")
 

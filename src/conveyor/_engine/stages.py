@@ -27,8 +27,8 @@ from .limits import KeyedLimiter, TokenBucket
 from .outcomes import Failure, RemoteFailure, original, own_attempts
 from .place import placement_for
 from .placement import Placement
-from .ports import STOPPED, Carry, Parks, Peered, Service, StageReport
-from .room import Room
+from .ports import STOPPED, Carry, Peered, Service, StageReport
+from .room import Room, room_for
 from .spec import StageSpec
 from .stats import StageCounters, StageStatistics
 from .threads import take
@@ -120,7 +120,10 @@ class StageRunner:
         if self.spec.factory is not None:
             async with self.spec.factory() as service:
                 self._service = service
-                self._room = self._room_for(service)
+                # Seats for the workers beyond the slots (``room.py``): a plain stage's only
+                # (``_plain_worker`` takes them).
+                if self.plain:
+                    self._room = room_for(service, self.spec.budget, self.spec.concurrency)
                 await self._run_workers(service.call, out)
         else:
             await self._run_workers(self.spec.fn, out)
@@ -193,18 +196,6 @@ class StageRunner:
         for _ in range(count):
             group.create_task(self._worker(out), name=f"conveyor {self.spec.name} worker")
 
-    def _room_for(self, service: Service) -> Room | None:
-        """Seats for the workers beyond the stage's slots, when its service parks items
-        (``room.py``): a healthy job then runs on its slots' workers alone."""
-        spec = self.spec
-        if not (self.plain and isinstance(service, Parks)):
-            return None
-        if spec.slots is None or spec.slots >= spec.concurrency:
-            return None
-        room = Room(spec.slots)
-        service.park_in(room)
-        return room
-
     def _placed(self, auto: AutoPlacement) -> None:
         """``on="auto"`` has chosen (``auto.py``): show it, and call inline from now on."""
         chosen = auto.chosen
@@ -245,13 +236,13 @@ class StageRunner:
         # A service's result may carry something for the ledger (``ports.Carry``).
         carries = self.spec.has_service
         flying = self.flying
-        room, seated = self._room, False
+        room = self._room
         assert call is not None, "the stage's placement starts before its workers"
+        if room is not None:
+            await room.sit()  # a seat first: workers beyond the slots wait here
         while True:
-            if room is not None and not (seated and room.stays()):
-                seated = False
-                await room.sit()  # a seat first: workers beyond the slots wait here
-                seated = True
+            if room is not None and not room.stays():
+                await room.sit()
             envelope = await inbox.get()
             if envelope is END:
                 inbox.put_nowait(END)  # let the sibling workers see it too

@@ -20,6 +20,7 @@ once a second (the tail, held-back hosts) and what it tells the other loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -302,14 +303,10 @@ class HttpClient:
         self._retries += 1
         delay = retry_delay(self.config, attempt, retry_after)
         if delay > 0:
-            room = None if self._limits is None else self._limits.room
-            if room is not None:
-                room.grow()  # a retry's pause has nothing out: another item may come in
-            try:
+            limits = self._limits
+            # A retry's pause has nothing out: another item may come in meanwhile.
+            with limits.parked() if limits is not None else contextlib.nullcontext():
                 await asyncio.sleep(delay)
-            finally:
-                if room is not None:
-                    room.shrink()
 
     async def _attempt(
         self, req: Request, url: URL, *, final: bool, retry: bool = False

@@ -15,9 +15,10 @@ defers those of some hosts (``defer``), and the wait raises ``Deferred``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from .._engine.limits import TokenBucket
 from .._engine.ports import Budget, WaitingRoom
@@ -196,20 +197,15 @@ class Limits:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._host_waiters.setdefault(host, deque()).append(waiter)
-        room = self.room
-        if room is not None:
-            room.grow()
         try:
-            await waiter  # ``_admit`` counts the slot for us before waking us
+            with self.parked():
+                await waiter  # ``_admit`` counts the slot for us before waking us
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release_host(host)  # woken and cancelled at once: pass the slot on
             else:
                 self._drop_waiter(host, waiter)
             raise
-        finally:
-            if room is not None:
-                room.shrink()
 
     def _drop_waiter(self, host: str, waiter: asyncio.Future[None]) -> None:
         waiters = self._host_waiters.get(host)
@@ -246,6 +242,20 @@ class Limits:
         if not waiters:
             del self._host_waiters[host]
 
+    @contextlib.contextmanager
+    def parked(self) -> Iterator[None]:
+        """A request waits on its host with nothing out, meanwhile: the room (if any)
+        has a seat more for another item."""
+        room = self.room
+        if room is None:
+            yield
+            return
+        room.grow()
+        try:
+            yield
+        finally:
+            room.shrink()
+
     # -- sleeping on a verdict ----------------------------------------------------------
 
     async def _sleep(self, host: str, delay: float, *, early: bool, parked: bool = True) -> None:
@@ -258,14 +268,10 @@ class Limits:
         handle = loop.call_later(delay, _wake, future)
         sleeping = self._sleeping.setdefault(host, {})
         sleeping[future] = early
-        room = self.room if parked else None
-        if room is not None:
-            room.grow()
         try:
-            await future
+            with self.parked() if parked else contextlib.nullcontext():
+                await future
         finally:
-            if room is not None:
-                room.shrink()
             handle.cancel()
             sleeping.pop(future, None)
             if not sleeping and self._sleeping.get(host) is sleeping:

@@ -36,9 +36,8 @@ from typing import Any
 from ..channel import Channel
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
-from ..ports import Budget, Parks, Peered, Service
-from ..room import Room
-from ..spec import StageSpec
+from ..ports import Budget, Peered, Service
+from ..room import Room, room_for
 from .head import Head
 from .messages import FAILED, OK, Init, frame, read_message
 
@@ -101,7 +100,7 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         peered = service if isinstance(service, Peered) else None
         if peered is not None:
             peered.join(_Peers(writer))
-        room = _room(stages[0], service, init.workers)
+        room = room_for(service, stages[0].budget, init.workers)
         async with asyncio.TaskGroup() as group:
             ticker = None if service is None else group.create_task(_tell(service, writer))
             async with asyncio.TaskGroup() as workers:
@@ -160,24 +159,13 @@ class _Peers:
             self._writer.write(frame(("notice", notice)))
 
 
-def _room(first: StageSpec, service: Service | None, workers: int) -> Room | None:
-    """Seats for the workers beyond the first stage's budget, when its service parks
-    items (``room.py``), as on the run's own loop (``StageRunner``)."""
-    if not isinstance(service, Parks) or first.budget >= workers:
-        return None
-    room = Room(first.budget)
-    service.park_in(room)
-    return room
-
-
 async def _work(queue: Channel[Any], head: Head, outbox: _Outbox, room: Room | None) -> None:
     run = head.run
-    seated = False
+    if room is not None:
+        await room.sit()  # a seat first: workers beyond the budget wait here
     while True:
-        if room is not None and not (seated and room.stays()):
-            seated = False
-            await room.sit()  # a seat first: workers beyond the budget wait here
-            seated = True
+        if room is not None and not room.stays():
+            await room.sit()
         item = await queue.get()
         if item is None:
             return
