@@ -6,6 +6,8 @@ from __future__ import annotations
 import email.utils
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conveyor._errors import UsageError
 from conveyor._http.budget import BudgetSettings, RetryBudget
@@ -136,6 +138,61 @@ def test_a_refused_level_is_remembered_and_probed_slowly() -> None:
     assert g.ceiling(settings, 121.0) == 5
     assert g.ceiling(settings, 400.0) == 8
     assert g.refused == 0  # probed back to the ceiling: forgotten
+
+
+def test_a_busy_host_is_drained_until_one_request_leaves_lightly_loaded() -> None:
+    """Every ``light_every`` answers with the host full, the limit halves until a request
+    leaves with at most half of it out (which shows the baseline again)."""
+    settings = GradientSettings(start=1, ceiling=8, light_every=5)
+    g = Gradient(settings)
+    for i in range(4):
+        g.ok(settings, 0.05, 12, float(i))  # the host full: no answer is lightly loaded
+    assert g.allowed(settings, 4.0) == 5
+    g.ok(settings, 0.05, 12, 4.0)
+    assert g.allowed(settings, 4.0) == 3  # the fifth: halved
+    g.sent(settings, 5)  # over half of 6 out: still draining
+    assert g.allowed(settings, 4.0) == 3
+    g.sent(settings, 2)  # a lightly loaded one left: the limit is back
+    assert g.allowed(settings, 4.0) == 6
+
+
+_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["ok", "ok", "ok", "ok", "drop", "sent", "sent", "refused"]),
+        st.integers(min_value=1, max_value=12),  # requests out
+        st.floats(min_value=0.001, max_value=2.0),  # latency
+        st.floats(min_value=0.0, max_value=30.0),  # time passing
+    ),
+    max_size=300,
+)
+
+
+@given(events=_EVENTS)
+@settings(max_examples=150, deadline=None)
+def test_the_kept_limit_and_window_are_what_they_would_be_worked_out(
+    events: list[tuple[str, int, float, float]],
+) -> None:
+    """``allowed`` is kept as the limit changes rather than worked out per request, and
+    the window's p50 from a sorted copy: any sequence of events gives what the rule says."""
+    settings = GradientSettings(start=1, ceiling=8, light_every=5, probe_every=7.0)
+    g = Gradient(settings)
+    now = 0.0
+    for kind, out, latency, later in events:
+        now += later
+        if kind == "ok":
+            g.ok(settings, latency, out, now)
+        elif kind == "drop":
+            g.drop(sent_at=now - latency, now=now)
+        elif kind == "sent":
+            g.sent(settings, out)
+        else:
+            g.refused_level(settings, out, now)
+        rule = min(int(g.limit), g.ceiling(settings, now))
+        if g.heavy >= settings.light_every:
+            rule //= 2
+        assert g.allowed(settings, now) == max(1, rule)
+        window = sorted(g._ring)
+        assert g.short() == (window[len(window) // 2] if window else 0.0)
 
 
 # -- cubic rate -------------------------------------------------------------------------

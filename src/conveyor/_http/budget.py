@@ -41,6 +41,9 @@ class BudgetSettings:
             )
 
 
+LAZY = 0.005  # of the horizon: how stale the decay of first attempts may be
+
+
 class RetryBudget:
     """One host's retry budget. Pure: times come in as arguments."""
 
@@ -59,7 +62,11 @@ class RetryBudget:
             self._at = now
 
     def first_attempt(self, settings: BudgetSettings, now: float) -> None:
-        self._decay(settings, now)
+        # Decayed once per ``LAZY`` of the horizon (not an ``exp`` every request): the
+        # attempts in between count as if made at the last decay, a weight off by under
+        # 1% of a horizon of 10 s.
+        if now - self._at >= LAZY * settings.horizon:
+            self._decay(settings, now)
         self.requests += 1.0
 
     def try_retry(self, settings: BudgetSettings, now: float) -> bool:

@@ -94,7 +94,10 @@ class HostController:
         state = self._hosts.get(host)
         if state is None:
             return self.settings.gradient.start
-        return state.gradient.allowed(self.settings.gradient, self._clock())
+        gradient = state.gradient
+        if not gradient.refused:
+            return gradient.cap  # kept as it changes; a refused level moves with time
+        return gradient.allowed(self.settings.gradient, self._clock())
 
     def verdict(self, host: str) -> Verdict:
         """May a request to ``host`` leave? A ``Go`` reserves its send time."""
@@ -106,6 +109,8 @@ class HostController:
             return GO  # a host we know nothing of, and no ceiling to keep: no state at all
         state = state or self._state(host)
         now = self._clock()
+        if state.calm(now) and self.settings.host_rate is None:
+            return GO  # nothing paces the host (most hosts, most of the time)
         if state.breaker is not None and state.breaker.state != State.CLOSED:
             verdict = state.breaker.verdict(self.settings.breaker, now)
             if verdict is PROBE and self.on_breaker is not None:
@@ -125,11 +130,12 @@ class HostController:
 
     def start(self, host: str, *, retry: bool = False) -> Ticket:
         """A request to ``host`` leaves now (``retry``: it is a retry of an item)."""
-        state = self._state(host)
+        state = self._hosts.get(host) or self._state(host)
         now = self._clock()
         state.in_flight += 1
         state.last_active = now
-        state.gradient.sent(self.settings.gradient, state.in_flight)
+        if state.gradient.heavy:
+            state.gradient.sent(self.settings.gradient, state.in_flight)
         if retry:
             state.tally.retries += 1
         else:
@@ -149,7 +155,7 @@ class HostController:
         """The request of ``ticket`` ended: ``outcome`` None when it says nothing of the
         host (cancelled, or our own refusal of the answer). ``latency`` defaults to the
         time since it left; pass the time to the response head to leave the body out."""
-        state = self._state(ticket.host)
+        state = self._hosts.get(ticket.host) or self._state(ticket.host)
         now = self._clock()
         state.in_flight = max(0, state.in_flight - 1)
         state.last_active = now
@@ -191,9 +197,13 @@ class HostController:
             quota = read_quota(headers, wall=self._wall())
             if quota is not None:
                 state.quota, state.quota_until = quota, now + quota.reset
-        refused = state.cubic.rate(now, forgive=settings.forgive)
-        limit = state.gradient.allowed(settings.gradient, now)
-        state.tally.step(now - self._origin, limit, refused)
+        cubic = state.cubic
+        refused = cubic.rate(now, forgive=settings.forgive) if cubic.w_max else None
+        gradient = state.gradient
+        limit = gradient.allowed(settings.gradient, now) if gradient.refused else gradient.cap
+        tally = state.tally
+        if refused is not None or not tally.shows(limit):
+            tally.step(now - self._origin, limit, refused)
 
     def _refused(
         self,

@@ -43,6 +43,7 @@ hundred requests to a host rather than millions):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 
 from .._errors import UsageError
@@ -98,7 +99,10 @@ class Gradient:
     __slots__ = (
         "_at",
         "_ring",
+        "_settings",
+        "_sorted",
         "baseline",
+        "cap",
         "dropped_at",
         "heavy",
         "limit",
@@ -113,19 +117,35 @@ class Gradient:
         self.slow = True  # slow start: +1 per ok answer until latency rises or a drop
         self.baseline = 0.0
         self.heavy = 0  # answers since the last lightly loaded one
-        self._ring: list[float] = []
+        self._ring: list[float] = []  # the short window, in arrival order
+        self._sorted: list[float] = []  # the same latencies, sorted (for the p50)
         self._at = 0
         self.dropped_at = -math.inf
         self.refused = 0  # the lowest level refused (0: none remembered)
         self.refused_at = 0.0
         self.probe_every = settings.probe_every  # doubles with each refused probe
+        # ``allowed`` while no refused level is held, kept as the limit and ``heavy``
+        # change: asked for every request (``HostController.limit``), a read, not a call.
+        self._settings = settings  # the host's; only ``_settle`` reads it
+        self.cap = settings.start
+        self._settle()
 
     def allowed(self, settings: GradientSettings, now: float) -> int:
         """Requests this host may have in flight now."""
+        if not self.refused:
+            return self.cap
         allowed = min(int(self.limit), self.ceiling(settings, now))
         if self.heavy >= settings.light_every:
             allowed //= 2  # until a lightly loaded answer shows the baseline (docstring)
         return max(1, allowed)
+
+    def _settle(self) -> None:
+        """Recompute ``cap``: ``allowed`` without a refused level (it moves with time)."""
+        settings = self._settings
+        allowed = min(int(self.limit), settings.ceiling)
+        if self.heavy >= settings.light_every:
+            allowed //= 2  # until a lightly loaded answer shows the baseline (docstring)
+        self.cap = max(1, allowed)
 
     def ceiling(self, settings: GradientSettings, now: float) -> int:
         """``per_host``, or below a refused level: one under it, one more per probe period."""
@@ -146,20 +166,23 @@ class Gradient:
 
     def short(self) -> float:
         """The p50 of the short window (0 before any answer)."""
-        ring = sorted(self._ring)
+        ring = self._sorted
         return ring[len(ring) // 2] if ring else 0.0
 
     def ok(self, settings: GradientSettings, latency: float, in_flight: int, now: float) -> None:
         """An ok answer after ``latency`` s, sent with ``in_flight`` requests out (itself
         included)."""
-        ring = self._ring
+        ring, ranked = self._ring, self._sorted
         if len(ring) < settings.window:
             ring.append(latency)
         else:
+            del ranked[bisect_left(ranked, ring[self._at])]
             ring[self._at] = latency
             self._at = (self._at + 1) % settings.window
-        short = self.short()
-        light = in_flight <= max(1.0, self.limit / 2)
+        insort(ranked, latency)
+        short = ranked[len(ranked) // 2]
+        light = in_flight <= 1 or 2 * in_flight <= self.limit
+        drained = self.heavy >= settings.light_every
         self.heavy = 0 if light else self.heavy + 1
         if not self.baseline:
             self.baseline = latency
@@ -174,7 +197,7 @@ class Gradient:
         if self.baseline > 2.0 * short:
             self.baseline *= 0.95
         gradient = 1.0 if short <= 0 else settings.tolerance * self.baseline / short
-        gradient = max(0.5, min(1.0, gradient))
+        gradient = 1.0 if gradient > 1.0 else 0.5 if gradient < 0.5 else gradient
         limit = self.limit
         if self.slow and gradient >= 1.0:
             new = limit + settings.growth
@@ -182,9 +205,12 @@ class Gradient:
             self.slow = False
             new = limit * gradient + settings.growth
             new = (1.0 - settings.smoothing) * limit + settings.smoothing * new
-        if new > limit and in_flight < limit / 2:
-            return  # the host does not use what it has: no evidence it could take more
-        self.limit = max(1.0, min(new, float(self.ceiling(settings, now))))
+        if not (new > limit and in_flight < limit / 2):
+            # (else the host does not use what it has: no evidence it could take more)
+            ceiling = self.ceiling(settings, now) if self.refused else settings.ceiling
+            self.limit = max(1.0, min(new, float(ceiling)))
+        if int(self.limit) != int(limit) or drained != (self.heavy >= settings.light_every):
+            self._settle()  # (``cap`` is of these two only)
 
     def drop(self, sent_at: float, now: float) -> bool:
         """A refusal or a network failure of a request sent at ``sent_at``: halve the
@@ -194,13 +220,17 @@ class Gradient:
             return False
         self.limit = max(1.0, math.floor(self.limit * 0.5))
         self.dropped_at = now
+        self._settle()
         return True
 
     def sent(self, settings: GradientSettings, level: int) -> None:
         """A request left with ``level`` requests out (itself included): a lightly loaded
         one ends the drain that ``allowed`` imposes every ``light_every`` answers."""
-        if level <= max(1.0, self.limit / 2):
+        if self.heavy and level <= max(1.0, self.limit / 2):
+            drained = self.heavy >= settings.light_every
             self.heavy = 0
+            if drained:
+                self._settle()
 
     def refused_level(self, settings: GradientSettings, level: int, now: float) -> None:
         """A refusal of a request that left with ``level`` requests out: stay below it."""
@@ -213,3 +243,4 @@ class Gradient:
         self.refused = refused
         self.refused_at = now
         self.limit = min(self.limit, float(max(1, self.refused - 1)))
+        self._settle()

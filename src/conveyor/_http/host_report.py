@@ -205,7 +205,8 @@ class HostTally:
         if status is not None:
             self.statuses[status] = self.statuses.get(status, 0) + 1
         if latency is not None:
-            bucket = latency_bucket(latency)
+            # ``latency_bucket``, inline: this runs for every answer.
+            bucket = math.floor(_STEPS * math.log2(max(latency * 1000.0, _MIN_MS)))
             self.latency[bucket] = self.latency.get(bucket, 0) + 1
         self.bytes += nbytes
 
@@ -214,6 +215,13 @@ class HostTally:
         self.pauses.append(pause)
         if len(self.pauses) > PAUSES_KEPT:
             del self.pauses[0]
+
+    def shows(self, limit: int) -> bool:
+        """The timeline's last step is ``limit`` with no rate limit: a step of the same
+        would change nothing (``step`` would return at once; asked first, it is not called
+        for most answers)."""
+        steps = self.steps
+        return bool(steps) and steps[-1].limit == limit and steps[-1].rate is None
 
     def step(self, at: float, limit: int, rate: float | None) -> None:
         """Note the controller's choice at ``at``; a change within ``resolution`` of the

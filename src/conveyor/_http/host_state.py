@@ -115,6 +115,20 @@ class HostState:
         self.quota_until = 0.0
         self.floor = 0.0  # the spacing the site asks for (robots.txt Crawl-delay); 0: none
 
+    def calm(self, now: float) -> bool:
+        """Nothing holds the host back or spaces its requests now but ``host_rate`` (no
+        open breaker, pause, quota, refused rate, ``floor`` or reserved send time): its
+        next request may go at once, without working out its interval."""
+        breaker, pause = self.breaker, self.pause
+        return (
+            self.tat <= now
+            and not self.floor
+            and not self.cubic.w_max
+            and self.quota is None
+            and (breaker is None or breaker.state == State.CLOSED)
+            and (pause is None or pause.until <= now)
+        )
+
     def interval(self, settings: ControlSettings, now: float) -> float:
         """Seconds between two requests to the host now: the longest its ceiling, its
         site's own spacing (``floor``), its refused rate and its quota ask for (``inf``:
