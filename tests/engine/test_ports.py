@@ -14,6 +14,7 @@ from conveyor._engine.channel import Channel
 from conveyor._engine.envelope import Envelope
 from conveyor._engine.gate import OrderGate
 from conveyor._engine.loops import fold_head
+from conveyor._engine.loops.fold import loop_seats, loop_workers, shared_budget
 from conveyor._engine.ports import StageReport, by_key, larger, merge_by, nested, same
 from conveyor._engine.spec import make_stage
 from conveyor._http.stats import FetchReport
@@ -81,3 +82,21 @@ async def test_the_gate_lets_a_root_in_once_nothing_of_it_is_upstream() -> None:
     assert inbox.qsize() == 2  # root 0, in position order; 1 is still upstream
     await gate.ended((1,))  # root 1 failed upstream: 2 may go in
     assert [(await inbox.get()).value for _ in range(inbox.qsize())] == ["a0", "a1", "c"]
+
+
+@pytest.mark.parametrize(("per_host", "seats"), [(8, (50, 50)), (1, (100, 100))])
+def test_each_loop_seats_its_part_of_the_shared_slots_when_hosts_are_spread(
+    per_host: int, seats: tuple[int, ...]
+) -> None:
+    """Spread (a host's limits divide among the loops), the parent sends each item to the
+    least busy loop, and each loop's waiting room starts at its part of the slots they
+    share; with the whole budget each, the two loops let in twice the slots and every
+    request waited for one. Owned (``per_host`` 1: a host has one loop), one loop may hold
+    every busy host: the whole budget each, as the shared slots allow."""
+    stages = cv.Pipeline([]).fetch(concurrency=100, per_host=per_host).stages
+    (head,) = fold_head(stages, 2)
+    assert shared_budget(head) == 100
+    assert loop_seats(head) == seats
+    assert loop_workers(head) == (100 + 1024,) * 2  # the room's workers, each loop
+    odd = fold_head(cv.Pipeline([]).fetch(concurrency=101, per_host=8).stages, 2)[0]
+    assert sum(loop_seats(odd)) == 101

@@ -313,6 +313,12 @@ class Service(Protocol):
         ...
 
 
+def part(total: int, index: int, parts: int) -> int:
+    """Part ``index`` of ``total`` cut into ``parts`` whole parts that add up to it (what
+    a ``ServiceFactory.share`` gives loop ``index`` of a limit, say)."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
 class ServiceFactory(Protocol):
     """Opens a stage's ``Service`` for a run. Picklable: loop processes open their own."""
 

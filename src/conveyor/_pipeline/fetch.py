@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._engine.ports import Budget, Holds, Peers, WaitingRoom
+from .._engine.ports import Budget, Holds, Peers, WaitingRoom, part
 from .._engine.spec import StageSpec, make_stage
 from .._http.hosts import host_key
 
@@ -148,7 +148,7 @@ class ClientFactory:
         if config.rate_per_second is not None:
             changes["rate"] = config.rate_per_second / loops
         if spread:
-            changes["per_host"] = _part(config.per_host, index, loops)
+            changes["per_host"] = part(config.per_host, index, loops)
             if config.host_rate_per_second is not None:
                 changes["host_rate"] = config.host_rate_per_second / loops
         if not changes:
@@ -164,11 +164,6 @@ class ClientFactory:
         """A host may be spread over ``loops`` loops when each can hold a part of its
         ``per_host`` (a host's pauses then go to every loop: ``FetchService``)."""
         return self.config.per_host >= loops
-
-
-def _part(total: int, index: int, parts: int) -> int:
-    """Part ``index`` of ``total`` cut into ``parts`` whole parts that add up to it."""
-    return total // parts + (1 if index < total % parts else 0)
 
 
 # Items that may wait inside the client beyond its ``concurrency`` (for a host held back):

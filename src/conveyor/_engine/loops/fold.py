@@ -12,6 +12,7 @@ import dataclasses
 import pickle
 
 from ..._errors import UsageError
+from ..ports import part
 from ..spec import StageSpec
 
 
@@ -93,6 +94,19 @@ def spread(spec: StageSpec) -> bool:
     A head with no service has no per-key limits to divide: always spread."""
     first = spec.remote[0]
     return first.factory is None or first.factory.spreads(spec.workers)
+
+
+def loop_seats(spec: StageSpec) -> tuple[int, ...]:
+    """Each loop's waiting room before any item parks (``room.py``): the items its service
+    may have at work at once. Spread, the parent sends each item to the least busy loop,
+    so each loop's part of the shared slots is enough: with the whole budget each, the
+    loops let in twice the slots, and every request then waited for one and was handed
+    it (the slow path of ``Limits.acquire``, ~5 µs a page). Owned, one loop may hold every
+    busy key: the whole budget each, as the shared slots allow."""
+    first = spec.remote[0]
+    if not spread(spec):
+        return (first.budget,) * spec.workers
+    return tuple(part(first.budget, index, spec.workers) for index in range(spec.workers))
 
 
 def loop_heads(spec: StageSpec) -> list[tuple[StageSpec, ...]]:

@@ -2,7 +2,7 @@
 
 Every message is one pickled object behind a 4-byte length. In order:
 
-    parent -> loop   Init(head, workers, capacity)       first, once
+    parent -> loop   Init(head, workers, capacity, seats) first, once
     loop -> parent   ("ready", None) | ("init-error", text)
     parent -> loop   [(id, value), ...]                  a batch: one turn of the parent
     loop -> parent   [(id, OK, result, retries)           a batch: one turn of the loop
@@ -28,11 +28,13 @@ HEADER = struct.Struct("!I")
 
 
 class Init(NamedTuple):
-    """A loop process's first message: its head, its worker tasks, its queue's room."""
+    """A loop process's first message: its head, its worker tasks, its queue's room, its
+    waiting room's seats."""
 
     head: bytes  # the pickled stage specs
     workers: int
     capacity: int  # items the parent may have out at once, in all loops: the queue's bound
+    seats: int  # the waiting room's seats before any item parks (``fold.loop_seats``)
 
 
 async def read_message(reader: asyncio.StreamReader) -> Any:

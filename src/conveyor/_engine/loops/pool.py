@@ -36,7 +36,7 @@ from ..guard import UNGUARDED_EXIT, refuse_in_bootstrap, unguarded_message
 from ..ports import StageReport
 from ..routing import route_index
 from ..spec import StageSpec
-from .fold import capacity, loop_heads, loop_workers, shared_budget, spread
+from .fold import capacity, loop_heads, loop_seats, loop_workers, shared_budget, spread
 from .messages import FAILED, Init, frame, read_message
 from .slots import SharedSlots
 from .warm import Started, WarmLoops, spawn_context, spawn_loop
@@ -77,6 +77,8 @@ class LoopPool:
     Args:
         capacity: the most items the caller has out at once, in all loops (each loop's
             queue is bounded by it).
+        seats: each loop's waiting room before any item parks (``fold.loop_seats``);
+            None: its workers.
         shared: the slots the heads' services share (``slots.py``), or None.
         warm: loop processes started ahead, taken over if they fit.
         spread: send a route key's items to every loop (``fold.spread``), not to one.
@@ -88,6 +90,7 @@ class LoopPool:
         *,
         workers: tuple[int, ...],
         capacity: int,
+        seats: tuple[int, ...] | None = None,
         route: Callable[[Any], str],
         shared: int | None = None,
         warm: WarmLoops | None = None,
@@ -102,6 +105,7 @@ class LoopPool:
                 "functions with `def` at module level, or run with loops=1"
             ) from None
         self._workers = workers
+        self._seats = seats or workers
         self._capacity = capacity
         self._route = route
         self._shared = shared
@@ -129,6 +133,7 @@ class LoopPool:
         return cls(
             loop_heads(spec),
             workers=loop_workers(spec),
+            seats=loop_seats(spec),
             capacity=capacity(spec),
             route=spec.route or str,
             shared=shared_budget(spec),
@@ -169,7 +174,8 @@ class LoopPool:
         loop.process = process
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
         loop.writer = writer
-        init = Init(self._heads[loop.index], self._workers[loop.index], self._capacity)
+        index = loop.index
+        init = Init(self._heads[index], self._workers[index], self._capacity, self._seats[index])
         writer.write(frame(init))
         try:
             async with asyncio.timeout(_START_TIMEOUT):

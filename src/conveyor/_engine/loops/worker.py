@@ -9,8 +9,9 @@ loop goes in one message. A service that tells its peers (``ports.Peered``: a ho
 pause, when hosts are spread over the loops) has it sent at once, and hears theirs.
 
 A service that parks items (``ports.Parks``: a fetch's requests waiting on a held host)
-gets a waiting room (``room.py``): workers beyond the budget take items only while items
-wait on their hosts there.
+gets a waiting room (``room.py``): its seats are this loop's part of the shared slots
+(``Init.seats``, ``fold.loop_seats``), and workers beyond them take items only while
+items wait on their hosts there.
 
 Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
 The queue between the socket and the workers (a ``Channel``) is bounded by what the
@@ -100,7 +101,7 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         peered = service if isinstance(service, Peered) else None
         if peered is not None:
             peered.join(_Peers(writer))
-        room = room_for(service, stages[0].budget, init.workers)
+        room = room_for(service, init.seats, init.workers)
         async with asyncio.TaskGroup() as group:
             ticker = None if service is None else group.create_task(_tell(service, writer))
             async with asyncio.TaskGroup() as workers:
