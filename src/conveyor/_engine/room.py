@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .ports import Parks
@@ -40,13 +41,22 @@ class Room:
     """Seats for a stage's workers; single loop, no locking. A worker sits once, then
     before each item asks ``stays`` and sits again when it had to stand."""
 
-    __slots__ = ("_open", "_waiters", "capacity", "seated")
+    __slots__ = ("_open", "_waiters", "base", "capacity", "on_change", "seated")
 
     def __init__(self, base: int) -> None:
+        self.base = base
         self.capacity = base  # the slots and the items parked now
         self.seated = 0
         self._open = False
         self._waiters: deque[asyncio.Future[None]] = deque()
+        # Told when the items parked change (a loop process tells its parent, which
+        # sends that many items more: ``pool.LoopPool``).
+        self.on_change: Callable[[], None] | None = None
+
+    @property
+    def parked(self) -> int:
+        """Items parked in the service now (the seats beyond ``base``)."""
+        return self.capacity - self.base
 
     async def sit(self) -> None:
         """Wait for a seat (at once if one is free)."""
@@ -81,10 +91,14 @@ class Room:
         """An item is parked in the service: one seat more."""
         self.capacity += 1
         self._wake()
+        if self.on_change is not None:
+            self.on_change()
 
     def shrink(self) -> None:
         """A parked item goes on (or ends): one seat less."""
         self.capacity -= 1
+        if self.on_change is not None:
+            self.on_change()
 
     def open(self) -> None:
         """Every worker in, from now on."""

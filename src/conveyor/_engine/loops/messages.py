@@ -9,6 +9,7 @@ Every message is one pickled object behind a 4-byte length. In order:
                       | (id, FAILED, RemoteFailure, 0), ...]
     loop -> parent   ("report", StageReport)             a few times a second, and last
     loop -> parent   ("notice", notice)                  what its service tells its peers
+    loop -> parent   ("parked", n)                       items waiting on their hosts there
     parent -> loop   ("notice", notice)                  ... relayed to every other loop
     parent -> loop   None                                no more: finish and exit
 

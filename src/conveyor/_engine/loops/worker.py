@@ -11,7 +11,8 @@ pause, when hosts are spread over the loops) has it sent at once, and hears thei
 A service that parks items (``ports.Parks``: a fetch's requests waiting on a held host)
 gets a waiting room (``room.py``): its seats are this loop's part of the shared slots
 (``Init.seats``, ``fold.loop_seats``), and workers beyond them take items only while
-items wait on their hosts there.
+items wait on their hosts there. How many wait so is told to the parent as it changes
+(``("parked", n)``), which keeps that many items more out here.
 
 Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
 The queue between the socket and the workers (a ``Channel``) is bounded by what the
@@ -102,6 +103,8 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         if peered is not None:
             peered.join(_Peers(writer))
         room = room_for(service, init.seats, init.workers)
+        if room is not None:
+            room.on_change = _ParkedTeller(room, writer).changed
         async with asyncio.TaskGroup() as group:
             ticker = None if service is None else group.create_task(_tell(service, writer))
             async with asyncio.TaskGroup() as workers:
@@ -147,6 +150,30 @@ async def _receive(
         while start < len(message):  # never, while the parent keeps to its capacity
             await queue.put(message[start])
             start = queue.put_some(message, start + 1)
+
+
+class _ParkedTeller:
+    """Tells the parent how many items are parked here, once per turn of the loop in
+    which that changed: it keeps that many items more out here (``pool.LoopPool``)."""
+
+    def __init__(self, room: Room, writer: asyncio.StreamWriter) -> None:
+        self._room = room
+        self._writer = writer
+        self._told = 0
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+
+    def changed(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._tell)
+
+    def _tell(self) -> None:
+        self._scheduled = False
+        parked = max(0, self._room.parked)
+        if parked != self._told and not self._writer.is_closing():
+            self._told = parked
+            self._writer.write(frame(("parked", parked)))
 
 
 class _Peers:
