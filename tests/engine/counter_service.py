@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor._engine.ports import Budget, StageReport, merge_by, same
+from conveyor._engine.ports import Budget, LoopBound, StageReport, merge_by, same
 
 _POLL = 0.001  # how often a call waiting for a slot of the budget looks again
 
@@ -174,3 +174,63 @@ class CollectingSink:
 
     def close(self) -> None:
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class BusyReport(StageReport):
+    calls: int = 0  # added up over the loops
+    bound_heard: int = 0  # ``LoopBound(True)`` notices heard, added up over the loops
+
+
+class BusyService:
+    """Each call burns CPU on its loop (``work`` rounds of arithmetic, then a turn of the
+    loop): a service that hears (``ports.Peered``) what the engine says of its loop."""
+
+    def __init__(self, work: int) -> None:
+        self._work = work
+        self._calls = 0
+        self._bound_heard = 0
+
+    @property
+    def call(self) -> Callable[[Any], Awaitable[Any]]:
+        return self._call
+
+    async def _call(self, item: Any) -> Any:
+        total = 0
+        for i in range(self._work):
+            total += i * i
+        await asyncio.sleep(0)  # the loop turns: its other tasks run between calls
+        self._calls += 1
+        return item
+
+    def join(self, peers: Any) -> None:
+        return None
+
+    def hear(self, notice: Any) -> None:
+        if isinstance(notice, LoopBound) and notice.bound:
+            self._bound_heard += 1
+
+    def report(self) -> BusyReport:
+        return BusyReport(calls=self._calls, bound_heard=self._bound_heard)
+
+    def attempts(self, result: Any) -> int:
+        return 1
+
+
+class BusyFactory:
+    def __init__(self, work: int, budget: Budget | None = None) -> None:
+        self.work = work
+        self.budget = budget
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[BusyService]:
+        yield BusyService(self.work)
+
+    def share(self, index: int, loops: int, *, spread: bool = False) -> BusyFactory:
+        return BusyFactory(self.work, self.budget)
+
+    def spreads(self, loops: int) -> bool:
+        return True
+
+    def bind(self, budget: Budget) -> BusyFactory:
+        return BusyFactory(self.work, budget)

@@ -10,7 +10,14 @@ from typing import Any
 from conveyor._engine.runner import Runner
 from conveyor._engine.spec import make_stage
 
-from .counter_service import CounterFactory, CounterReport, CountingServer, ListSink
+from .counter_service import (
+    BusyFactory,
+    BusyReport,
+    CounterFactory,
+    CounterReport,
+    CountingServer,
+    ListSink,
+)
 
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs instead
@@ -46,3 +53,22 @@ async def test_a_service_on_two_loops_holds_the_shared_budget() -> None:
     assert count.details.loops == 2
     assert pickle.loads(pickle.dumps(result)).stages[0].details == count.details
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("conveyor-loop")]
+
+
+async def test_a_loop_busy_with_its_calls_tells_its_service_so() -> None:
+    """A head whose calls keep its loop on the CPU: each loop tells its service that it
+    is bound (``ports.LoopBound``), so that a fetch does not take its own lag for its
+    hosts' latency. The calls are counted work, not time: a slow machine only makes
+    each loop's share of a core look higher."""
+    stage = make_stage(
+        "map", _unused, on="loop", concurrency=4, name="busy", factory=BusyFactory(200_000)
+    )
+    out: list[Any] = []
+    result = await Runner(range(400), [stage], sink=ListSink(out), loops=2).run()
+
+    assert sorted(out) == list(range(400))
+    busy = result.stages[0]
+    assert busy.place == "loops"
+    assert isinstance(busy.details, BusyReport)
+    assert busy.details.calls == 400
+    assert busy.details.bound_heard >= 1

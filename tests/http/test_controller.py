@@ -93,6 +93,36 @@ def test_a_host_slowing_past_a_knee_settles_near_it() -> None:
     assert rates[True] >= 0.9 * rates[False]
 
 
+def test_our_own_lag_is_not_taken_for_the_host_slowing_down() -> None:
+    """A fast host (1 ms) read by a CPU-bound loop: every request out adds 0.5 ms of our
+    own lag to each answer's latency, which looks like a knee at two requests out. Told
+    that its loop is bound (``ports.LoopBound``), the controller takes the host to its
+    ceiling and keeps it there; not told, it held the host far under it (one nginx host,
+    two loops: the limit moved between 7 and 50 of 50)."""
+    model = lambda out, now: (0.001 + 0.0005 * out, 200, {})  # noqa: E731
+    late = {}
+    for bound in (True, False):
+        clock = FakeClock(0.0)
+        c = _controller(clock, per_host=16)
+        c.loop_bound = bound
+        seen = simulate(c, clock, model, items=20_000)
+        late[bound] = [out for at, _, out in seen.sent if at > 1.0]
+    assert min(late[True]) == 16  # the ceiling, and no drain: the window is left alone
+    assert sum(late[False]) / len(late[False]) < 12
+
+
+def test_a_bound_loop_still_backs_off_a_refusing_host() -> None:
+    """Our lag hides a host's latency, not its refusals: host A of the arena (429 above 3
+    out) read by a bound loop still settles under its limit."""
+    clock = FakeClock(0.0)
+    c = _controller(clock, per_host=8)
+    c.loop_bound = True
+    seen = simulate(c, clock, refuses_above(3, 0.05), items=100_000, until=300.0)
+    assert seen.share(429, after=30.0) <= 0.02
+    assert seen.max_out_after(30.0) <= 4
+    assert c.report(H).ok / 300.0 >= 0.8 * 3 / 0.05
+
+
 def test_retry_after_as_a_date_is_honoured_in_full() -> None:
     clock = FakeClock(0.0)
     c = _controller(clock)

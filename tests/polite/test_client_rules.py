@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conveyor._engine.ports import WindDown
+from conveyor._engine.ports import LoopBound, WindDown
 from conveyor._errors import Deferred, FetchError
 from conveyor._http.breaker import BreakerSettings
 from conveyor.http import Response
@@ -185,3 +185,19 @@ async def test_the_tail_cancels_a_straggler_as_deferred() -> None:
             report = c.details()
     assert caught.value.reason == "tail"
     assert report.deferred == {"tail": 1}
+
+
+async def test_the_engine_tells_the_client_when_its_loop_is_bound() -> None:
+    """``LoopBound`` (the engine's measure of the loop) reaches the per-host controller,
+    whose gradient then takes latency for the loop's lag (``Gradient.ok``'s ``ours``);
+    the host's answers are unchanged."""
+    async with run_arena() as arena:
+        async with client(per_host=4) as c:
+            c.hear(LoopBound(True))
+            bound = c.controller.loop_bound
+            first = await c.fetch(arena.url("F", "/item/1"))
+            c.hear(LoopBound(False))
+            second = await c.fetch(arena.url("F", "/item/2"))
+            unbound = c.controller.loop_bound
+    assert (bound, unbound) == (True, False)
+    assert (first.status, second.status) == (200, 200)

@@ -438,6 +438,15 @@ class WindDown(NamedTuple):
     elapsed: float
 
 
+class LoopBound(NamedTuple):
+    """The engine's word to a service (``Peered.hear``) on the loop it runs on: that loop
+    is CPU-bound now (``bound``), or no longer, as ``loops/measure.py`` measures it.
+    While it is, what the service measures of its calls' latency is partly its own
+    loop's lag: a fast server read late looks like a slow one."""
+
+    bound: bool
+
+
 @runtime_checkable
 class HeldReport(Protocol):
     """A ``StageReport`` that says which keys (hosts) its service holds back right now,

@@ -80,6 +80,9 @@ class HostController:
         # Told when a breaker's probe goes out and when a probe's answer closes it (the
         # other loops' breakers of the host keep to one probe); None with one loop.
         self.on_breaker: BreakerHook | None = None
+        # The loop that reads the answers is CPU-bound now (``ports.LoopBound``): their
+        # latency is mostly its lag, not the hosts' (``Gradient.ok``'s ``ours``).
+        self.loop_bound = False
 
     def _state(self, host: str) -> HostState:
         state = self._hosts.get(host)
@@ -188,7 +191,7 @@ class HostController:
             elif probing and breaker.state == State.CLOSED and self.on_breaker is not None:
                 self.on_breaker(Event.CLOSED, ticket.host)
         if ok:
-            state.gradient.ok(settings.gradient, latency, ticket.level, now)
+            state.gradient.ok(settings.gradient, latency, ticket.level, now, ours=self.loop_bound)
         elif outcome is Outcome.REFUSAL:
             self._refused(state, ticket, status, headers, now)
         elif outcome is Outcome.NET_FAIL:

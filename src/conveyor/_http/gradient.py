@@ -38,6 +38,12 @@ hundred requests to a host rather than millions):
   memory the limit would climb back into the refusal every few seconds: the sawtooth.
 - **App-limited.** The limit grows only while the host uses at least half of it, so a
   host we send one request at a time does not earn a limit of 16 it never tested.
+- **Our own lag.** While the loop that reads the answers is CPU-bound (the engine says
+  so: ``ports.LoopBound``), an answer's latency is mostly the time it waited for the
+  loop, which grows with the requests out: a fast host looked like one past its knee,
+  and the limit of one nginx host on two loops moved between 7 and 50 of 50. Then an
+  answer only grows the limit (as in slow start, to the ceiling) and leaves the window
+  and the baseline as they were; refusals and failures still cut it.
 """
 
 from __future__ import annotations
@@ -169,9 +175,27 @@ class Gradient:
         ring = self._sorted
         return ring[len(ring) // 2] if ring else 0.0
 
-    def ok(self, settings: GradientSettings, latency: float, in_flight: int, now: float) -> None:
+    def ok(
+        self,
+        settings: GradientSettings,
+        latency: float,
+        in_flight: int,
+        now: float,
+        *,
+        ours: bool = False,
+    ) -> None:
         """An ok answer after ``latency`` s, sent with ``in_flight`` requests out (itself
-        included)."""
+        included). ``ours``: our own loop is CPU-bound, so the latency is mostly its lag
+        and says nothing of the host: the answer grows the limit as in slow start (while
+        the host uses half of it), and leaves the window and the baseline alone."""
+        if ours:
+            limit = self.limit
+            if in_flight >= limit / 2:
+                ceiling = self.ceiling(settings, now) if self.refused else settings.ceiling
+                self.limit = max(1.0, min(limit + settings.growth, float(ceiling)))
+                if int(self.limit) != int(limit):
+                    self._settle()
+            return
         ring, ranked = self._ring, self._sorted
         if len(ring) < settings.window:
             ring.append(latency)

@@ -33,7 +33,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._engine.ports import Peers, WindDown
+from .._engine.ports import LoopBound, Peers, WindDown
 from .._errors import Deferred
 from .breaker import Event
 from .host_state import Ticket
@@ -231,6 +231,9 @@ class Watch:
             self.wind_down(notice)
             return
         controller = self._client.controller
+        if isinstance(notice, LoopBound):
+            controller.loop_bound = notice.bound
+            return
         if isinstance(notice, BreakerNotice):
             if controller.peer_breaker(notice.host, notice.event):
                 self._wake(notice.host)

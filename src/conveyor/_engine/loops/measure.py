@@ -2,7 +2,9 @@
 
 ``loops="auto"`` starts the pipeline's head on the run's own loop and moves it to loop
 processes only once that loop is CPU-bound (``grow.py``): a job waiting on slow servers
-gains nothing from more loops and would pay for starting them.
+gains nothing from more loops and would pay for starting them. Each loop process measures
+its own loop the same way and tells its service when it is bound (``ports.LoopBound``,
+``worker.py``): a fetch then does not take its own lag for its hosts' latency.
 
 CPU-bound means the loop's thread wants a core all the time: it is on one, or waiting in
 the kernel's run queue for one. Linux counts both per thread (``/proc/thread-self/

@@ -14,8 +14,12 @@ gets a waiting room (``room.py``): its seats are this loop's part of the shared 
 items wait on their hosts there. How many wait so is told to the parent as it changes
 (``("parked", n)``), which keeps that many items more out here.
 
-Every task here belongs to one ``TaskGroup``: the worker tasks and the report ticker.
-The queue between the socket and the workers (a ``Channel``) is bounded by what the
+A service that hears (``ports.Peered``) is told whether this loop is CPU-bound
+(``ports.LoopBound``, measured every ``measure.WINDOW``): the latency it measures is then
+partly this loop's own lag.
+
+Every task here belongs to one ``TaskGroup``: the worker tasks, the report ticker and
+the load's. The queue between the socket and the workers (a ``Channel``) is bounded by what the
 parent may have out (``Init.capacity``), so it never fills; were it to, reading from the
 socket would wait.
 
@@ -32,15 +36,17 @@ import pickle
 import signal
 import socket
 import sys
+import time
 from contextlib import AsyncExitStack
 from typing import Any
 
 from ..channel import Channel
 from ..gc_pause import fewer_collections
 from ..outcomes import RemoteFailure
-from ..ports import Budget, Peered, Service
+from ..ports import Budget, LoopBound, Peered, Service
 from ..room import Room, room_for
 from .head import Head
+from .measure import WINDOW, Demand, demand_clock
 from .messages import FAILED, OK, Init, frame, read_message
 
 REPORT_EVERY = 0.25  # seconds between two ("report", ...) messages
@@ -106,7 +112,9 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
         if room is not None:
             room.on_change = _ParkedTeller(room, writer).changed
         async with asyncio.TaskGroup() as group:
-            ticker = None if service is None else group.create_task(_tell(service, writer))
+            tickers = [] if service is None else [group.create_task(_tell(service, writer))]
+            if peered is not None:
+                tickers.append(group.create_task(_tell_bound(peered)))
             async with asyncio.TaskGroup() as workers:
                 for _ in range(init.workers):
                     workers.create_task(_work(queue, head, outbox, room))
@@ -115,7 +123,7 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
                     room.open()  # every worker must take its end
                 for _ in range(init.workers):
                     await queue.put(None)
-            if ticker is not None:
+            for ticker in tickers:
                 ticker.cancel()
         if service is not None:  # the last word, after the last item
             writer.write(frame(("report", service.report())))
@@ -128,6 +136,22 @@ async def _tell(service: Service, writer: asyncio.StreamWriter) -> None:
     while True:
         await asyncio.sleep(REPORT_EVERY)
         writer.write(frame(("report", service.report())))
+
+
+async def _tell_bound(service: Peered) -> None:
+    """Tell the service whether this loop is CPU-bound (``ports.LoopBound``), as it
+    changes: bound after two bound windows in a row (``measure.py``), unbound at the
+    first that is not."""
+    clock = demand_clock()
+    demand = Demand(windows=2)
+    demand.sample(time.monotonic(), clock(), working=False)  # where the first one begins
+    bound = False
+    while True:
+        await asyncio.sleep(WINDOW)
+        now_bound = demand.sample(time.monotonic(), clock())
+        if now_bound != bound:
+            bound = now_bound
+            service.hear(LoopBound(bound))
 
 
 async def _receive(
