@@ -137,8 +137,7 @@ class HostController:
         now = self._clock()
         state.in_flight += 1
         state.last_active = now
-        if state.gradient.heavy:
-            state.gradient.sent(self.settings.gradient, state.in_flight)
+        state.gradient.sent(self.settings.gradient, state.in_flight)
         if retry:
             state.tally.retries += 1
         else:
@@ -202,8 +201,7 @@ class HostController:
                 state.quota, state.quota_until = quota, now + quota.reset
         cubic = state.cubic
         refused = cubic.rate(now, forgive=settings.forgive) if cubic.w_max else None
-        gradient = state.gradient
-        limit = gradient.allowed(settings.gradient, now) if gradient.refused else gradient.cap
+        limit = state.gradient.allowed(settings.gradient, now)
         tally = state.tally
         if refused is not None or not tally.shows(limit):
             tally.step(now - self._origin, limit, refused)

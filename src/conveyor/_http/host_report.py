@@ -205,8 +205,7 @@ class HostTally:
         if status is not None:
             self.statuses[status] = self.statuses.get(status, 0) + 1
         if latency is not None:
-            # ``latency_bucket``, inline: this runs for every answer.
-            bucket = math.floor(_STEPS * math.log2(max(latency * 1000.0, _MIN_MS)))
+            bucket = latency_bucket(latency)
             self.latency[bucket] = self.latency.get(bucket, 0) + 1
         self.bytes += nbytes
 

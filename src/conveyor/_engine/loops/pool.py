@@ -149,7 +149,6 @@ class LoopPool:
         # word), and the items waiting here for room, with their futures.
         self._ahead = capacity if ahead is None else ahead
         self._parked = [0] * len(heads)
-        self._out_now = 0
         self._backlog: deque[tuple[int, Any, asyncio.Future[Any]]] = deque()
 
     @classmethod
@@ -229,7 +228,7 @@ class LoopPool:
         ident = self._next_id
         self._next_id += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._backlog or self._out_now >= self._ahead + sum(self._parked):
+        if self._backlog or self._room_left() <= 0:
             self._backlog.append((ident, value, future))
         else:
             self._send(ident, value, future)
@@ -249,19 +248,24 @@ class LoopPool:
             loop.pending[ident] = _Pending(value, future, 0, key)
         else:
             loop.pending[ident] = _Pending(value, future)
-        self._out_now += 1
         loop.outgoing.append((ident, value))
         self._schedule_flush()
 
     def _send_backlog(self) -> None:
         """Send the items waiting here, as far as there is room in the loops now."""
         backlog = self._backlog
-        room = self._ahead + sum(self._parked) - self._out_now
+        room = self._room_left()
         while backlog and room > 0:
             ident, value, future = backlog.popleft()
             if not future.done():  # (cancelled while it waited: nothing to send)
                 self._send(ident, value, future)
                 room -= 1
+
+    def _room_left(self) -> int:
+        """Items the loops have room for now: ``ahead`` and those parked there, less those
+        out (a dead loop's, kept to be sent again, count)."""
+        out = sum(len(loop.pending) for loop in self._loops)
+        return self._ahead + sum(self._parked) - out
 
     def _least_busy(self, key: Any) -> _Loop:
         """The loop with the fewest of ``key``'s items out, then the fewest in all (so
@@ -363,7 +367,6 @@ class LoopPool:
                     entry = pending.pop(ident, None)
                     if entry is None:
                         continue
-                    self._out_now -= 1
                     if entry.key is not None:
                         self._settled(loop, entry)
                     if entry.future.done():
@@ -413,7 +416,6 @@ class LoopPool:
             entry.crashes += 1
             if entry.crashes >= MAX_CRASHES:
                 del loop.pending[ident]
-                self._out_now -= 1
                 if entry.key is not None:
                     self._settled(loop, entry)
                 if not entry.future.done():
@@ -437,7 +439,6 @@ class LoopPool:
                     self._settled(loop, entry)
                 if not entry.future.done():
                     entry.future.set_exception(WorkerCrashed(loop.dead))
-            self._out_now -= len(loop.pending)
             loop.pending.clear()
         self._send_backlog()
 

@@ -94,9 +94,8 @@ async def _serve(sock: socket.socket, budget: Budget | None) -> None:
     except (asyncio.IncompleteReadError, ConnectionError):
         return  # started ahead for a run that never came
     async with AsyncExitStack() as stack:
-        stages = pickle.loads(init.head)
         try:
-            head = await Head.open(stages, budget, stack)
+            head = await Head.open(pickle.loads(init.head), budget, stack)
         except Exception as exc:
             writer.write(frame(("init-error", f"{type(exc).__name__}: {exc}")))
             await writer.drain()
@@ -194,7 +193,7 @@ class _ParkedTeller:
 
     def _tell(self) -> None:
         self._scheduled = False
-        parked = max(0, self._room.parked)
+        parked = self._room.parked
         if parked != self._told and not self._writer.is_closing():
             self._told = parked
             self._writer.write(frame(("parked", parked)))
