@@ -255,6 +255,48 @@ def test_reports_count_and_merge() -> None:
     assert merged["other:80"].ok == 1
 
 
+def test_a_controller_starts_hosts_from_what_another_learnt() -> None:
+    """``loops="auto"``'s move: the controllers of the loop processes start each host
+    from what the run's loop learnt (``learnt``, ``take_learnt``): its part of the limit
+    reached, below its part of the level its site refused, the refusal's age kept."""
+    clock = FakeClock(0.0)
+    first = _controller(clock, per_host=16)
+    simulate(first, clock, healthy(0.05), items=300)  # H: up to its ceiling
+    refusing = "refusing:80"
+    simulate(first, clock, refuses_above(3), items=100, host=refusing)
+    learnt = pickle.loads(pickle.dumps(first.learnt()))  # it travels to loop processes
+    assert learnt[H].limit == 16
+    assert learnt[refusing].refused == 4  # its site refused the 4th request out
+    clock.advance(10.0)
+
+    whole = _controller(clock, per_host=16)  # each host on one loop: all of it
+    whole.take_learnt(learnt)
+    assert len(whole) == 0  # nothing made until a host is asked about
+    assert (whole.limit(H), whole.limit(refusing), whole.limit("new:80")) == (16, 3, 1)
+    half = _controller(clock, per_host=8, parts=2)  # each host spread over two loops
+    half.take_learnt(learnt)
+    assert (half.limit(H), half.limit(refusing)) == (8, 1)
+    # The refused level is probed as it would have been: its age runs from the refusal,
+    # not from the move.
+    age = learnt[refusing].refused_age
+    assert whole.learnt()[refusing].refused_age == pytest.approx(age)
+    clock.advance(5.0)
+    assert whole.learnt()[refusing].refused_age == pytest.approx(age + 5.0)
+    assert whole.learnt()[refusing].probe_every == learnt[refusing].probe_every
+
+    # A host known here keeps what it knows; what is never asked about is dropped.
+    known = _controller(clock, per_host=16)
+    _answer(known, clock, 200)
+    known.take_learnt(learnt)
+    assert known.limit(H) == 2
+    clock.advance(61.0)
+    known.forget_idle()
+    assert known.limit(refusing) == 1
+    fixed = _controller(clock, adapt=False)
+    simulate(fixed, clock, healthy(0.05), items=10)
+    assert fixed.learnt() == {}
+
+
 def test_idle_hosts_are_forgotten_with_their_reports() -> None:
     clock = FakeClock(0.0)
     c = _controller(clock, idle_after=60.0)

@@ -11,6 +11,7 @@ import pytest
 from conveyor._engine.ports import LoopBound, WindDown
 from conveyor._errors import Deferred, FetchError
 from conveyor._http.breaker import BreakerSettings
+from conveyor._pipeline.fetch import FetchService
 from conveyor.http import Response
 from conveyor.testing import ArenaSettings, run_arena, run_site
 
@@ -201,3 +202,43 @@ async def test_the_engine_tells_the_client_when_its_loop_is_bound() -> None:
             unbound = c.controller.loop_bound
     assert (bound, unbound) == (True, False)
     assert (first.status, second.status) == (200, 200)
+
+
+async def test_a_client_told_what_another_learnt_stays_under_the_refused_level() -> None:
+    """``loops="auto"``'s move, through the clients' own words: the first client learns
+    that host A refuses a 4th request out; a second client that heard what it learnt
+    (``HttpClient.learnt``, ``HostsLearnt``) never sends A more than 3, so A never
+    refuses it, where a client starting afresh would climb into a refusal again."""
+    async with run_arena() as arena:
+        async with client(per_host=8) as first:
+            for batch in range(10):  # bounded: until A has refused once
+                await gather(first, [arena.url("A", f"/item/{batch}-{n}") for n in range(40)])
+                if first.details().hosts[arena.host("A")].refusals:
+                    break
+            told = first.learnt()
+        assert told is not None
+        assert told.hosts[arena.host("A")].refused == 4
+        t0 = time.monotonic()
+        async with client(per_host=8) as second:
+            second.hear(told)
+            results = await gather(second, [arena.url("A", f"/item/s{n}") for n in range(60)])
+            report = second.details().hosts[arena.host("A")]
+    assert all(isinstance(r, Response) and r.status == 200 for r in results)
+    assert report.refusals == 0
+    assert arena.stats["A"].max_in_flight_after(t0) <= 3
+
+
+async def test_the_fetch_times_its_requests_apart_from_their_waits() -> None:
+    """``ports.Timed``: the ok answers' latency since the last ask, from each request's
+    send (20 ms answers; the requests beyond the host's limit waited, which is left out)."""
+    async with run_arena() as arena:
+        async with client(per_host=2) as c:
+            service = FetchService(c)
+            assert service.call_times() is None
+            await gather(c, [arena.url("B", f"/item/{n}") for n in range(12)])
+            times = service.call_times()
+            again = service.call_times()
+    assert times is not None
+    assert times.calls == 12
+    assert 0.02 <= times.fastest <= times.mean
+    assert again is None  # counted since the last ask

@@ -393,6 +393,40 @@ class Peered(Protocol):
         ...
 
 
+class CallTimes(NamedTuple):
+    """How long a service's own calls took (``Timed``), waits for its slots left out."""
+
+    calls: int
+    mean: float  # seconds
+    fastest: float  # seconds
+
+
+@runtime_checkable
+class Timed(Protocol):
+    """A ``Service`` that times its calls' own work, apart from any wait for a slot (a
+    fetch: a request from its send to its answer's head). ``loops="auto"`` asks it while
+    the run's loop is CPU-bound: where the mean call is not much slower than the fastest
+    (100 ms answers, each read a few ms late), that loop's lag is a small part of each
+    call, more loops would buy little, and the head stays (``loops/grow.py``)."""
+
+    def call_times(self) -> CallTimes | None:
+        """The calls ended since the last ask; None when none did."""
+        ...
+
+
+@runtime_checkable
+class Learns(Protocol):
+    """A ``Service`` that learns about its keys as it runs (a fetch: each host's
+    concurrency limit), which services opened later for the same keys should start from
+    rather than learn again. Asked with ``isinstance`` at ``loops="auto"``'s move
+    (``loops/grow.py``): what the service on the run's loop learnt is told to the loop
+    processes' services (``Peered.hear``) before their first item."""
+
+    def learnt(self) -> Any:
+        """What it learnt, as a notice (picklable) for ``Peered.hear``; None: nothing."""
+        ...
+
+
 Holds = Mapping[str, tuple[str, float]]
 """Keys (hosts) a service holds back for a time their site set, kept across runs:
 key -> (reason, until as a Unix time). A service's report carries its holds

@@ -74,7 +74,7 @@ from .safety import (
 )
 from .stats import FetchReport, HttpStats
 from .tail import RATE_WINDOW, TailSettings
-from .watch import Watch, as_reason
+from .watch import HostsLearnt, Watch, as_reason
 from .wire import Response as WireResponse
 
 if TYPE_CHECKING:
@@ -599,6 +599,12 @@ class HttpClient:
         """Tell ``peers`` (the other loops' clients) of every pause a site asks for."""
         self._watch.join(peers)
 
+    def learnt(self) -> HostsLearnt | None:
+        """What this client learnt of its hosts' concurrency, for the clients that take
+        them over (``ports.Learns``: ``loops="auto"``'s move); None when nothing."""
+        hosts = self.controller.learnt()
+        return HostsLearnt(hosts) if hosts else None
+
     def park_in(self, room: WaitingRoom) -> None:
         """Tell ``room`` of each request that waits on its host (a host slot, a verdict,
         a retry's pause) with nothing out (``ports.Parks``). Call it once the client is
@@ -607,7 +613,8 @@ class HttpClient:
             self._limits.room = room
 
     def hear(self, notice: Any) -> None:
-        """A pause another loop's client was told of, or the run's ``WindDown``."""
+        """A pause another loop's client was told of, the run's ``WindDown``, or what the
+        client on the run's loop learnt of its hosts (``HostsLearnt``)."""
         if isinstance(notice, WindDown) and notice.reason == "stop":
             # The run was stopped: what waits here (for a host held back, a slot) has sent
             # nothing and ends at once, left for the next run; requests out go on.

@@ -24,6 +24,11 @@ and ``allow_retry(host)`` before a retry. Each answer feeds one mechanism per si
 today's fixed behaviour (``pacing.HostPacer``): ``per_host`` always, a 429 pauses and
 slows the host; no breaker, no budget. Either way it keeps each host's ``HostReport``.
 
+With ``loops="auto"``, what the controller on the run's loop learnt of its hosts'
+concurrency (``learnt``) starts the loop processes' controllers at the move
+(``take_learnt``): each host there begins at its part of the limit it had reached, below
+its part of a refused level, rather than at one request out.
+
 With loop processes, ``on_breaker`` (set by ``watch.Watch.join``) hears each breaker's
 probe going out and a probe's answer closing it, for the other loops, which keep it
 (``peer_breaker``, ``restore_pause``): one probe per break between them.
@@ -41,6 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from .breaker import Event, HostBreaker, State
+from .gradient import Learnt
 from .host_report import HostReport, HostTally, Pause
 from .host_state import ControlSettings, HostState, Ticket
 from .outcomes import Outcome
@@ -83,11 +89,24 @@ class HostController:
         # The loop that reads the answers is CPU-bound now (``ports.LoopBound``): their
         # latency is mostly its lag, not the hosts' (``Gradient.ok``'s ``ours``).
         self.loop_bound = False
+        # Hosts another controller learnt (``take_learnt``), taken up as each is first
+        # asked about; what is left is dropped after ``idle_after`` (hosts never seen here).
+        self._learnt: dict[str, Learnt] = {}
+        self._learnt_at = 0.0
+        # Ok answers' latency since ``answer_times`` was last asked (``ports.Timed``).
+        self._oks = 0
+        self._answered_in = 0.0
+        self._fastest = float("inf")
 
     def _state(self, host: str) -> HostState:
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = HostState(self.settings, self._clock())
+            now = self._clock()
+            state = self._hosts[host] = HostState(self.settings, now)
+            if self._learnt:
+                learnt = self._learnt.pop(host, None)
+                if learnt is not None:
+                    state.gradient.take(learnt, self.settings.parts, now)
         return state
 
     def limit(self, host: str) -> int:
@@ -96,7 +115,9 @@ class HostController:
             return self.settings.per_host
         state = self._hosts.get(host)
         if state is None:
-            return self.settings.gradient.start
+            if host not in self._learnt:
+                return self.settings.gradient.start
+            state = self._state(host)
         gradient = state.gradient
         if not gradient.refused:
             return gradient.cap  # kept as it changes; a refused level moves with time
@@ -191,6 +212,10 @@ class HostController:
                 self.on_breaker(Event.CLOSED, ticket.host)
         if ok:
             state.gradient.ok(settings.gradient, latency, ticket.level, now, ours=self.loop_bound)
+            self._oks += 1
+            self._answered_in += latency
+            if latency < self._fastest:
+                self._fastest = latency
         elif outcome is Outcome.REFUSAL:
             self._refused(state, ticket, status, headers, now)
         elif outcome is Outcome.NET_FAIL:
@@ -339,11 +364,40 @@ class HostController:
         """Every remembered host's report (``forget_idle`` hands over the others')."""
         return {host: state.tally.report(host) for host, state in self._hosts.items()}
 
+    def answer_times(self) -> tuple[int, float, float]:
+        """Ok answers since the last call (with ``adapt``): how many, their mean latency
+        and the fastest one's, in seconds (zeros when none)."""
+        answers, total, fastest = self._oks, self._answered_in, self._fastest
+        self._oks, self._answered_in, self._fastest = 0, 0.0, float("inf")
+        if not answers:
+            return 0, 0.0, 0.0
+        return answers, total / answers, fastest
+
+    def learnt(self) -> dict[str, Learnt]:
+        """What each host's concurrency limit learnt so far (none with ``adapt=False``),
+        for a controller that takes the hosts over (``take_learnt``)."""
+        if self._fixed is not None:
+            return {}
+        now = self._clock()
+        return {host: state.gradient.learnt(now) for host, state in self._hosts.items()}
+
+    def take_learnt(self, learnt: Mapping[str, Learnt]) -> None:
+        """Start these hosts from what another controller learnt (``learnt``), each at
+        its part (``ControlSettings.parts``), when first asked about; a host already
+        known here keeps what it knows."""
+        if self._fixed is not None:
+            return
+        known = self._hosts
+        self._learnt.update((host, seen) for host, seen in learnt.items() if host not in known)
+        self._learnt_at = self._clock()
+
     def forget_idle(self) -> dict[str, HostReport]:
         """Drop hosts with nothing out and nothing to remember (no pause, breaker, refused
         rate or quota), quiet for ``idle_after`` s; returns their final reports."""
         now = self._clock()
         settings = self.settings
+        if self._learnt and now - self._learnt_at >= settings.idle_after:
+            self._learnt.clear()  # hosts this controller never asked about
         gone = {
             host: state.tally.report(host)
             for host, state in self._hosts.items()

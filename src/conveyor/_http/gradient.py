@@ -38,6 +38,12 @@ hundred requests to a host rather than millions):
   memory the limit would climb back into the refusal every few seconds: the sawtooth.
 - **App-limited.** The limit grows only while the host uses at least half of it, so a
   host we send one request at a time does not earn a limit of 16 it never tested.
+- **Learnt, handed on.** What a host's gradient learnt (its limit, whether it is still
+  in slow start, a refused level and its age) can start another's (``learnt``,
+  ``take``): ``loops="auto"`` moves its hosts from the run's loop to loop processes a
+  few seconds in, and a host that starts again from one request out costs a slow start
+  (three round trips at 100 ms answers: ~0.3 s of a 10 s job) and forgets the level its
+  site refused. A host spread over ``parts`` loops takes its part of each.
 - **Our own lag.** While the loop that reads the answers is CPU-bound (the engine says
   so: ``ports.LoopBound``), an answer's latency is mostly the time it waited for the
   loop, which grows with the requests out: a fast host looked like one past its knee,
@@ -51,6 +57,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._errors import UsageError
 
@@ -97,6 +104,17 @@ class GradientSettings:
             raise UsageError(
                 "window, growth, light_every and probe_every must be greater than zero"
             )
+
+
+class Learnt(NamedTuple):
+    """What one host's gradient learnt, for another to start from (``Gradient.take``).
+    Picklable: it travels to loop processes."""
+
+    limit: int
+    slow: bool  # still in slow start
+    refused: int  # the refused level (0: none remembered)
+    refused_age: float  # seconds since that refusal (clocks differ between processes)
+    probe_every: float
 
 
 class Gradient:
@@ -255,6 +273,26 @@ class Gradient:
             self.heavy = 0
             if drained:
                 self._settle()
+
+    def learnt(self, now: float) -> Learnt:
+        """What this host's limit learnt so far (``take`` starts another from it)."""
+        return Learnt(
+            int(self.limit), self.slow, self.refused, now - self.refused_at, self.probe_every
+        )
+
+    def take(self, learnt: Learnt, parts: int, now: float) -> None:
+        """Start from what another host's gradient learnt, this one holding ``1/parts``
+        of the host (loops it is spread over): its part of the limit, and of the level
+        below the refused one (rounded down: the parts never add up to more)."""
+        ceiling = self._settings.ceiling
+        self.limit = float(max(1, min(learnt.limit // parts, ceiling)))
+        self.slow = learnt.slow
+        if learnt.refused:
+            self.refused = max(1, (learnt.refused - 1) // parts) + 1
+            self.refused_at = now - learnt.refused_age
+            self.probe_every = learnt.probe_every
+            self.limit = min(self.limit, float(self.refused - 1))
+        self._settle()
 
     def refused_level(self, settings: GradientSettings, level: int, now: float) -> None:
         """A refusal of a request that left with ``level`` requests out: stay below it."""

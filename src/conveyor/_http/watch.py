@@ -23,7 +23,9 @@ instead of probing too, and one that hears it closed closes and lets the host's 
 requests go at once (``HostController.peer_breaker``), so that a host spread over the
 loops gets one probe per break, not one a loop. ``WindDown("deadline")`` defers every
 request waiting in this client and every later one at once (requests out go on);
-``WindDown("tail")`` starts the tail rule.
+``WindDown("tail")`` starts the tail rule. ``HostsLearnt`` (``loops="auto"``'s move: what
+the client on the run's loop learnt of its hosts' concurrency) starts each host here
+from its part of that (``HostController.take_learnt``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._engine.ports import LoopBound, Peers, WindDown
 from .._errors import Deferred
 from .breaker import Event
+from .gradient import Learnt
 from .host_state import Ticket
 from .tail import HostTail, TailSettings, tail_deferrals
 from .verdicts import Reason
@@ -53,6 +56,13 @@ class BreakerNotice(NamedTuple):
 
     event: Event
     host: str
+
+
+class HostsLearnt(NamedTuple):
+    """What a client learnt of its hosts' concurrency (``HttpClient.learnt``), heard by
+    the clients that take its hosts over (``ports.Learns``)."""
+
+    hosts: dict[str, Learnt]
 
 
 class Watch:
@@ -233,6 +243,9 @@ class Watch:
         controller = self._client.controller
         if isinstance(notice, LoopBound):
             controller.loop_bound = notice.bound
+            return
+        if isinstance(notice, HostsLearnt):
+            controller.take_learnt(notice.hosts)
             return
         if isinstance(notice, BreakerNotice):
             if controller.peer_breaker(notice.host, notice.event):

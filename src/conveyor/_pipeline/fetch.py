@@ -17,7 +17,9 @@ and the concurrency is one budget the loops share (``ClientFactory.bind``).
 service (``_engine/ports.py``); the client's report is a ``FetchReport``. The factory is
 ``Holding`` (an earlier run's site pauses are restored when the client opens) and the
 service is ``Peered``: a pause a site asks of a host in one loop is told to the others,
-and the run's ``WindDown`` (the deadline, the tail) is heard there too.
+and the run's ``WindDown`` (the deadline, the tail) is heard there too. It ``Learns``:
+at ``loops="auto"``'s move, each host's concurrency limit learnt on the run's loop
+starts the loop processes' clients.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._engine.ports import Budget, Holds, Peers, WaitingRoom, part
+from .._engine.ports import Budget, CallTimes, Holds, Peers, WaitingRoom, part
 from .._engine.spec import StageSpec, make_stage
 from .._http.hosts import host_key
 
@@ -74,8 +76,21 @@ class FetchService:
 
     def hear(self, notice: Any) -> None:
         """``ports.Peered``: a pause another loop was told of (kept, not told again, no
-        refusal counted), or the run's ``WindDown``."""
+        refusal counted), the run's ``WindDown``, or what the client on the run's loop
+        learnt of its hosts (``ports.Learns``)."""
         self.client.hear(notice)
+
+    def call_times(self) -> CallTimes | None:
+        """``ports.Timed``: the ok answers' latency since the last ask (from a request's
+        send to its head: no wait for a slot or a host); None without any (or with
+        ``adapt=False``, whose controller does not time them)."""
+        calls, mean, fastest = self.client.controller.answer_times()
+        return CallTimes(calls, mean, fastest) if calls else None
+
+    def learnt(self) -> Any:
+        """``ports.Learns``: each host's concurrency limit so far (``HostsLearnt``), for
+        the loop processes' clients at ``loops="auto"``'s move."""
+        return self.client.learnt()
 
 
 class ClientFactory:

@@ -10,6 +10,14 @@ the run's loop, as a one-loop run would, and looks at the loop's thread every te
 second (``measure.py``). At the first look that finds it CPU-bound the loop processes
 start (~0.3 s); once four looks in a row have, they take every item from then on.
 
+A bound loop is not always one that more loops would speed up: at 500 requests out to
+servers that answer in 100 ms, the run's loop on a busy 2-core machine reads bound at
+times, yet each answer is read only a few ms late, and a move cost 0.4-0.5 s (loop
+processes started, connections opened again, hosts drained). So a look counts only if
+the head's own calls show the lag (``ports.Timed``: the mean call at least ``SLOWER``
+times the fastest; a fetch from nginx on a bound loop: ~10 ms against 0.3); a head that
+does not time its calls is judged by its loop alone.
+
 The move keeps the limits whole. Items already out here finish here, but for those that
 have sent nothing (a fetch's waiting room: items waiting on a held host or a slot),
 which the service here lets go at the move and which go to the loop processes; a later
@@ -23,9 +31,15 @@ concurrency slots are taken here for the items still out here (as many as there 
 to the budget: items of a waiting room have nothing sent), and given back one by one as
 fewer items than that are left, so ``concurrency`` holds across the move.
 
+What the service here learnt of its keys (``ports.Learns``: a fetch's per-host limits,
+and the levels its sites refused) is told to the loop processes' services before their
+first item: a host does not start again from one request out (a slow start of three
+round trips, ~0.3 s at 100 ms answers, paid a second time) nor forget what its site
+refused.
+
 The move happens once; a run does not move back (its loop processes cost nothing while
-it waits). What the service here learned of its hosts (a pause that no item waits out
-any more) stays here: a move comes within the first seconds of a CPU-bound run.
+it waits). A pause that no item waits out any more stays here: a move comes within the
+first seconds of a CPU-bound run.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import Deferred
 from ..outcomes import RemoteFailure, original
 from ..placement import Placement
-from ..ports import STOPPED, HeldReport, Peered, StageReport, WindDown
+from ..ports import STOPPED, HeldReport, Learns, Peered, StageReport, Timed, WindDown
 from ..spec import StageSpec
 from .fold import in_transit
 from .head import Head
@@ -49,6 +63,10 @@ from .pool import LoopPool
 
 if TYPE_CHECKING:
     from .warm import WarmLoops
+
+# A look counts as bound only if the head's mean call took this many times its fastest
+# (``ports.Timed``): the loop's lag is then a large part of each call.
+SLOWER = 1.4
 
 
 class GrowingLoops(Placement):
@@ -208,6 +226,7 @@ class GrowingLoops(Placement):
                     return
                 # A window counts when items ran in it: a bound loop with none is not ours.
                 working, calls = self._next != calls or bool(self._local), self._next
+                working = self._lag_shows() and working
                 bound = self.demand.sample(loop.time(), clock(), working=working)
                 if starting is None and self.demand.leaning:
                     starting = group.create_task(self.pool.start())
@@ -222,15 +241,29 @@ class GrowingLoops(Placement):
             self.pool.close()
         await self.pool.serve()
 
+    def _lag_shows(self) -> bool:
+        """Whether the head's calls since the last look show this loop's lag: the mean
+        at least ``SLOWER`` times the fastest (``ports.Timed``); True for a head that does
+        not time its calls, or when none ended."""
+        service = None if self._head is None else self._head.service
+        if not isinstance(service, Timed):
+            return True
+        times = service.call_times()
+        return times is None or times.mean >= SLOWER * times.fastest
+
     def _move(self, start_seconds: float) -> None:
         """From now on items go to the loop processes; those out here finish here."""
         self._draining = Counter(self._route(value) for value in self._local.values())
         self.pool.hold_slots(len(self._local))  # none when the parent keeps the budget
+        service = None if self._head is None else self._head.service
+        if isinstance(service, Learns):
+            learnt = service.learnt()
+            if learnt is not None:  # told before any item goes: each socket keeps order
+                self.pool.tell(learnt)
         self._moved = True
         # The items here that have sent nothing (a fetch's waiting room: items waiting on
         # a held host or a slot) would wait, then run, on this CPU-bound loop: the
         # service here lets them go as at a stop, and ``_here`` sends them on.
-        service = None if self._head is None else self._head.service
         if isinstance(service, Peered):
             service.hear(WindDown("stop", 0.0))
         # Items that wait in the loop processes while they travel (``fold.in_transit``):
