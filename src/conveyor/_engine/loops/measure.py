@@ -1,8 +1,9 @@
 """Is the run's own event loop CPU-bound? Measured on the loop's thread as the run goes.
 
 ``loops="auto"`` starts the pipeline's head on the run's own loop and moves it to loop
-processes only once that loop is CPU-bound (``grow.py``): a job waiting on slow servers
-gains nothing from more loops and would pay for starting them. Each loop process measures
+processes only once that loop is CPU-bound and the head's calls show its lag
+(``grow.py``): a job waiting on slow servers gains nothing from more loops and would pay
+for starting them. Each loop process measures
 its own loop the same way and tells its service when it is bound (``ports.LoopBound``,
 ``worker.py``): a fetch then does not take its own lag for its hosts' latency.
 
