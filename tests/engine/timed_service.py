@@ -6,7 +6,8 @@ Each call burns 1 ms of its thread's CPU (the loop reads CPU-bound on any machin
 returns ``(item, pid, learnt)``: ``learnt`` is what the service had heard of another
 service's learning (``("learnt", pid)`` notices) when the call began. ``lag_shows``:
 whether the call times it reports show a loop's lag (the mean call 5 times the fastest)
-or none (every call as fast as the fastest).
+or none (every call a second long, as a slow server's: far longer than any turn of the
+loop, and as long as the fastest).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class TimedService:
         calls, self.calls = self.calls, 0
         if not calls:
             return None
-        return CallTimes(calls, 5 * _BURN if self.lag_shows else _BURN, _BURN)
+        if self.lag_shows:
+            return CallTimes(calls, 5 * _BURN, _BURN)
+        return CallTimes(calls, 1.0, 1.0)
 
     def learnt(self) -> tuple[str, int]:
         return "learnt", os.getpid()

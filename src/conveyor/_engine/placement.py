@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import ItemTimeout
 from .gil import in_thread
 from .ports import StageReport
+from .room import Room
 from .spec import StageSpec
 from .stats import StageCounters
 from .threads import shutdown_executor
@@ -37,6 +38,9 @@ class Placement:
         # Set by the stage before start(): run this many more worker tasks (a placement
         # whose calls start to travel, and want items waiting at the far end: grow.py).
         self.more_workers: Callable[[int], None] | None = None
+        # Seats for the stage's workers beyond its slots (``room.py``), when the placement
+        # opens the service that parks items itself (``GrowingLoops``, before its move).
+        self.room: Room | None = None
 
     async def start(self) -> None:
         return None

@@ -136,6 +136,8 @@ class StageRunner:
         if isinstance(placement, AutoPlacement):
             placement.on_decided = self._placed
         await placement.start()
+        if self._room is None and self.plain:
+            self._room = placement.room  # a service the placement opened parks items
         # A loop function without a timeout is awaited straight away: one frame less.
         # Set once the placement runs: until then, fused items wait for ``_ready``.
         self._call = placement.direct or placement.call
