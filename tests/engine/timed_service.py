@@ -2,16 +2,17 @@
 learns (``ports.Learns``): ``loops="auto"``'s move shown without HTTP. Module-level, so
 loop processes can import it.
 
-Each call burns 1 ms of its thread's CPU (the loop reads CPU-bound on any machine) and
-returns ``(item, pid, learnt)``: ``learnt`` is what the service had heard of another
-service's learning (``("learnt", pid)`` notices) when the call began. ``lag_shows``:
-whether the call times it reports show a loop's lag (the mean call 5 times the fastest)
-or none (every call a second long, as a slow server's: far longer than any turn of the
-loop, and as long as the fastest).
+Each call burns 1 ms of its thread's CPU (the loop reads CPU-bound on any machine), lets
+the loop turn, and returns ``(item, pid, learnt)``: ``learnt`` is what the service had
+heard of another service's learning (``("learnt", pid)`` notices) when the call began.
+``lag_shows``: whether the call times it reports show a loop's lag (the mean call 5 times
+the fastest) or none (every call a second long, as a slow server's: far longer than any
+turn of the loop, and as long as the fastest).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +39,7 @@ class TimedService:
         end = time.thread_time() + _BURN
         while time.thread_time() < end:  # bounded: 1 ms of this thread's CPU
             pass
+        await asyncio.sleep(0)  # a turn of the loop, as a call that sends and reads has
         self.calls += 1
         return item, os.getpid(), learnt
 
