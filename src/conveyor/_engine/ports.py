@@ -15,7 +15,10 @@ The runner enters ``factory()`` when the run starts, once per event loop, and ca
 spread over all loops, each key's own limits too: ``spreads``) and pickled to each loop
 process, which binds it to the concurrency budget all loops share (``bind(budget)``)
 before entering it. A service of spread keys that must tell the others something at once
-(a site asked for a pause) is ``Peered``: the loops relay what it tells. The
+(a site asked for a pause) is ``Peered``: the loops relay what it tells. With
+``loops="auto"``, a service that times its calls (``Timed``) says whether the run's loop
+is a large part of them, and one that learns about its keys (``Learns``) hands what it
+learnt to the loop processes at the move. The
 service says what it is doing through ``report()``: a ``StageReport``, a frozen dataclass
 whose fields each say how two of them merge (``merge_by``), so the loop pool adds N loops'
 reports up without knowing their fields, and a service grows its report by adding
