@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from conveyor._engine.ports import Parks, WaitingRoom
 from conveyor._engine.room import Room
 from conveyor._engine.runner import Runner
@@ -124,16 +126,24 @@ async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call ru
     return item
 
 
-async def test_parked_items_let_others_in_and_the_rest_keep_to_the_slots() -> None:
+@pytest.mark.parametrize("loops", [1, "auto"])
+async def test_parked_items_let_others_in_and_the_rest_keep_to_the_slots(
+    loops: int | str,
+) -> None:
     """Two slots, 40 workers: the quick items never have more than the two slots' worth
     inside (the other workers wait for a seat, not inside the service), and the items
     parked on the closed gate take no seat from them: every quick item ends while the
-    parked ones wait (without the room's growth they would hold both seats: a hang)."""
+    parked ones wait (without the room's growth they would hold both seats: a hang).
+    The same on the run's loop before ``loops="auto"`` moves (``GrowingLoops``; this
+    loop is idle: it never moves): there, let loose, all 40 were inside at once."""
     factory = ParkingFactory()
     stage = make_stage("map", _unused, on="loop", concurrency=40, factory=factory)
     stage = dataclasses.replace(stage, slots=2)
     sink = CollectingSink()
-    runner = Runner(list(range(100)), [stage], sink=sink)
+    if loops == "auto":
+        runner = Runner(list(range(100)), [stage], sink=sink, loops=2, measured=True)
+    else:
+        runner = Runner(list(range(100)), [stage], sink=sink)
     run = asyncio.ensure_future(runner.run())
     for _ in range(10_000):  # a bound on the wait, not a measure of time
         service = factory.service
