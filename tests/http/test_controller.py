@@ -258,15 +258,19 @@ def test_reports_count_and_merge() -> None:
 def test_a_controller_starts_hosts_from_what_another_learnt() -> None:
     """``loops="auto"``'s move: the controllers of the loop processes start each host
     from what the run's loop learnt (``learnt``, ``take_learnt``): its part of the limit
-    reached, below its part of the level its site refused, the refusal's age kept."""
+    reached, below its part of the level its site refused, the refusal's age kept, and
+    its part of the rate the refusal left it."""
     clock = FakeClock(0.0)
     first = _controller(clock, per_host=16)
     simulate(first, clock, healthy(0.05), items=300)  # H: up to its ceiling
     refusing = "refusing:80"
     simulate(first, clock, refuses_above(3), items=100, host=refusing)
     learnt = pickle.loads(pickle.dumps(first.learnt()))  # it travels to loop processes
-    assert learnt[H].limit == 16
-    assert learnt[refusing].refused == 4  # its site refused the 4th request out
+    assert learnt[H].concurrency.limit == 16
+    assert learnt[H].rate is None  # never refused: no rate of ours
+    assert learnt[refusing].concurrency.refused == 4  # its site refused the 4th request out
+    refused_rate = learnt[refusing].rate
+    assert refused_rate is not None
     clock.advance(10.0)
 
     whole = _controller(clock, per_host=16)  # each host on one loop: all of it
@@ -276,13 +280,21 @@ def test_a_controller_starts_hosts_from_what_another_learnt() -> None:
     half = _controller(clock, per_host=8, parts=2)  # each host spread over two loops
     half.take_learnt(learnt)
     assert (half.limit(H), half.limit(refusing)) == (8, 1)
+    # The refused rate too: each loop's part of it, on the same curve back.
+    whole_rate, half_rate = whole.learnt()[refusing].rate, half.learnt()[refusing].rate
+    assert whole_rate is not None
+    assert half_rate is not None
+    assert whole_rate.w_max == pytest.approx(refused_rate.w_max)
+    assert half_rate.w_max == pytest.approx(max(0.5, refused_rate.w_max / 2))
+    assert whole_rate.age == pytest.approx(refused_rate.age)
     # The refused level is probed as it would have been: its age runs from the refusal,
     # not from the move.
-    age = learnt[refusing].refused_age
-    assert whole.learnt()[refusing].refused_age == pytest.approx(age)
+    age = learnt[refusing].concurrency.refused_age
+    assert whole.learnt()[refusing].concurrency.refused_age == pytest.approx(age)
     clock.advance(5.0)
-    assert whole.learnt()[refusing].refused_age == pytest.approx(age + 5.0)
-    assert whole.learnt()[refusing].probe_every == learnt[refusing].probe_every
+    assert whole.learnt()[refusing].concurrency.refused_age == pytest.approx(age + 5.0)
+    probe_every = learnt[refusing].concurrency.probe_every
+    assert whole.learnt()[refusing].concurrency.probe_every == probe_every
 
     # A host known here keeps what it knows; what is never asked about is dropped.
     known = _controller(clock, per_host=16)

@@ -217,7 +217,7 @@ async def test_a_client_told_what_another_learnt_stays_under_the_refused_level()
                     break
             told = first.learnt()
         assert told is not None
-        assert told.hosts[arena.host("A")].refused == 4
+        assert told.hosts[arena.host("A")].concurrency.refused == 4
         t0 = time.monotonic()
         async with client(per_host=8) as second:
             second.hear(told)

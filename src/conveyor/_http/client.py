@@ -600,8 +600,9 @@ class HttpClient:
         self._watch.join(peers)
 
     def learnt(self) -> HostsLearnt | None:
-        """What this client learnt of its hosts' concurrency, for the clients that take
-        them over (``ports.Learns``: ``loops="auto"``'s move); None when nothing."""
+        """What this client learnt of its hosts' concurrency and refused rates, for the
+        clients that take them over (``ports.Learns``: ``loops="auto"``'s move); None when
+        nothing."""
         hosts = self.controller.learnt()
         return HostsLearnt(hosts) if hosts else None
 

@@ -27,7 +27,8 @@ slows the host; no breaker, no budget. Either way it keeps each host's ``HostRep
 With ``loops="auto"``, what the controller on the run's loop learnt of its hosts'
 concurrency (``learnt``) starts the loop processes' controllers at the move
 (``take_learnt``): each host there begins at its part of the limit it had reached, below
-its part of a refused level, rather than at one request out.
+its part of a refused level, at its part of a refused rate (the same curve back), rather
+than at one request out and no rate of ours.
 
 With loop processes, ``on_breaker`` (set by ``watch.Watch.join``) hears each breaker's
 probe going out and a probe's answer closing it, for the other loops, which keep it
@@ -46,9 +47,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from .breaker import Event, HostBreaker, State
-from .gradient import Learnt
 from .host_report import HostReport, HostTally, Pause
-from .host_state import ControlSettings, HostState, Ticket
+from .host_state import ControlSettings, HostLearnt, HostState, Ticket
 from .outcomes import Outcome
 from .pacing import HostPacer
 from .pauses import HostPause
@@ -91,7 +91,7 @@ class HostController:
         self.loop_bound = False
         # Hosts another controller learnt (``take_learnt``), taken up as each is first
         # asked about; what is left is dropped after ``idle_after`` (hosts never seen here).
-        self._learnt: dict[str, Learnt] = {}
+        self._learnt: dict[str, HostLearnt] = {}
         self._learnt_at = 0.0
         # Ok answers' latency since ``answer_times`` was last asked (``ports.Timed``).
         self._oks = 0
@@ -106,7 +106,7 @@ class HostController:
             if self._learnt:
                 learnt = self._learnt.pop(host, None)
                 if learnt is not None:
-                    state.gradient.take(learnt, self.settings.parts, now)
+                    state.take(learnt, self.settings.parts, now)
         return state
 
     def limit(self, host: str) -> int:
@@ -373,15 +373,15 @@ class HostController:
             return 0, 0.0, 0.0
         return answers, total / answers, fastest
 
-    def learnt(self) -> dict[str, Learnt]:
-        """What each host's concurrency limit learnt so far (none with ``adapt=False``),
-        for a controller that takes the hosts over (``take_learnt``)."""
+    def learnt(self) -> dict[str, HostLearnt]:
+        """What each host's concurrency limit and refused rate learnt so far (none with
+        ``adapt=False``), for a controller that takes the hosts over (``take_learnt``)."""
         if self._fixed is not None:
             return {}
         now = self._clock()
-        return {host: state.gradient.learnt(now) for host, state in self._hosts.items()}
+        return {host: state.learnt(now) for host, state in self._hosts.items()}
 
-    def take_learnt(self, learnt: Mapping[str, Learnt]) -> None:
+    def take_learnt(self, learnt: Mapping[str, HostLearnt]) -> None:
         """Start these hosts from what another controller learnt (``learnt``), each at
         its part (``ControlSettings.parts``), when first asked about; a host already
         known here keeps what it knows."""

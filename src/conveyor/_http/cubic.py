@@ -28,10 +28,22 @@ That is also what lets an idle host's state be forgotten.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 BUCKET = 0.5  # seconds per measuring bucket
 SMOOTH = 0.8  # share of a new bucket's rate in the measured rate
 MIN_RATE = 0.5  # requests per second: the floor after any number of refusals (the SDKs')
+
+
+class RateLearnt(NamedTuple):
+    """What one host's rate learnt from a refusal, for another to start from
+    (``CubicRate.take``). Picklable: it travels to loop processes."""
+
+    w_max: float
+    age: float  # seconds since the refusal (clocks differ between processes)
+    k: float
+    scale: float
+    measured: float
 
 
 class CubicRate:
@@ -81,6 +93,25 @@ class CubicRate:
         self._k = recover
         # C so that the curve is back at w_max after ``recover`` seconds, at any scale.
         self._scale = self.w_max * (1.0 - beta) / recover**3
+
+    def learnt(self, now: float) -> RateLearnt | None:
+        """The refused rate and its curve, or None when no refusal is remembered."""
+        if not self.w_max:
+            return None
+        return RateLearnt(
+            self.w_max, now - self.refused_at, self._k, self._scale, self.measured_rate(now)
+        )
+
+    def take(self, learnt: RateLearnt, parts: int, now: float) -> None:
+        """Start from another host's refused rate, this one holding ``1/parts`` of the
+        host: the same curve, scaled to its part, timed from the same refusal."""
+        self.w_max = max(MIN_RATE, learnt.w_max / parts)
+        self.refused_at = now - learnt.age
+        self._k = learnt.k
+        self._scale = learnt.scale / parts
+        self.measured = learnt.measured / parts
+        self._full = True
+        self._bucket, self._count = now, 0
 
     def rate(self, now: float, *, forgive: float = math.inf) -> float | None:
         """Requests per second allowed now, or None when no refusal is remembered."""

@@ -14,8 +14,8 @@ from typing import NamedTuple
 from .._errors import UsageError
 from .breaker import BreakerSettings, HostBreaker, State
 from .budget import BudgetSettings, RetryBudget
-from .cubic import CubicRate
-from .gradient import Gradient, GradientSettings
+from .cubic import CubicRate, RateLearnt
+from .gradient import Gradient, GradientSettings, Learnt
 from .host_report import HostTally
 from .pauses import HostPause, PauseSettings
 from .quota import Quota, quota_interval
@@ -81,6 +81,15 @@ class Ticket(NamedTuple):
     sent_at: float
     level: int
     retry: bool = False  # a retry of an item (its server error is not counted again)
+
+
+class HostLearnt(NamedTuple):
+    """What a host's state learnt of its site that another controller should start from
+    (``HostController.learnt``, ``take_learnt``): its concurrency (``Gradient``) and the
+    rate a refusal left it (``CubicRate``; None when no refusal is remembered)."""
+
+    concurrency: Learnt
+    rate: RateLearnt | None
 
 
 class HostState:
@@ -170,6 +179,15 @@ class HostState:
         rate = self.gradient.allowed(settings.gradient, now) / short
         interval = self.interval(settings, now)
         return min(rate, 1.0 / interval) if interval > 0 else rate
+
+    def learnt(self, now: float) -> HostLearnt:
+        return HostLearnt(self.gradient.learnt(now), self.cubic.learnt(now))
+
+    def take(self, learnt: HostLearnt, parts: int, now: float) -> None:
+        """Start from what another host state learnt, holding ``1/parts`` of the host."""
+        self.gradient.take(learnt.concurrency, parts, now)
+        if learnt.rate is not None:
+            self.cubic.take(learnt.rate, parts, now)
 
     def forgettable(self, settings: ControlSettings, now: float) -> bool:
         """Nothing out, quiet for ``idle_after``, and nothing to remember: no pause,

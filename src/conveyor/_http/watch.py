@@ -24,8 +24,8 @@ requests go at once (``HostController.peer_breaker``), so that a host spread ove
 loops gets one probe per break, not one a loop. ``WindDown("deadline")`` defers every
 request waiting in this client and every later one at once (requests out go on);
 ``WindDown("tail")`` starts the tail rule. ``HostsLearnt`` (``loops="auto"``'s move: what
-the client on the run's loop learnt of its hosts' concurrency) starts each host here
-from its part of that (``HostController.take_learnt``).
+the client on the run's loop learnt of its hosts' concurrency and refused rates) starts
+each host here from its part of that (``HostController.take_learnt``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._engine.ports import LoopBound, Peers, WindDown
 from .._errors import Deferred
 from .breaker import Event
-from .gradient import Learnt
-from .host_state import Ticket
+from .host_state import HostLearnt, Ticket
 from .tail import HostTail, TailSettings, tail_deferrals
 from .verdicts import Reason
 
@@ -62,7 +61,7 @@ class HostsLearnt(NamedTuple):
     """What a client learnt of its hosts' concurrency (``HttpClient.learnt``), heard by
     the clients that take its hosts over (``ports.Learns``)."""
 
-    hosts: dict[str, Learnt]
+    hosts: dict[str, HostLearnt]
 
 
 class Watch:

@@ -32,7 +32,7 @@ to the budget: items of a waiting room have nothing sent), and given back one by
 fewer items than that are left, so ``concurrency`` holds across the move.
 
 What the service here learnt of its keys (``ports.Learns``: a fetch's per-host limits,
-and the levels its sites refused) is told to the loop processes' services before their
+and the levels and rates its sites refused) is told to the loop processes' services before their
 first item: a host does not start again from one request out (a slow start of three
 round trips, ~0.3 s at 100 ms answers, paid a second time) nor forget what its site
 refused.
