@@ -32,10 +32,10 @@ to the budget: items of a waiting room have nothing sent), and given back one by
 fewer items than that are left, so ``concurrency`` holds across the move.
 
 What the service here learnt of its keys (``ports.Learns``: a fetch's per-host limits,
-and the levels and rates its sites refused) is told to the loop processes' services before their
-first item: a host does not start again from one request out (a slow start of three
-round trips, ~0.3 s at 100 ms answers, paid a second time) nor forget what its site
-refused.
+and the levels and rates its sites refused) is told to the loop processes' services
+before their first item: a host does not start again from one request out (a slow start
+of three round trips, ~0.3 s at 100 ms answers, paid a second time) nor forget what its
+site refused.
 
 The move happens once; a run does not move back (its loop processes cost nothing while
 it waits). A pause that no item waits out any more stays here: a move comes within the
