@@ -15,8 +15,11 @@ servers that answer in 100 ms, the run's loop on a busy 2-core machine reads bou
 times, yet each answer is read only a few ms late, and a move cost 0.4-0.5 s (loop
 processes started, connections opened again, hosts drained). So a look counts only if
 the head's own calls show the lag (``ports.Timed``: the mean call at least ``SLOWER``
-times the fastest; a fetch from nginx on a bound loop: ~10 ms against 0.3); a head that
-does not time its calls is judged by its loop alone.
+times the fastest, as for a fetch from nginx on a bound loop, ~10 ms against 0.3; or the
+fastest within ``LAG_CALLS`` times the loop's lateness, measured by timer wake-ups, as
+when every call is one turn of the loop); a head that does not time its calls is judged
+by its loop alone. Before the move the run's loop seats the stage's workers as one loop
+does (``room.py``); the room opens at the move.
 
 The move keeps the limits whole. Items already out here finish here, but for those that
 have sent nothing (a fetch's waiting room: items waiting on a held host or a slot),
