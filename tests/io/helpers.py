@@ -80,12 +80,16 @@ def written_bytes(path: Path) -> int:
     """How much of the output is on disk: the file (with SQLite's WAL), or every file in
     the folder of a Parquet output (hidden parts in progress included)."""
     if path.is_dir():
-        return sum(entry.stat().st_size for entry in path.iterdir() if entry.is_file())
+        candidates = [entry for entry in path.iterdir() if entry.is_file()]
+    else:
+        candidates = [path, Path(f"{path}-wal")]
     total = 0
-    for candidate in (path, Path(f"{path}-wal")):
+    for candidate in candidates:
         try:
             total += candidate.stat().st_size
         except FileNotFoundError:
+            # Not written yet, or gone between the listing and the look: a Parquet part
+            # in progress is renamed when it is finished (seen on a busy machine).
             pass
     return total
 
@@ -136,14 +140,20 @@ def kill_loop(
             for sink, folder in folders.items()
         }
         live = dict(jobs)
-        while live:  # bounded: each job either shows its progress or ends by itself
-            for sink, job in list(live.items()):
-                if job.proc.poll() is not None:
-                    del live[sink]
-                elif _progressed(job, done):
-                    job.proc.send_signal(signal.SIGKILL)
-                    del live[sink]
-            time.sleep(0.01)
+        try:
+            while live:  # bounded: each job either shows its progress or ends by itself
+                for sink, job in list(live.items()):
+                    if job.proc.poll() is not None:
+                        del live[sink]
+                    elif _progressed(job, done):
+                        job.proc.send_signal(signal.SIGKILL)
+                        del live[sink]
+                time.sleep(0.01)
+        except BaseException:
+            for job in jobs.values():  # no job outlives a failed round, nor its pipes
+                job.proc.kill()
+                job.proc.communicate()
+            raise
         for sink, job in jobs.items():
             _, err = job.proc.communicate(timeout=60)
             assert job.proc.returncode in (0, -signal.SIGKILL), f"{sink}: {err}"
