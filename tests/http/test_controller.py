@@ -141,6 +141,30 @@ def test_retry_after_as_a_date_is_honoured_in_full() -> None:
     assert pause.status == 503
 
 
+def test_a_retry_after_date_is_read_against_the_answers_own_time() -> None:
+    """The pause runs from the answer's time on the monotonic clock, so the date is read
+    against the wall time of that moment: a process preempted before it reads the wall
+    clock (20 ms here, each reading) does not end the pause before the date (a busy CI
+    run's retry reached the test site early)."""
+    clock = FakeClock(0.0)
+
+    def late_wall() -> float:
+        clock.advance(0.02)  # the process lost the core just before this reading
+        return WALL + clock.now
+
+    c = HostController(ControlSettings(), clock=clock, wall=late_wall, rand=lambda: 0.5)
+    date_wall = float(int(WALL) + 10)  # an HTTP date: whole seconds
+    ticket = c.start(H)
+    clock.advance(0.05)
+    answered = clock.now
+    date = email.utils.formatdate(date_wall, usegmt=True)
+    c.finish(ticket, Outcome.REFUSAL, status=503, headers={"Retry-After": date})
+    verdict = c.verdict(H)
+    assert isinstance(verdict, Wait)
+    # The monotonic time of the date, as the answer's moment maps it (no reading late):
+    assert verdict.until >= answered + (date_wall - (WALL + answered))
+
+
 def test_retry_after_beyond_the_cap_defers_the_hosts_items() -> None:
     clock = FakeClock(0.0)
     c = _controller(clock)

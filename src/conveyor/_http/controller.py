@@ -251,7 +251,10 @@ class HostController:
         if ticket.sent_at >= state.cubic.refused_at or not state.cubic.w_max:
             state.cubic.refused(now, beta=settings.beta, recover=settings.recover)
         header = headers.get("Retry-After") if headers is not None else None
-        retry_after = parse_retry_after(header, now=self._wall())
+        # The wall time of ``now`` (the answer's), not a later reading: the pause runs
+        # from ``now`` on the monotonic clock, and a wall clock read later (the process
+        # preempted between the two, on a busy machine) made the retry early by the gap.
+        retry_after = parse_retry_after(header, now=self.to_wall(now))
         if state.pause is None:
             state.pause = HostPause()
         seconds = state.pause.refusal(
@@ -278,7 +281,7 @@ class HostController:
         assert self._fixed is not None
         if status == 429:
             header = headers.get("Retry-After") if headers is not None else None
-            wait = parse_retry_after(header, now=self._wall())
+            wait = parse_retry_after(header, now=self.to_wall(now))  # as in ``_refused``
             settings = self.settings
             pause = settings.fixed_backoff if wait is None else min(wait, settings.fixed_pause_cap)
             self._fixed.on_throttled(host, pause)
@@ -414,7 +417,10 @@ class HostController:
         return self._clock()
 
     def to_wall(self, when: float) -> float:
-        """A time on the controller's clock as a Unix time (for the journal)."""
+        """A time on the controller's clock as a Unix time (for the journal, and to read
+        a ``Retry-After`` date against). The wall clock is read first: a moment lost
+        between the two readings makes the result earlier, never later, so a wait worked
+        out from it is never short."""
         return self._wall() + (when - self._clock())
 
     def pauses_to_keep(self) -> dict[str, tuple[Reason, float]]:

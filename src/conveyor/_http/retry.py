@@ -16,9 +16,10 @@ from .config import FetchConfig
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 # Added to a Retry-After date's wait: the date is a time not to come before, turned into a
-# wait with the wall clock read a moment after the answer's time was taken and waited out
-# on the monotonic clock; without a margin a retry could reach the site a few microseconds
-# before the date (the test site counted one, once, on a fresh CI machine).
+# wait against a wall clock reading and waited out on the monotonic clock. The controller
+# reads it as of the answer's own time (``HostController.to_wall``: a reading taken later,
+# by a process preempted in between, made a busy run's retry early by the gap); the
+# margin covers what is left (the test site once counted a retry microseconds early).
 DATE_MARGIN = 0.005
 
 
