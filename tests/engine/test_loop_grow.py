@@ -141,10 +141,7 @@ async def test_a_head_whose_calls_show_no_lag_stays_though_its_loop_is_bound() -
     # Every call burns CPU (the loop reads bound), but the calls' own times say the
     # loop's lag is no part of them (``ports.Timed``: 100 ms answers read a few ms
     # late): more loops would buy nothing, and the head stays.
-    stage = make_stage("map", _unused, on="loop", concurrency=8, factory=TimedFactory(False))
-    out: list[tuple[int, int, list[Any]]] = []
-    runner = Runner(unsized(2000), [stage], sink=ListSink(out), loops=2, measured=True)
-    result = await runner.run()
+    result, out = await _timed_run(2000, lag_shows=False)
     assert result.results == 2000
     assert {pid for _, pid, _ in out} == {os.getpid()}
     assert result.stages[0].reason == "one loop until it is CPU-bound"
@@ -155,10 +152,7 @@ async def test_what_the_head_learnt_reaches_the_loop_processes_before_their_item
     # The same head, its calls showing the loop's lag: it moves, and every item the loop
     # processes ran found their service told what the service here learnt
     # (``ports.Learns``), the first one included.
-    stage = make_stage("map", _unused, on="loop", concurrency=8, factory=TimedFactory(True))
-    out: list[tuple[int, int, list[Any]]] = []
-    runner = Runner(unsized(4000), [stage], sink=ListSink(out), loops=2, measured=True)
-    result = await runner.run()
+    result, out = await _timed_run(4000, lag_shows=True)
     assert result.results == 4000
     assert result.stages[0].reason.startswith("moved to"), result.stages[0].reason
     here = os.getpid()
@@ -166,6 +160,15 @@ async def test_what_the_head_learnt_reaches_the_loop_processes_before_their_item
     assert there  # the loop processes ran the later items
     assert all(learnt == [("learnt", here)] for learnt in there)
     assert all(learnt == [] for _, pid, learnt in out if pid == here)
+
+
+async def _timed_run(items: int, *, lag_shows: bool) -> tuple[Any, list[Any]]:
+    """``items`` through a ``TimedFactory`` head on ``loops="auto"`` (two loop processes)."""
+    factory = TimedFactory(lag_shows)
+    stage = make_stage("map", _unused, on="loop", concurrency=8, factory=factory)
+    out: list[tuple[int, int, list[Any]]] = []
+    runner = Runner(unsized(items), [stage], sink=ListSink(out), loops=2, measured=True)
+    return await runner.run(), out
 
 
 async def _unused(item: Any) -> Any:  # pragma: no cover - the service's call runs instead
